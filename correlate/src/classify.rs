@@ -1,0 +1,272 @@
+//! Records -> signals. Every record passes through here, so the hot path is
+//! built to say "no" cheaply: candidate signals are looked up by source and
+//! reason, and all message regexes of a source are run as one [`RegexSet`]
+//! pass; captures are extracted only for the signals that matched.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use regex::{Regex, RegexSet};
+use rustc_hash::FxHashMap;
+
+use crate::model::{Entity, Event, Origin, Severity, Source};
+use crate::rules::{EntityScope, RuleSet, SignalDef, SignalId};
+use crate::time::EventTime;
+
+/// A record classified as a signal: the unit the engine correlates.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hit {
+    pub signal: SignalId,
+    pub time: EventTime,
+    pub entity: Entity<'static>,
+    /// Attribute name -> value, sorted by name.
+    pub attributes: Vec<(String, String)>,
+    pub summary: String,
+    pub severity: Severity,
+    /// The ongoing occurrence this record continues, if any.
+    pub occurrence: Option<u64>,
+    /// True when the record continues an occurrence already seen (a repeated
+    /// Kubernetes Event): it updates the signal, it is not a new one.
+    pub repeat: bool,
+    pub origin: Origin,
+}
+
+impl Hit {
+    pub fn attribute(&self, name: &str) -> Option<&str> {
+        self.attributes
+            .binary_search_by(|(k, _)| k.as_str().cmp(name))
+            .ok()
+            .map(|i| self.attributes[i].1.as_str())
+    }
+}
+
+/// The signal definitions of one source, indexed for fast rejection.
+#[derive(Debug, Default)]
+struct SourceIndex {
+    /// Signals that name reasons, by reason.
+    by_reason: FxHashMap<String, Vec<SignalId>>,
+    /// Signals that match any reason.
+    any_reason: Vec<SignalId>,
+    /// All message regexes of this source's signals, in one set.
+    messages: Option<RegexSet>,
+    /// Signal id -> its index in `messages`.
+    message_slot: FxHashMap<SignalId, usize>,
+}
+
+/// Classifies records into signals with a compiled [`RuleSet`].
+#[derive(Debug)]
+pub struct Classifier {
+    rules: Arc<RuleSet>,
+    sources: Vec<SourceIndex>,
+}
+
+impl Classifier {
+    pub fn new(rules: Arc<RuleSet>) -> Classifier {
+        let mut sources: Vec<SourceIndex> = Source::ALL.iter().map(|_| SourceIndex::default()).collect();
+        let mut patterns: Vec<Vec<(SignalId, String)>> = vec![Vec::new(); Source::ALL.len()];
+        for (i, def) in rules.signals.iter().enumerate() {
+            let id = SignalId(i as u32);
+            for src in &def.sources {
+                let idx = &mut sources[src.index()];
+                if def.reasons.is_empty() {
+                    idx.any_reason.push(id);
+                } else {
+                    for r in &def.reasons {
+                        idx.by_reason.entry(r.clone()).or_default().push(id);
+                    }
+                }
+                if let Some(m) = &def.message {
+                    patterns[src.index()].push((id, m.as_str().to_string()));
+                }
+            }
+        }
+        for (src, pats) in patterns.into_iter().enumerate() {
+            if pats.is_empty() {
+                continue;
+            }
+            // Each pattern compiled alone already, so the set compiles too.
+            if let Ok(set) = RegexSet::new(pats.iter().map(|(_, p)| p)) {
+                sources[src].message_slot = pats.iter().enumerate().map(|(slot, (id, _))| (*id, slot)).collect();
+                sources[src].messages = Some(set);
+            }
+        }
+        Classifier { rules, sources }
+    }
+
+    pub fn rules(&self) -> &Arc<RuleSet> {
+        &self.rules
+    }
+
+    /// Appends the signals `event` is an instance of to `out`, in rule order.
+    pub fn classify(&self, event: &Event<'_>, out: &mut Vec<Hit>) {
+        let idx = &self.sources[event.source.index()];
+        let by_reason = idx.by_reason.get(event.reason.as_ref());
+        if by_reason.is_none() && idx.any_reason.is_empty() {
+            return;
+        }
+        let mut candidates: Vec<SignalId> = idx.any_reason.clone();
+        if let Some(ids) = by_reason {
+            candidates.extend_from_slice(ids);
+            candidates.sort_unstable();
+        }
+        // One pass over the message for every candidate that has a regex.
+        let message_hits = match &idx.messages {
+            Some(set) if candidates.iter().any(|c| idx.message_slot.contains_key(c)) => {
+                let m = set.matches(&event.message);
+                if !m.matched_any() && candidates.iter().all(|c| idx.message_slot.contains_key(c)) {
+                    return;
+                }
+                Some(m)
+            }
+            _ => None,
+        };
+        for id in candidates {
+            if let Some(slot) = idx.message_slot.get(&id)
+                && !message_hits.as_ref().is_some_and(|m| m.matched(*slot))
+            {
+                continue;
+            }
+            let def = self.rules.signal(id);
+            if let Some(hit) = match_signal(id, def, event) {
+                out.push(hit);
+            }
+        }
+    }
+}
+
+/// Checks every condition of `def` but the message prefilter, and builds the hit.
+fn match_signal(id: SignalId, def: &SignalDef, ev: &Event<'_>) -> Option<Hit> {
+    if !def.kinds.is_empty() && !def.kinds.iter().any(|k| k == ev.entity.kind.as_ref()) {
+        return None;
+    }
+    if def.min_severity.is_some_and(|s| ev.severity < s) {
+        return None;
+    }
+    let mut attrs: Vec<(String, String)> = def.attributes.clone();
+    let mut capture = |re: &Regex, text: &str| -> bool {
+        let Some(caps) = re.captures(text) else {
+            return false;
+        };
+        for name in re.capture_names().flatten() {
+            if let Some(m) = caps.name(name) {
+                set_attr(&mut attrs, name, m.as_str());
+            }
+        }
+        true
+    };
+    if let Some(re) = &def.container {
+        if !capture(re, ev.container.as_deref().unwrap_or("")) {
+            return None;
+        }
+    }
+    if let Some(re) = &def.name {
+        if !capture(re, &ev.entity.name) {
+            return None;
+        }
+    }
+    if let Some(re) = &def.namespace {
+        if !capture(re, ev.entity.namespace.as_deref().unwrap_or("")) {
+            return None;
+        }
+    }
+    for (key, re) in &def.labels {
+        if !capture(re, ev.label(key).unwrap_or("")) {
+            return None;
+        }
+    }
+    for (key, re) in &def.fields {
+        if !capture(re, ev.field(key).unwrap_or("")) {
+            return None;
+        }
+    }
+    if let Some(re) = &def.message {
+        if !capture(re, &ev.message) {
+            return None;
+        }
+    }
+    if let Some(c) = &ev.container
+        && !attrs.iter().any(|(k, _)| k == "container")
+    {
+        attrs.push(("container".to_string(), c.to_string()));
+    }
+    attrs.sort_by(|a, b| a.0.cmp(&b.0));
+
+    let entity = match def.entity {
+        EntityScope::Itself => ev.entity.clone().into_owned(),
+        EntityScope::Workload => ev.entity.workload().into_owned(),
+        EntityScope::Node => match &ev.entity.node {
+            Some(node) => Entity {
+                kind: Cow::Borrowed("Node"),
+                name: Cow::Owned(node.to_string()),
+                node: Some(Cow::Owned(node.to_string())),
+                ..Entity::default()
+            },
+            None => ev.entity.clone().into_owned(),
+        },
+    };
+    let summary = if def.summary.is_empty() {
+        default_summary(ev)
+    } else {
+        def.summary.render(|var| {
+            signal_var(ev, var).or_else(|| {
+                attrs
+                    .binary_search_by(|(k, _)| k.as_str().cmp(var))
+                    .ok()
+                    .map(|i| Cow::Owned(attrs[i].1.clone()))
+            })
+        })
+    };
+    Some(Hit {
+        signal: id,
+        time: ev.time,
+        entity,
+        attributes: attrs,
+        summary,
+        severity: def.severity,
+        occurrence: ev.occurrence,
+        repeat: ev.field("repeat") == Some("true"),
+        origin: ev.origin,
+    })
+}
+
+fn set_attr(attrs: &mut Vec<(String, String)>, name: &str, value: &str) {
+    match attrs.iter_mut().find(|(k, _)| k == name) {
+        Some(slot) => slot.1 = value.to_string(),
+        None => attrs.push((name.to_string(), value.to_string())),
+    }
+}
+
+fn signal_var<'e>(ev: &'e Event<'_>, var: &str) -> Option<Cow<'e, str>> {
+    let v: &str = match var {
+        "name" => &ev.entity.name,
+        "namespace" => ev.entity.namespace.as_deref()?,
+        "node" => ev.entity.node.as_deref()?,
+        "kind" => &ev.entity.kind,
+        "workload" => return Some(Cow::Owned(ev.entity.workload().name.into_owned())),
+        "container" => ev.container.as_deref()?,
+        "reason" => &ev.reason,
+        "message" => &ev.message,
+        _ => return None,
+    };
+    Some(Cow::Borrowed(v))
+}
+
+fn default_summary(ev: &Event<'_>) -> String {
+    const MAX: usize = 240;
+    let mut s = if ev.reason.is_empty() {
+        ev.message.to_string()
+    } else if ev.message.is_empty() {
+        ev.reason.to_string()
+    } else {
+        format!("{}: {}", ev.reason, ev.message)
+    };
+    if s.len() > MAX {
+        let mut cut = MAX;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+        s.push('…');
+    }
+    s
+}

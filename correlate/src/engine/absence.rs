@@ -1,0 +1,459 @@
+//! Absence rules: an incident for something that did NOT happen.
+//!
+//! Two shapes: entities held in a state signal for `for` while the `absent`
+//! signals stay unseen (pods Pending, no scheduling events), and a busy peer
+//! that falls silent while its workload's other members report the
+//! condition (a stuck leader whose followers time out).
+//!
+//! Both are evaluated at every tick, and the time an incident opens is
+//! computed from the facts (the k-th entity crossing `for`, the silent
+//! peer's last line plus `quiet`), not from when a watermark happened to
+//! arrive: the same records give the same `opened_at` in any order.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use super::activity::Activity;
+use super::correlation::{member, merge_attributes, root_entity};
+use super::join::{Joiner, Side, describe_join, join_key};
+use crate::classify::Hit;
+use crate::incident::{AbsenceFacts, Incident, IncidentIdx, IncidentStore, Member, Role, RuleRef, Status, entity_key};
+use crate::model::Entity;
+use crate::rules::{AbsenceDef, RuleSet};
+use crate::time::EventTime;
+
+/// Where the incident's root sits, for joins.
+const GROUP: &str = "";
+
+#[derive(Debug)]
+struct Evidence {
+    times: VecDeque<EventTime>,
+    first: EventTime,
+    entities: BTreeMap<String, Hit>,
+}
+
+#[derive(Debug)]
+struct Silent {
+    pod: u64,
+    since: EventTime,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct AbsenceState {
+    /// Entities in a condition state: (since, key) in order, and key -> entity.
+    in_state: BTreeSet<(EventTime, String)>,
+    state_of: BTreeMap<String, (EventTime, Entity<'static>, String)>,
+    last_absent: Option<EventTime>,
+    /// Condition evidence by workload key.
+    evidence: BTreeMap<String, Evidence>,
+    incident: Option<IncidentIdx>,
+    /// The workload an open silent-peer incident is about, and its peer.
+    silent: Option<(String, Silent)>,
+    window: Option<(EventTime, EventTime)>,
+    /// Episodes already reported, so a resolved incident is not re-opened on
+    /// the same facts: the silent peer and its last line; for state rules,
+    /// when the last incident resolved.
+    reported_silences: BTreeSet<(u64, EventTime)>,
+    resolved_at: Option<EventTime>,
+    pub(crate) joiner: Joiner,
+}
+
+impl AbsenceState {
+    pub(crate) fn enter_state(&mut self, key: &str, since: EventTime, entity: &Entity<'static>, signal: &str) {
+        if self.state_of.contains_key(key) {
+            return;
+        }
+        self.in_state.insert((since, key.to_string()));
+        self.state_of
+            .insert(key.to_string(), (since, entity.clone(), signal.to_string()));
+    }
+
+    pub(crate) fn leave_state(&mut self, key: &str) {
+        if let Some((since, _, _)) = self.state_of.remove(key) {
+            self.in_state.remove(&(since, key.to_string()));
+        }
+    }
+
+    pub(crate) fn saw_absent(&mut self, t: EventTime) {
+        self.last_absent = Some(self.last_absent.map_or(t, |l| l.max(t)));
+    }
+
+    pub(crate) fn on_evidence(&mut self, rules: &RuleSet, hit: &Hit, store: &mut IncidentStore) {
+        let wkey = entity_key(&hit.entity.workload());
+        let ev = self.evidence.entry(wkey.clone()).or_insert_with(|| Evidence {
+            times: VecDeque::new(),
+            first: hit.time,
+            entities: BTreeMap::new(),
+        });
+        let pos = ev.times.iter().rposition(|x| *x <= hit.time).map_or(0, |p| p + 1);
+        ev.times.insert(pos, hit.time);
+        ev.entities
+            .entry(entity_key(&hit.entity))
+            .or_insert_with(|| hit.clone());
+        if let (Some(inc), Some((w, _))) = (self.incident, &self.silent)
+            && *w == wkey
+            && store.is_live(inc)
+        {
+            let signal = &rules.signal(hit.signal).id;
+            store.add(inc, entity_key(&hit.entity), member(hit, signal, Role::Evidence, Vec::new()), false, hit.time);
+        }
+    }
+
+    pub(crate) fn on_effect(&mut self, rules: &RuleSet, ai: usize, ei: usize, hit: &Hit, store: &mut IncidentStore) {
+        let def = &rules.absences[ai];
+        let Some(jk) = join_key(&def.effects[ei].join, Side::Effect, &hit.entity, &hit.attributes) else {
+            return;
+        };
+        let live = self.incident.filter(|i| store.is_live(*i));
+        let in_window = self.window.is_some_and(|(from, _)| hit.time >= from.saturating_sub(def.before));
+        if let Some(inc) = live
+            && in_window
+            && !self.joiner.targets(ei, &jk).is_empty()
+        {
+            attach(rules, def, ei, inc, hit, store);
+        } else {
+            self.joiner.hold(ei, jk, hit.clone());
+        }
+    }
+
+    pub(crate) fn on_resolve(&mut self, rules: &RuleSet, hit: &Hit, store: &mut IncidentStore) {
+        if let Some(inc) = self.incident {
+            let signal = &rules.signal(hit.signal).id;
+            store.resolve(inc, hit.time, format!("resolved by {signal}"));
+            self.closed(hit.time);
+        }
+    }
+
+    /// The open incident ended at `t`: remember the episode it reported.
+    fn closed(&mut self, t: EventTime) {
+        self.incident = None;
+        self.window = None;
+        if let Some((_, s)) = self.silent.take() {
+            self.reported_silences.insert((s.pod, s.since));
+        }
+        self.resolved_at = Some(t);
+    }
+
+    /// Brings the rule up to event time `t`.
+    pub(crate) fn evaluate(
+        &mut self,
+        rules: &RuleSet,
+        ai: usize,
+        t: EventTime,
+        activity: &Activity,
+        store: &mut IncidentStore,
+    ) {
+        let def = &rules.absences[ai];
+        if let Some(lookback) = def.silent_peer.as_ref().map(|s| s.lookback) {
+            let horizon = t.saturating_sub(lookback);
+            for ev in self.evidence.values_mut() {
+                while ev.times.front().is_some_and(|x| *x < horizon) {
+                    ev.times.pop_front();
+                }
+            }
+            self.evidence.retain(|_, ev| !ev.times.is_empty());
+        }
+        if let Some(inc) = self.incident {
+            if !store.is_live(inc) {
+                self.closed(store.get(store.find(inc)).resolved_at.unwrap_or(t));
+            } else {
+                self.update_open(rules, def, inc, t, activity, store);
+                return;
+            }
+        }
+        if def.silent_peer.is_some() {
+            self.try_open_silent(rules, ai, t, activity, store);
+        } else if def.duration > crate::time::Span::ZERO {
+            self.try_open_state(rules, ai, t, store);
+        }
+    }
+
+    fn update_open(
+        &mut self,
+        rules: &RuleSet,
+        def: &AbsenceDef,
+        inc: IncidentIdx,
+        t: EventTime,
+        activity: &Activity,
+        store: &mut IncidentStore,
+    ) {
+        if let Some((_, silent)) = &self.silent {
+            if activity.logged_between(silent.pod, silent.since, t) {
+                store.resolve(inc, t, "the silent peer logs again".to_string());
+                self.closed(t);
+            }
+            return;
+        }
+        if def.duration == crate::time::Span::ZERO {
+            return;
+        }
+        if self.in_state.is_empty() {
+            store.resolve(inc, t, "no entity is in the condition state any more".to_string());
+            self.closed(t);
+            return;
+        }
+        // Entities that have now held the state for `for` join the incident.
+        let cutoff = t.saturating_sub(def.duration);
+        let target = store.find(inc);
+        let known: Vec<(String, Entity<'static>, EventTime, String)> = self
+            .in_state
+            .iter()
+            .take_while(|(since, _)| *since <= cutoff)
+            .filter(|(_, key)| !store.get(target).causes.contains_key(key))
+            .filter_map(|(since, key)| {
+                self.state_of
+                    .get(key)
+                    .map(|(_, e, s)| (key.clone(), e.clone(), *since, s.clone()))
+            })
+            .collect();
+        let _ = rules;
+        for (key, entity, since, signal) in known {
+            let m = condition_member(entity, signal, since, since.saturating_add(def.duration));
+            store.add(inc, key, m, true, since.saturating_add(def.duration));
+        }
+    }
+
+    fn try_open_state(&mut self, rules: &RuleSet, ai: usize, t: EventTime, store: &mut IncidentStore) {
+        let def = &rules.absences[ai];
+        let k = def.min_entities as usize;
+        let Some((since_k, _)) = self.in_state.iter().nth(k - 1) else {
+            return;
+        };
+        let mut at = since_k.saturating_add(def.duration);
+        if !def.absent.is_empty()
+            && let Some(l) = self.last_absent
+        {
+            at = at.max(l.saturating_add(def.duration));
+        }
+        if at > t {
+            return;
+        }
+        // Entities still held since before the last incident resolved were
+        // reported then; a new incident needs the condition to form anew.
+        if self.resolved_at.is_some_and(|r| at <= r) {
+            return;
+        }
+        let window_from = at.saturating_sub(def.duration);
+        let members: Vec<(String, Entity<'static>, EventTime, String)> = self
+            .in_state
+            .iter()
+            .take_while(|(since, _)| *since <= window_from)
+            .filter_map(|(since, key)| {
+                self.state_of
+                    .get(key)
+                    .map(|(_, e, s)| (key.clone(), e.clone(), *since, s.clone()))
+            })
+            .collect();
+        let Some((_, first_entity, first_since, first_signal)) = members.first().cloned() else {
+            return;
+        };
+        let root = root_entity(&def.root, &first_entity, &[]);
+        let facts = AbsenceFacts {
+            absent: def.absent.iter().map(|s| rules.signal(*s).id.clone()).collect(),
+            since: window_from,
+            until: at,
+            held_for: def.duration,
+            ..AbsenceFacts::default()
+        };
+        let summary = format!(
+            "{} entities in {} for over {} with no {} since {}",
+            members.len(),
+            first_signal,
+            def.duration,
+            if facts.absent.is_empty() { "change".to_string() } else { facts.absent.join(" or ") },
+            window_from
+        );
+        let idx = store.insert(new_incident(def, ai, root, first_signal, summary, first_since, Some(facts)));
+        for (key, entity, since, signal) in members {
+            let m = condition_member(entity, signal, since, since.saturating_add(def.duration));
+            store.add(idx, key, m, true, at);
+        }
+        self.open(rules, def, idx, window_from, at, store);
+    }
+
+    fn try_open_silent(
+        &mut self,
+        rules: &RuleSet,
+        ai: usize,
+        t: EventTime,
+        activity: &Activity,
+        store: &mut IncidentStore,
+    ) {
+        let def = &rules.absences[ai];
+        let Some(sp) = &def.silent_peer else { return };
+        let min = def.min_count.max(1) as usize;
+        let mut found: Option<(EventTime, String, u64, String, EventTime, u64)> = None;
+        for (wkey, ev) in &self.evidence {
+            if ev.times.len() < min {
+                continue;
+            }
+            let kth = ev.times[min - 1];
+            for (pkey, pod) in activity.members(wkey) {
+                if ev.entities.contains_key(&pkey) {
+                    continue;
+                }
+                let Some(last) = activity.last_before(pod, t) else { continue };
+                if self.reported_silences.contains(&(pod, last)) {
+                    continue;
+                }
+                // Fell silent as the peers started to complain, not long before.
+                if last > ev.first.saturating_add(sp.quiet) || last < ev.first.saturating_sub(sp.lookback) {
+                    continue;
+                }
+                if t.since(last) < sp.quiet {
+                    continue;
+                }
+                let lines = activity.lines_in(pod, last, sp.lookback);
+                if lines < u64::from(sp.min_lines) {
+                    continue;
+                }
+                let cand = (last, pkey, pod, wkey.clone(), kth, lines);
+                if found.as_ref().is_none_or(|f| (cand.0, &cand.1) < (f.0, &f.1)) {
+                    found = Some(cand);
+                }
+            }
+        }
+        let Some((last, _pkey, pod, wkey, kth, lines)) = found else {
+            return;
+        };
+        let Some(entity) = activity.entity(pod).cloned() else { return };
+        let at = last.saturating_add(sp.quiet).max(kth);
+        let evidence = &self.evidence[&wkey];
+        let facts = AbsenceFacts {
+            absent: vec![format!("log lines from {}", entity.name)],
+            since: last,
+            until: at,
+            held_for: sp.quiet,
+            silent_since: Some(last),
+            lines_before_silence: Some(lines),
+            evidence_records: Some(evidence.times.len() as u64),
+        };
+        let root = root_entity(&def.root, &entity, &[]);
+        let first_hit = evidence.entities.values().min_by_key(|h| h.time).cloned();
+        let signal = first_hit
+            .as_ref()
+            .map(|h| rules.signal(h.signal).id.clone())
+            .unwrap_or_default();
+        let summary = format!(
+            "{} logged {} lines in the {} before {}, then nothing for {}, while its peers reported {} ({} records)",
+            entity.name,
+            lines,
+            sp.lookback,
+            last,
+            at.since(last),
+            signal,
+            evidence.times.len()
+        );
+        let idx = store.insert(new_incident(def, ai, root, signal, summary, last, Some(facts)));
+        let hits: Vec<Hit> = evidence.entities.values().cloned().collect();
+        for h in &hits {
+            let sig = &rules.signal(h.signal).id;
+            let records = evidence.times.len() as u64 / hits.len().max(1) as u64;
+            let mut m = member(h, sig, Role::Evidence, Vec::new());
+            m.records = records.max(1);
+            store.add(idx, entity_key(&h.entity), m, false, at);
+            merge_attributes(store.get_mut(idx), &h.attributes);
+        }
+        self.silent = Some((
+            wkey,
+            Silent {
+                pod,
+                since: last,
+            },
+        ));
+        self.open(rules, def, idx, last, at, store);
+    }
+
+    /// Opens the incident, registers the root for effect joins and takes the
+    /// effects already held.
+    fn open(
+        &mut self,
+        rules: &RuleSet,
+        def: &AbsenceDef,
+        idx: IncidentIdx,
+        from: EventTime,
+        at: EventTime,
+        store: &mut IncidentStore,
+    ) {
+        self.incident = Some(idx);
+        self.window = Some((from, at));
+        store.open(idx, at);
+        let root = store.get(idx).root.clone();
+        let attrs: Vec<(String, String)> = store
+            .get(idx)
+            .attributes
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let since = from.saturating_sub(def.before);
+        for (ei, e) in def.effects.iter().enumerate() {
+            if let Some(jk) = join_key(&e.join, Side::Cause, &root, &attrs) {
+                self.joiner.register(ei, &jk, GROUP);
+                for h in self.joiner.take(ei, &jk, since) {
+                    attach(rules, def, ei, idx, &h, store);
+                }
+            }
+        }
+    }
+
+    pub(crate) fn housekeep(&mut self, def: &AbsenceDef, t: EventTime) -> u64 {
+        self.joiner.expire(t.saturating_sub(def.before.max(def.duration)))
+    }
+}
+
+fn attach(rules: &RuleSet, def: &AbsenceDef, ei: usize, inc: IncidentIdx, hit: &Hit, store: &mut IncidentStore) {
+    let via = describe_join(&def.effects[ei].join, hit);
+    let signal = &rules.signal(hit.signal).id;
+    store.add(inc, entity_key(&hit.entity), member(hit, signal, Role::Effect, via), false, hit.time);
+}
+
+fn condition_member(entity: Entity<'static>, signal: String, since: EventTime, crossed: EventTime) -> Member {
+    Member {
+        entity,
+        signal,
+        role: Role::Condition,
+        first: since,
+        last: crossed,
+        records: 1,
+        joined_by: Vec::new(),
+    }
+}
+
+fn new_incident(
+    def: &AbsenceDef,
+    ai: usize,
+    root: Entity<'static>,
+    signal: String,
+    summary: String,
+    first_seen: EventTime,
+    facts: Option<AbsenceFacts>,
+) -> Incident {
+    Incident {
+        id: String::new(),
+        rule: RuleRef::Absence(ai),
+        rule_id: def.id.clone(),
+        description: def.description.clone(),
+        status: Status::Pending,
+        severity: def.severity,
+        opened_at: None,
+        first_seen,
+        last_seen: first_seen,
+        resolved_at: None,
+        resolved_by: None,
+        root,
+        root_signal: signal,
+        root_summary: summary,
+        attributes: BTreeMap::new(),
+        causes: BTreeMap::new(),
+        affected: BTreeMap::new(),
+        signals: 0,
+        window_before: def.before,
+        window_after: def.after,
+        absence: facts,
+        merged_from: Vec::new(),
+        merged_into: None,
+        version: 0,
+        title: def.title.clone(),
+        summary: def.summary.clone(),
+        quiet: def.resolve.quiet,
+    }
+}

@@ -1,0 +1,300 @@
+//! Correlation rules: causes gather into groups (one per `group_by` value),
+//! each group backed by an incident that opens once the rule's thresholds
+//! are met; effects join a group through the rule's join values inside its
+//! window, or wait until a cause appears.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use rustc_hash::{FxHashMap, FxHashSet};
+
+use super::join::{Joiner, Side, describe_join, join_key, select_hit};
+use crate::classify::Hit;
+use crate::incident::{Incident, IncidentIdx, IncidentStore, Member, Role, RuleRef, Status, entity_key};
+use crate::model::Entity;
+use crate::rules::{CorrelationDef, RootDef, RuleSet};
+use crate::time::EventTime;
+
+#[derive(Debug)]
+struct Group {
+    incident: IncidentIdx,
+    first: EventTime,
+    last_cause: EventTime,
+    /// Distinct occurrences of the cause (a repeated Event counts once).
+    count: u32,
+    occurrences: FxHashSet<u64>,
+    causes: FxHashSet<String>,
+    effects: FxHashSet<String>,
+    joins: FxHashSet<(usize, String)>,
+    resolved_causes: FxHashSet<String>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct CorrelationState {
+    groups: FxHashMap<String, Group>,
+    pub(crate) joiner: Joiner,
+}
+
+/// Where an incident's root is, from the hit that formed it.
+pub(crate) fn root_entity(root: &RootDef, entity: &Entity<'static>, attrs: &[(String, String)]) -> Entity<'static> {
+    match root {
+        RootDef::Entity => entity.clone(),
+        RootDef::Workload => entity.workload(),
+        RootDef::Node => match &entity.node {
+            Some(n) => Entity {
+                kind: Cow::Borrowed("Node"),
+                name: n.clone(),
+                node: Some(n.clone()),
+                ..Entity::default()
+            },
+            None => entity.clone(),
+        },
+        RootDef::Synthetic {
+            kind,
+            name,
+            namespace,
+        } => {
+            let lookup = |v: &str| -> Option<Cow<'_, str>> {
+                attrs
+                    .iter()
+                    .find(|(k, _)| k == v)
+                    .map(|(_, val)| Cow::Owned(val.clone()))
+                    .or_else(|| match v {
+                        "namespace" => entity.namespace.clone(),
+                        "node" => entity.node.clone(),
+                        "root" => Some(entity.name.clone()),
+                        _ => None,
+                    })
+            };
+            Entity {
+                kind: Cow::Owned(kind.clone()),
+                name: Cow::Owned(name.render(lookup)),
+                namespace: namespace.as_ref().map(|n| Cow::Owned(n.render(lookup))),
+                ..Entity::default()
+            }
+        }
+    }
+}
+
+pub(crate) fn member(hit: &Hit, signal: &str, role: Role, joined_by: Vec<String>) -> Member {
+    Member {
+        entity: hit.entity.clone(),
+        signal: signal.to_string(),
+        role,
+        first: hit.time,
+        last: hit.time,
+        records: 1,
+        joined_by,
+    }
+}
+
+impl CorrelationState {
+    pub(crate) fn on_cause(
+        &mut self,
+        rules: &RuleSet,
+        ci: usize,
+        hit: &Hit,
+        store: &mut IncidentStore,
+    ) {
+        let def = &rules.correlations[ci];
+        let Some(gkey) = select_hit(&def.group_by, hit) else {
+            return;
+        };
+        let t = hit.time;
+        let fresh = self.groups.get(&gkey).is_some_and(|g| {
+            store.is_live(g.incident) && t <= g.last_cause.saturating_add(def.after.max(def.resolve.quiet))
+        });
+        if !fresh {
+            let incident = store.insert(new_incident(rules, ci, def, hit));
+            self.groups.insert(
+                gkey.clone(),
+                Group {
+                    incident,
+                    first: t,
+                    last_cause: t,
+                    count: 0,
+                    occurrences: FxHashSet::default(),
+                    causes: FxHashSet::default(),
+                    effects: FxHashSet::default(),
+                    joins: FxHashSet::default(),
+                    resolved_causes: FxHashSet::default(),
+                },
+            );
+        }
+        let Some(g) = self.groups.get_mut(&gkey) else {
+            return;
+        };
+        let repeat = match hit.occurrence {
+            Some(o) => !g.occurrences.insert(o) && hit.repeat,
+            None => false,
+        };
+        if !repeat {
+            g.count += 1;
+        }
+        g.last_cause = g.last_cause.max(t);
+        g.first = g.first.min(t);
+        let key = entity_key(&hit.entity);
+        g.causes.insert(key.clone());
+        g.resolved_causes.remove(&key);
+        let signal = &rules.signal(hit.signal).id;
+        let idx = store.find(g.incident);
+        merge_attributes(store.get_mut(idx), &hit.attributes);
+        store.add(g.incident, key, member(hit, signal, Role::Cause, Vec::new()), true, t);
+
+        // Register what this cause offers to effects, and take any effect
+        // that arrived first.
+        let since = g.first.saturating_sub(def.before);
+        let mut pulled = Vec::new();
+        for (ei, e) in def.effects.iter().enumerate() {
+            if let Some(jk) = join_key(&e.join, Side::Cause, &hit.entity, &hit.attributes) {
+                if g.joins.insert((ei, jk.clone())) {
+                    self.joiner.register(ei, &jk, &gkey);
+                }
+                for h in self.joiner.take(ei, &jk, since) {
+                    pulled.push((ei, h));
+                }
+            }
+        }
+        for (ei, h) in pulled {
+            self.attach(rules, ci, &gkey, ei, &h, store);
+        }
+        self.check_open(def, &gkey, t, store);
+    }
+
+    pub(crate) fn on_effect(
+        &mut self,
+        rules: &RuleSet,
+        ci: usize,
+        ei: usize,
+        hit: &Hit,
+        store: &mut IncidentStore,
+    ) {
+        let def = &rules.correlations[ci];
+        let Some(jk) = join_key(&def.effects[ei].join, Side::Effect, &hit.entity, &hit.attributes) else {
+            return;
+        };
+        let t = hit.time;
+        let targets: Vec<String> = self
+            .joiner
+            .targets(ei, &jk)
+            .iter()
+            .filter(|g| {
+                self.groups.get(g.as_str()).is_some_and(|g| {
+                    store.is_live(g.incident)
+                        && t >= g.first.saturating_sub(def.before)
+                        && t <= g.last_cause.saturating_add(def.after)
+                })
+            })
+            .cloned()
+            .collect();
+        if targets.is_empty() {
+            self.joiner.hold(ei, jk, hit.clone());
+            return;
+        }
+        for g in targets {
+            self.attach(rules, ci, &g, ei, hit, store);
+        }
+    }
+
+    fn attach(&mut self, rules: &RuleSet, ci: usize, gkey: &str, ei: usize, hit: &Hit, store: &mut IncidentStore) {
+        let def = &rules.correlations[ci];
+        let Some(g) = self.groups.get_mut(gkey) else {
+            return;
+        };
+        let key = entity_key(&hit.entity);
+        if g.causes.contains(&key) {
+            store.touch(g.incident, hit.time);
+            return;
+        }
+        g.effects.insert(key.clone());
+        let idx = store.find(g.incident);
+        merge_attributes(store.get_mut(idx), &hit.attributes);
+        let via = describe_join(&def.effects[ei].join, hit);
+        let signal = &rules.signal(hit.signal).id;
+        store.add(g.incident, key, member(hit, signal, Role::Effect, via), false, hit.time);
+        self.check_open(def, gkey, hit.time, store);
+    }
+
+    fn check_open(&self, def: &CorrelationDef, gkey: &str, t: EventTime, store: &mut IncidentStore) {
+        let Some(g) = self.groups.get(gkey) else {
+            return;
+        };
+        if store.get(g.incident).status == Status::Pending
+            && g.count >= def.min_count
+            && g.causes.len() >= def.min_entities as usize
+            && g.effects.len() >= def.min_effects as usize
+        {
+            store.open(g.incident, t);
+        }
+    }
+
+    /// A resolving signal: the incident resolves once every cause entity
+    /// has shown one after its last cause signal.
+    pub(crate) fn on_resolve(&mut self, rules: &RuleSet, ci: usize, hit: &Hit, store: &mut IncidentStore) {
+        let def = &rules.correlations[ci];
+        let Some(gkey) = select_hit(&def.group_by, hit) else {
+            return;
+        };
+        let Some(g) = self.groups.get_mut(&gkey) else {
+            return;
+        };
+        let key = entity_key(&hit.entity);
+        if g.causes.contains(&key) {
+            g.resolved_causes.insert(key);
+        }
+        if !g.causes.is_empty() && g.resolved_causes.len() == g.causes.len() && store.is_live(g.incident) {
+            let signal = &rules.signal(hit.signal).id;
+            store.resolve(g.incident, hit.time, format!("resolved by {signal} on every cause"));
+        }
+    }
+
+    /// Drops expired held effects and dead groups; returns effects dropped.
+    pub(crate) fn housekeep(&mut self, def: &CorrelationDef, t: EventTime, store: &IncidentStore) -> u64 {
+        let dropped = self.joiner.expire(t.saturating_sub(def.before));
+        let keep_for = def.after.max(def.resolve.quiet).max(def.before);
+        self.groups
+            .retain(|_, g| store.is_live(g.incident) || g.last_cause.saturating_add(keep_for) > t);
+        let groups = &self.groups;
+        self.joiner.retain_groups(|g| groups.contains_key(g));
+        dropped
+    }
+}
+
+pub(crate) fn merge_attributes(inc: &mut Incident, attrs: &[(String, String)]) {
+    for (k, v) in attrs {
+        inc.attributes.entry(k.clone()).or_insert_with(|| v.clone());
+    }
+}
+
+fn new_incident(rules: &RuleSet, ci: usize, def: &CorrelationDef, hit: &Hit) -> Incident {
+    let root = root_entity(&def.root, &hit.entity, &hit.attributes);
+    Incident {
+        id: String::new(),
+        rule: RuleRef::Correlation(ci),
+        rule_id: def.id.clone(),
+        description: def.description.clone(),
+        status: Status::Pending,
+        severity: def.severity,
+        opened_at: None,
+        first_seen: hit.time,
+        last_seen: hit.time,
+        resolved_at: None,
+        resolved_by: None,
+        root,
+        root_signal: rules.signal(hit.signal).id.clone(),
+        root_summary: hit.summary.clone(),
+        attributes: BTreeMap::new(),
+        causes: BTreeMap::new(),
+        affected: BTreeMap::new(),
+        signals: 0,
+        window_before: def.before,
+        window_after: def.after,
+        absence: None,
+        merged_from: Vec::new(),
+        merged_into: None,
+        version: 0,
+        title: def.title.clone(),
+        summary: def.summary.clone(),
+        quiet: def.resolve.quiet,
+    }
+}

@@ -1,0 +1,185 @@
+//! Joins between a cause and its effects: which values tie them, which
+//! incidents wait for which values, and the effects held because their
+//! cause has not been seen yet (effects are often seen first).
+
+use std::collections::VecDeque;
+
+use rustc_hash::FxHashMap;
+
+use crate::classify::Hit;
+use crate::incident::entity_key;
+use crate::model::Entity;
+use crate::rules::{JoinDef, Selector};
+use crate::time::EventTime;
+
+/// Reads a selector off an entity and its attributes.
+pub(crate) fn select(sel: &Selector, entity: &Entity<'_>, attrs: &[(String, String)]) -> Option<String> {
+    let v = match sel {
+        Selector::Entity => entity_key(entity),
+        Selector::Workload => entity_key(&entity.workload()),
+        Selector::Node => match (&entity.node, entity.kind.as_ref()) {
+            (Some(n), _) => n.to_string(),
+            (None, "Node") => entity.name.to_string(),
+            (None, _) => return None,
+        },
+        Selector::Namespace => entity.namespace.as_deref()?.to_string(),
+        Selector::Name => entity.name.to_string(),
+        Selector::Kind => entity.kind.to_string(),
+        Selector::Cluster => String::new(),
+        Selector::Attribute(a) => attrs.iter().find(|(k, _)| k == a)?.1.clone(),
+    };
+    Some(v)
+}
+
+pub(crate) fn select_hit(sel: &Selector, hit: &Hit) -> Option<String> {
+    select(sel, &hit.entity, &hit.attributes)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Side {
+    Cause,
+    Effect,
+}
+
+/// The join key of one side: every selector's value, or `None` when one is
+/// missing (an effect without the attribute cannot be tied to anything).
+pub(crate) fn join_key(
+    join: &[JoinDef],
+    side: Side,
+    entity: &Entity<'_>,
+    attrs: &[(String, String)],
+) -> Option<String> {
+    let mut key = String::new();
+    for j in join {
+        let sel = match side {
+            Side::Cause => &j.cause,
+            Side::Effect => &j.effect,
+        };
+        let v = select(sel, entity, attrs)?;
+        if v.is_empty() && !matches!(sel, Selector::Cluster) {
+            return None;
+        }
+        key.push_str(&v);
+        key.push('\u{1f}');
+    }
+    Some(key)
+}
+
+/// `node = k8s-node1, driver = nfs.csi.k8s.io`, for explanations.
+pub(crate) fn describe_join(join: &[JoinDef], hit: &Hit) -> Vec<String> {
+    join.iter()
+        .map(|j| {
+            let v = select_hit(&j.effect, hit).unwrap_or_default();
+            if j.cause == j.effect {
+                format!("same {} = {v}", j.cause.describe())
+            } else {
+                format!("cause {} = effect {} = {v}", j.cause.describe(), j.effect.describe())
+            }
+        })
+        .collect()
+}
+
+/// Rough bytes a held hit costs, for the held-state cap.
+pub(crate) fn hit_bytes(h: &Hit) -> usize {
+    std::mem::size_of::<Hit>()
+        + h.summary.len()
+        + h.entity.name.len()
+        + h.entity.namespace.as_ref().map_or(0, |s| s.len())
+        + h.entity.node.as_ref().map_or(0, |s| s.len())
+        + h.attributes.iter().map(|(k, v)| k.len() + v.len() + 48).sum::<usize>()
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Joiner {
+    /// (effect index, join key) -> group keys that provide it.
+    index: FxHashMap<(usize, String), Vec<String>>,
+    /// (effect index, join key) -> effects waiting for a cause, oldest first.
+    held: FxHashMap<(usize, String), VecDeque<Hit>>,
+    pub(crate) held_entries: usize,
+    pub(crate) held_bytes: usize,
+}
+
+impl Joiner {
+    pub(crate) fn register(&mut self, effect: usize, key: &str, group: &str) {
+        let v = self.index.entry((effect, key.to_string())).or_default();
+        if !v.iter().any(|g| g == group) {
+            v.push(group.to_string());
+        }
+    }
+
+    pub(crate) fn targets(&self, effect: usize, key: &str) -> &[String] {
+        self.index
+            .get(&(effect, key.to_string()))
+            .map_or(&[], Vec::as_slice)
+    }
+
+    pub(crate) fn hold(&mut self, effect: usize, key: String, hit: Hit) {
+        self.held_entries += 1;
+        self.held_bytes += hit_bytes(&hit);
+        self.held.entry((effect, key)).or_default().push_back(hit);
+    }
+
+    /// Takes the held effects for `key` at or after `since`, oldest first.
+    pub(crate) fn take(&mut self, effect: usize, key: &str, since: EventTime) -> Vec<Hit> {
+        let Some(q) = self.held.remove(&(effect, key.to_string())) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for h in q {
+            self.held_entries -= 1;
+            self.held_bytes -= hit_bytes(&h);
+            if h.time >= since {
+                out.push(h);
+            }
+        }
+        out
+    }
+
+    /// Drops held effects older than `before`; returns how many.
+    pub(crate) fn expire(&mut self, before: EventTime) -> u64 {
+        let mut dropped = 0;
+        self.held.retain(|_, q| {
+            while q.front().is_some_and(|h| h.time < before) {
+                if let Some(h) = q.pop_front() {
+                    dropped += 1;
+                    self.held_entries -= 1;
+                    self.held_bytes -= hit_bytes(&h);
+                }
+            }
+            !q.is_empty()
+        });
+        dropped
+    }
+
+    /// Evicts the oldest held effects until under both caps; returns how many.
+    pub(crate) fn evict_to(&mut self, max_entries: usize, max_bytes: usize) -> u64 {
+        let mut evicted = 0;
+        while self.held_entries > max_entries || self.held_bytes > max_bytes {
+            let oldest = self
+                .held
+                .iter()
+                .filter_map(|(k, q)| q.front().map(|h| (h.time, k.clone())))
+                .min();
+            let Some((_, key)) = oldest else { break };
+            if let Some(q) = self.held.get_mut(&key)
+                && let Some(h) = q.pop_front()
+            {
+                evicted += 1;
+                self.held_entries -= 1;
+                self.held_bytes -= hit_bytes(&h);
+                if q.is_empty() {
+                    self.held.remove(&key);
+                }
+            }
+        }
+        evicted
+    }
+
+    /// Forgets registrations of groups that no longer exist.
+    pub(crate) fn retain_groups(&mut self, alive: impl Fn(&str) -> bool) {
+        self.index.retain(|_, gs| {
+            gs.retain(|g| alive(g));
+            !gs.is_empty()
+        });
+    }
+}

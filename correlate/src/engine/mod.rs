@@ -1,0 +1,413 @@
+//! The windowed correlation engine.
+//!
+//! [`Engine::push`] takes one record; [`Engine::advance`] moves the
+//! watermark. Both return the incident changes they caused. Inside, every
+//! record is classified at once, and its signals wait in a reorder buffer
+//! until the watermark (the newest event time seen, less the allowed
+//! lateness) passes them; they then leave in event-time order, so rules see
+//! one ordered stream however the input was shuffled within the lateness
+//! bound. Before each released signal the engine *ticks* to its time:
+//! absence rules are evaluated and quiet incidents resolve, at exactly the
+//! event time their condition dictates.
+//!
+//! Held state is bounded: the reorder buffer releases early past its cap
+//! (no loss, counted), and effects waiting for a cause are evicted oldest
+//! first past the entry and byte caps (counted and logged).
+
+mod absence;
+mod activity;
+mod correlation;
+mod join;
+mod reorder;
+
+use std::hash::Hasher;
+use std::sync::Arc;
+
+use rustc_hash::{FxHashMap, FxHasher};
+use serde::Serialize;
+
+use self::absence::AbsenceState;
+use self::activity::Activity;
+use self::correlation::CorrelationState;
+use self::reorder::{OrderKey, Reorder};
+use crate::classify::{Classifier, Hit};
+use crate::incident::{Incident, IncidentStore, IncidentUpdate, entity_key};
+use crate::model::{Entity, Event, Source};
+use crate::rules::{RuleSet, SignalId};
+use crate::time::{EventTime, Span};
+
+/// Limits and timing of an [`Engine`].
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// How far behind the newest record a record may arrive and still be
+    /// ordered correctly.
+    pub lateness: Span,
+    /// Signals waiting in the reorder buffer before it releases early.
+    pub max_buffered: usize,
+    /// Effects held for a cause not yet seen, per rule: entries and bytes.
+    pub max_held_entries: usize,
+    pub max_held_bytes: usize,
+    /// Pods whose log activity is tracked for silent-peer rules.
+    pub max_tracked_pods: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            lateness: Span::from_secs(120),
+            max_buffered: 1_000_000,
+            max_held_entries: 200_000,
+            max_held_bytes: 64 << 20,
+            max_tracked_pods: 100_000,
+        }
+    }
+}
+
+/// Counters the engine keeps about itself.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct EngineStats {
+    pub records: u64,
+    pub signals: u64,
+    /// Signals that arrived behind the watermark: processed at once, unordered.
+    pub late: u64,
+    /// Signals released before the watermark because the buffer was full.
+    pub released_early: u64,
+    /// Effects dropped because no cause appeared within their window.
+    pub unattached_effects: u64,
+    /// Effects evicted because held state reached its cap.
+    pub evicted_effects: u64,
+    pub tracked_pods_over_cap: u64,
+}
+
+/// Live state sizes, for metrics and the memory budget.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct EngineGauges {
+    pub buffered: usize,
+    pub held_effects: usize,
+    pub held_bytes: usize,
+    pub states: usize,
+    pub tracked_pods: usize,
+    pub incidents: usize,
+}
+
+#[derive(Debug)]
+enum Item {
+    /// A Pod or Node changed state: `states` are the state signals it is in now.
+    Transition { key: String, states: Vec<SignalId> },
+    Signal(Hit),
+}
+
+#[derive(Debug)]
+struct ActiveState {
+    signal: SignalId,
+}
+
+/// The correlation engine. Synchronous, deterministic, clock-free.
+#[derive(Debug)]
+pub struct Engine {
+    rules: Arc<RuleSet>,
+    classifier: Classifier,
+    config: EngineConfig,
+    reorder: Reorder<Item>,
+    /// Everything at or before this has been processed.
+    watermark: EventTime,
+    /// The last instant ticked to.
+    clock: EventTime,
+    max_time: EventTime,
+    states: FxHashMap<String, ActiveState>,
+    activity: Activity,
+    track_activity: bool,
+    correlations: Vec<CorrelationState>,
+    absences: Vec<AbsenceState>,
+    store: IncidentStore,
+    stats: EngineStats,
+    next_quiet_check: EventTime,
+    next_housekeeping: EventTime,
+    hits: Vec<Hit>,
+}
+
+/// How often held state is swept, in event time.
+const HOUSEKEEPING_EVERY: Span = Span::from_secs(30);
+
+impl Engine {
+    pub fn new(rules: Arc<RuleSet>, config: EngineConfig) -> Engine {
+        let track_activity = rules.absences.iter().any(|a| a.silent_peer.is_some());
+        let activity = Activity::with_cap(config.max_tracked_pods);
+        Engine {
+            classifier: Classifier::new(rules.clone()),
+            correlations: rules.correlations.iter().map(|_| CorrelationState::default()).collect(),
+            absences: rules.absences.iter().map(|_| AbsenceState::default()).collect(),
+            rules,
+            config,
+            reorder: Reorder::default(),
+            watermark: EventTime::MIN,
+            clock: EventTime::MIN,
+            max_time: EventTime::MIN,
+            states: FxHashMap::default(),
+            activity,
+            track_activity,
+            store: IncidentStore::default(),
+            stats: EngineStats::default(),
+            next_quiet_check: EventTime::MAX,
+            next_housekeeping: EventTime::MIN,
+            hits: Vec::new(),
+        }
+    }
+
+    pub fn rules(&self) -> &Arc<RuleSet> {
+        &self.rules
+    }
+
+    /// Takes one record. Returns the incident changes it caused (usually
+    /// none: a record's signals wait for the watermark).
+    pub fn push(&mut self, event: &Event<'_>) -> Vec<IncidentUpdate> {
+        self.stats.records += 1;
+        self.max_time = self.max_time.max(event.time);
+        if self.track_activity && event.source == Source::Log {
+            self.activity.observe(event);
+        }
+        let mut hits = std::mem::take(&mut self.hits);
+        self.classifier.classify(event, &mut hits);
+        if matches!(event.source, Source::Pod | Source::Node) {
+            let states: Vec<SignalId> = hits
+                .iter()
+                .filter(|h| self.rules.signal(h.signal).state)
+                .map(|h| h.signal)
+                .collect();
+            let key = entity_key(&event.entity);
+            let order = OrderKey {
+                time: event.time,
+                class: 0,
+                content: content_hash(&key, ""),
+            };
+            self.enqueue(order, Item::Transition { key, states });
+        }
+        for hit in hits.drain(..) {
+            self.stats.signals += 1;
+            let order = OrderKey {
+                time: hit.time,
+                class: 1,
+                content: hit_hash(&hit),
+            };
+            self.enqueue(order, Item::Signal(hit));
+        }
+        self.hits = hits;
+        self.release(self.max_time.saturating_sub(self.config.lateness));
+        std::mem::take(&mut self.store.updates)
+    }
+
+    /// Moves the watermark: everything at or before `watermark` is final.
+    pub fn advance(&mut self, watermark: EventTime) -> Vec<IncidentUpdate> {
+        self.release(watermark);
+        std::mem::take(&mut self.store.updates)
+    }
+
+    /// End of input: releases everything held and evaluates the rules at the
+    /// newest event time seen.
+    pub fn finish(&mut self) -> Vec<IncidentUpdate> {
+        self.release(self.max_time);
+        for (ci, c) in self.correlations.iter_mut().enumerate() {
+            let def = &self.rules.correlations[ci];
+            self.stats.unattached_effects += c.joiner.held_entries as u64;
+            let _ = def;
+        }
+        std::mem::take(&mut self.store.updates)
+    }
+
+    pub fn store(&self) -> &IncidentStore {
+        &self.store
+    }
+
+    /// The incidents to report, in order of `opened_at` (then id).
+    pub fn incidents(&self) -> Vec<&Incident> {
+        let mut v: Vec<&Incident> = self.store.iter().filter(|i| i.is_reported()).collect();
+        v.sort_by(|a, b| a.opened_at.cmp(&b.opened_at).then_with(|| a.id.cmp(&b.id)));
+        v
+    }
+
+    pub fn stats(&self) -> &EngineStats {
+        &self.stats
+    }
+
+    pub fn gauges(&self) -> EngineGauges {
+        EngineGauges {
+            buffered: self.reorder.len(),
+            held_effects: self.correlations.iter().map(|c| c.joiner.held_entries).sum::<usize>()
+                + self.absences.iter().map(|a| a.joiner.held_entries).sum::<usize>(),
+            held_bytes: self.correlations.iter().map(|c| c.joiner.held_bytes).sum::<usize>()
+                + self.absences.iter().map(|a| a.joiner.held_bytes).sum::<usize>(),
+            states: self.states.len(),
+            tracked_pods: self.activity.len(),
+            incidents: self.store.len(),
+        }
+    }
+
+    pub fn watermark(&self) -> EventTime {
+        self.watermark
+    }
+
+    fn enqueue(&mut self, order: OrderKey, item: Item) {
+        if order.time < self.watermark {
+            // Later than the lateness bound: still counted, processed now.
+            self.stats.late += 1;
+            self.process(item);
+            return;
+        }
+        self.reorder.push(order, item);
+        while self.reorder.len() > self.config.max_buffered {
+            if let Some((k, item)) = self.reorder.pop_oldest() {
+                self.stats.released_early += 1;
+                self.tick(k.time);
+                self.process(item);
+                self.watermark = self.watermark.max(k.time);
+            }
+        }
+    }
+
+    fn release(&mut self, upto: EventTime) {
+        if upto <= self.watermark {
+            return;
+        }
+        while let Some((k, item)) = self.reorder.pop_until(upto) {
+            self.tick(k.time);
+            self.process(item);
+        }
+        self.tick(upto);
+        self.watermark = upto;
+    }
+
+    /// Brings time-driven rules up to `t`.
+    fn tick(&mut self, t: EventTime) {
+        if t < self.clock {
+            return;
+        }
+        self.clock = t;
+        for (ai, a) in self.absences.iter_mut().enumerate() {
+            a.evaluate(&self.rules, ai, t, &self.activity, &mut self.store);
+        }
+        if t >= self.next_quiet_check || !self.store.updates.is_empty() {
+            self.store.resolve_quiet(t);
+            self.next_quiet_check = self
+                .store
+                .iter()
+                .filter(|i| i.is_reported() && i.status == crate::incident::Status::Firing)
+                .map(|i| i.last_seen.saturating_add(i.quiet))
+                .min()
+                .unwrap_or(EventTime::MAX);
+        }
+        if t >= self.next_housekeeping {
+            self.housekeep(t);
+            self.next_housekeeping = t.saturating_add(HOUSEKEEPING_EVERY);
+        }
+    }
+
+    fn housekeep(&mut self, t: EventTime) {
+        for (ci, c) in self.correlations.iter_mut().enumerate() {
+            let def = &self.rules.correlations[ci];
+            self.stats.unattached_effects += c.housekeep(def, t, &self.store);
+            let evicted = c
+                .joiner
+                .evict_to(self.config.max_held_entries, self.config.max_held_bytes);
+            if evicted > 0 {
+                self.stats.evicted_effects += evicted;
+                tracing::warn!(rule = %def.id, evicted, "held effects over cap: oldest evicted");
+            }
+        }
+        for (ai, a) in self.absences.iter_mut().enumerate() {
+            let def = &self.rules.absences[ai];
+            self.stats.unattached_effects += a.housekeep(def, t);
+            let evicted = a
+                .joiner
+                .evict_to(self.config.max_held_entries, self.config.max_held_bytes);
+            if evicted > 0 {
+                self.stats.evicted_effects += evicted;
+                tracing::warn!(rule = %def.id, evicted, "held effects over cap: oldest evicted");
+            }
+        }
+        self.stats.tracked_pods_over_cap = self.activity.evicted;
+    }
+
+    fn process(&mut self, item: Item) {
+        match item {
+            Item::Transition { key, states } => {
+                let keep = self.states.get(&key).is_some_and(|s| states.contains(&s.signal));
+                if !keep && let Some(old) = self.states.remove(&key) {
+                    for &ai in &self.rules.uses[old.signal.0 as usize].as_absence_condition {
+                        self.absences[ai].leave_state(&key);
+                    }
+                }
+            }
+            Item::Signal(hit) => self.process_signal(&hit),
+        }
+        // A change may have formed or grown an incident whose quiet deadline
+        // is earlier than the one remembered.
+        if !self.store.updates.is_empty() {
+            self.next_quiet_check = EventTime::MIN;
+        }
+    }
+
+    fn process_signal(&mut self, hit: &Hit) {
+        let rules = self.rules.clone();
+        let def = rules.signal(hit.signal);
+        let uses = &rules.uses[hit.signal.0 as usize];
+        if def.state {
+            let key = entity_key(&hit.entity);
+            let is_new = self.states.get(&key).is_none_or(|s| s.signal != hit.signal);
+            if is_new {
+                self.states.insert(key.clone(), ActiveState { signal: hit.signal });
+                for &ai in &uses.as_absence_condition {
+                    self.absences[ai].enter_state(&key, hit.time, &hit.entity, &def.id);
+                }
+            }
+        } else {
+            for &ai in &uses.as_absence_condition {
+                self.absences[ai].on_evidence(&rules, hit, &mut self.store);
+            }
+        }
+        for &ai in &uses.as_absent {
+            self.absences[ai].saw_absent(hit.time);
+        }
+        for &ci in &uses.as_cause {
+            self.correlations[ci].on_cause(&rules, ci, hit, &mut self.store);
+        }
+        for &(ci, ei) in &uses.as_effect {
+            self.correlations[ci].on_effect(&rules, ci, ei, hit, &mut self.store);
+        }
+        for &ci in &uses.as_resolve {
+            self.correlations[ci].on_resolve(&rules, ci, hit, &mut self.store);
+        }
+        for &(ai, ei) in &uses.as_absence_effect {
+            self.absences[ai].on_effect(&rules, ai, ei, hit, &mut self.store);
+        }
+        for &ai in &uses.as_absence_resolve {
+            self.absences[ai].on_resolve(&rules, hit, &mut self.store);
+        }
+    }
+}
+
+fn content_hash(a: &str, b: &str) -> u64 {
+    let mut h = FxHasher::default();
+    h.write(a.as_bytes());
+    h.write_u8(0);
+    h.write(b.as_bytes());
+    h.finish()
+}
+
+fn hit_hash(hit: &Hit) -> u64 {
+    let mut h = FxHasher::default();
+    h.write_u32(hit.signal.0);
+    write_entity(&mut h, &hit.entity);
+    h.write(hit.summary.as_bytes());
+    h.write_u64(hit.occurrence.unwrap_or(0));
+    h.write_u8(u8::from(hit.repeat));
+    h.finish()
+}
+
+fn write_entity(h: &mut FxHasher, e: &Entity<'_>) {
+    h.write(e.kind.as_bytes());
+    h.write_u8(0);
+    h.write(e.namespace.as_deref().unwrap_or("").as_bytes());
+    h.write_u8(0);
+    h.write(e.name.as_bytes());
+    h.write_u8(0);
+}

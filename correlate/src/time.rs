@@ -1,0 +1,132 @@
+//! Event time. The engine never reads a clock: every instant it knows comes
+//! from a record or from a watermark handed to it.
+
+use std::fmt;
+
+use serde::{Serialize, Serializer};
+
+/// An instant in event time: microseconds since the Unix epoch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EventTime(i64);
+
+impl EventTime {
+    pub const MIN: EventTime = EventTime(i64::MIN);
+    pub const MAX: EventTime = EventTime(i64::MAX);
+
+    pub const fn from_micros(us: i64) -> EventTime {
+        EventTime(us)
+    }
+
+    pub const fn as_micros(self) -> i64 {
+        self.0
+    }
+
+    /// Parses an RFC 3339 timestamp (`2026-03-16T08:00:00.194216Z`).
+    pub fn parse_rfc3339(s: &str) -> Option<EventTime> {
+        s.trim()
+            .parse::<jiff::Timestamp>()
+            .ok()
+            .map(|t| EventTime(t.as_microsecond()))
+    }
+
+    pub fn saturating_add(self, d: Span) -> EventTime {
+        EventTime(self.0.saturating_add(d.0))
+    }
+
+    pub fn saturating_sub(self, d: Span) -> EventTime {
+        EventTime(self.0.saturating_sub(d.0))
+    }
+
+    /// The span from `earlier` to `self` (negative when `earlier` is later).
+    pub fn since(self, earlier: EventTime) -> Span {
+        Span(self.0.saturating_sub(earlier.0))
+    }
+}
+
+impl fmt::Display for EventTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match jiff::Timestamp::from_microsecond(self.0) {
+            Ok(t) => write!(f, "{t}"),
+            Err(_) => write!(f, "@{}us", self.0),
+        }
+    }
+}
+
+impl Serialize for EventTime {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// A length of event time, in microseconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Span(i64);
+
+impl Span {
+    pub const ZERO: Span = Span(0);
+
+    pub const fn from_micros(us: i64) -> Span {
+        Span(us)
+    }
+
+    pub const fn from_secs(s: i64) -> Span {
+        Span(s * 1_000_000)
+    }
+
+    pub const fn as_micros(self) -> i64 {
+        self.0
+    }
+
+    pub fn as_secs_f64(self) -> f64 {
+        self.0 as f64 / 1e6
+    }
+
+    /// Parses a duration as people write them: `90s`, `5m`, `2m30s`, `1h`.
+    pub fn parse(s: &str) -> Option<Span> {
+        let d: jiff::SignedDuration = s.trim().parse().ok()?;
+        i64::try_from(d.as_micros()).ok().map(Span)
+    }
+}
+
+impl fmt::Display for Span {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secs = self.0 / 1_000_000;
+        let (h, m, s) = (secs / 3600, (secs % 3600) / 60, secs % 60);
+        match (h, m, s) {
+            (0, 0, s) => write!(f, "{s}s"),
+            (0, m, 0) => write!(f, "{m}m"),
+            (0, m, s) => write!(f, "{m}m{s}s"),
+            (h, 0, 0) => write!(f, "{h}h"),
+            (h, m, _) => write!(f, "{h}h{m}m"),
+        }
+    }
+}
+
+impl Serialize for Span {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_prints_rfc3339_with_micros() {
+        let t = EventTime::parse_rfc3339("2026-03-16T08:00:00.194216Z").expect("valid");
+        assert_eq!(t.to_string(), "2026-03-16T08:00:00.194216Z");
+        let offset = EventTime::parse_rfc3339("2026-03-16T10:00:00+02:00").expect("valid");
+        assert_eq!(offset.to_string(), "2026-03-16T08:00:00Z");
+        assert_eq!(EventTime::parse_rfc3339("yesterday"), None);
+    }
+
+    #[test]
+    fn spans_parse_as_people_write_them() {
+        assert_eq!(Span::parse("5m"), Some(Span::from_secs(300)));
+        assert_eq!(Span::parse("2m30s"), Some(Span::from_secs(150)));
+        assert_eq!(Span::parse("1h"), Some(Span::from_secs(3600)));
+        assert_eq!(Span::parse("soon"), None);
+        assert_eq!(Span::from_secs(150).to_string(), "2m30s");
+    }
+}

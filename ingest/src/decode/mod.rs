@@ -1,0 +1,322 @@
+//! The [`Decoder`]: one NDJSON line in, zero or more [`Event`]s out.
+//!
+//! Each line is parsed once into one struct of the optional fields of every
+//! shape and dispatched by which fields it has:
+//!
+//! | shape | detected by | events |
+//! | --- | --- | --- |
+//! | watch event | `object` (+ `type`) | as its object |
+//! | bare object | `kind` (+ `apiVersion` or `metadata`) | Event → `k8s-event`; Pod → `pod`, Node → `node` on a transition |
+//! | Alertmanager v4 body | `alerts` / `version` | one `alert` per new alert delivery |
+//! | Vector log | `kubernetes` + `message` | one `log` |
+//! | Fluent Bit log | `kubernetes` + `log` | one `log` |
+//!
+//! Named fields ([`Event::fields`]) set per source (details in each
+//! submodule's docs):
+//!
+//! | source | fields |
+//! | --- | --- |
+//! | `k8s-event` | `component`, `count`, `action` (if any), `repeat` (`true` for an update of an Event uid already seen) |
+//! | `pod` | `previous`, `phase`, `status_reason` (if any), `restarts`, `last_reason` / `exit_code` / `last_message` (if any), `containers`, `owner_kind` (if owned), `scheduled` |
+//! | `node` | `previous`, `ready_status`, `pressure`, `unschedulable` |
+//! | `alert` | `status`, `fingerprint`, `receiver`, `description` (each if any) |
+//! | `log` | `stream` (if any) |
+//!
+//! The decoder is stateful (see the crate docs): the state tables are keyed
+//! by stable hashes and bounded by [`Limits`].
+
+mod alert;
+mod error;
+mod k8s_event;
+mod log;
+mod node;
+mod owners;
+mod pod;
+mod times;
+mod wire;
+
+use std::borrow::Cow;
+use std::ops::Range;
+
+use correlate::{Event, EventTime, Origin};
+use serde::Serialize;
+use serde::de::IgnoredAny;
+
+pub use error::{DecodeError, Result};
+
+use crate::bounded::Bounded;
+use crate::topology::Topology;
+use k8s_event::EventSeen;
+use node::NodeSeen;
+use pod::PodSeen;
+use wire::{Record, Str, non_empty};
+
+/// Bounds of the decoder's state tables.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Pods and Nodes remembered (topology cache, last states).
+    pub max_objects: usize,
+    /// Kubernetes Event uids and alert deliveries remembered for dedupe.
+    pub max_occurrences: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_objects: 200_000,
+            max_occurrences: 500_000,
+        }
+    }
+}
+
+/// What one line yielded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decoded {
+    /// This many events were pushed (0 for a watch BOOKMARK, an Event's
+    /// DELETED, an empty alert list).
+    Events(usize),
+    /// Nothing new: a relist replay of a Kubernetes Event already seen with
+    /// this count and time, or a redelivery of every alert of the body.
+    Duplicate,
+    /// A Pod or Node record whose summary state did not change (a heartbeat).
+    Unchanged,
+    /// An empty or whitespace-only line.
+    Blank,
+}
+
+/// Counters of what the decoder saw.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct DecodeStats {
+    pub lines: u64,
+    pub blank: u64,
+    pub errors: u64,
+    /// Kubernetes Event records (core/v1 and events.k8s.io/v1).
+    pub k8s_events: u64,
+    pub pods: u64,
+    pub nodes: u64,
+    pub alert_bodies: u64,
+    /// Alerts inside the bodies.
+    pub alerts: u64,
+    pub vector_logs: u64,
+    pub fluent_bit_logs: u64,
+    /// Events pushed.
+    pub events: u64,
+    /// Kubernetes Event replays and alert redeliveries (per alert) dropped.
+    pub duplicates: u64,
+    /// Pod and Node records without a transition.
+    pub unchanged: u64,
+    /// Entries dropped from the bounded tables.
+    pub evictions: u64,
+}
+
+/// Decodes input lines into events, remembering what it needs to report
+/// transitions and drop repeats. See the module docs.
+#[derive(Debug)]
+pub struct Decoder {
+    topology: Topology,
+    events: Bounded<EventSeen>,
+    pods: Bounded<PodSeen>,
+    nodes: Bounded<NodeSeen>,
+    alerts: Bounded<()>,
+    stats: DecodeStats,
+}
+
+impl Default for Decoder {
+    fn default() -> Self {
+        Decoder::new(Limits::default())
+    }
+}
+
+/// Where a record sits: its origin, the watch event's `observedAt`, and the
+/// path prefix of its fields in error messages (`object.` inside a watch event).
+#[derive(Clone, Copy, Debug)]
+struct Ctx {
+    origin: Origin,
+    observed_at: Option<EventTime>,
+    prefix: &'static str,
+}
+
+impl Decoder {
+    pub fn new(limits: Limits) -> Self {
+        Decoder {
+            topology: Topology::new(limits.max_objects),
+            events: Bounded::new(limits.max_occurrences),
+            pods: Bounded::new(limits.max_objects),
+            nodes: Bounded::new(limits.max_objects),
+            alerts: Bounded::new(limits.max_occurrences),
+            stats: DecodeStats::default(),
+        }
+    }
+
+    pub fn stats(&self) -> &DecodeStats {
+        &self.stats
+    }
+
+    /// The Pods learnt so far.
+    pub fn topology(&self) -> &Topology {
+        &self.topology
+    }
+
+    /// Decodes one NDJSON line (without its newline) and pushes the events it
+    /// yields, borrowing from `line`, onto `out`. On error nothing is pushed
+    /// and no state changes.
+    pub fn decode<'a>(
+        &mut self,
+        line: &'a str,
+        origin: Origin,
+        out: &mut Vec<Event<'a>>,
+    ) -> Result<Decoded> {
+        self.stats.lines += 1;
+        let start = out.len();
+        let result = self.decode_line(line, origin, out);
+        match result {
+            Ok(Decoded::Events(n)) => self.stats.events += n as u64,
+            // Counted where they are dropped: per Event record, per alert.
+            Ok(Decoded::Duplicate) => {}
+            Ok(Decoded::Unchanged) => self.stats.unchanged += 1,
+            Ok(Decoded::Blank) => self.stats.blank += 1,
+            Err(_) => {
+                out.truncate(start);
+                self.stats.errors += 1;
+            }
+        }
+        self.stats.evictions = self.topology.evicted()
+            + self.events.evicted()
+            + self.pods.evicted()
+            + self.nodes.evicted()
+            + self.alerts.evicted();
+        result
+    }
+
+    fn decode_line<'a>(
+        &mut self,
+        line: &'a str,
+        origin: Origin,
+        out: &mut Vec<Event<'a>>,
+    ) -> Result<Decoded> {
+        let trimmed = line.trim_start();
+        let Some(&first) = trimmed.as_bytes().first() else {
+            return Ok(Decoded::Blank);
+        };
+        if first != b'{' {
+            return Err(not_an_object(line, first));
+        }
+        let mut rec: Record<'a> =
+            serde_json::from_str(line).map_err(|e| DecodeError::from_json(&e, line))?;
+
+        if let Some(object) = rec.object.take() {
+            let deleted = match non_empty(&rec.type_).map(|t| t.as_ref()) {
+                Some("ADDED" | "MODIFIED") => false,
+                Some("DELETED") => true,
+                Some("BOOKMARK") => return Ok(Decoded::Events(0)),
+                Some(other) => {
+                    return Err(DecodeError::Unsupported {
+                        path: "type".into(),
+                        value: other.into(),
+                        expected: "ADDED, MODIFIED, DELETED or BOOKMARK",
+                    });
+                }
+                None => return Err(DecodeError::missing("", "type")),
+            };
+            let ctx = Ctx {
+                origin,
+                observed_at: times::parse_opt("", "observedAt", &rec.observed_at)?,
+                prefix: "object.",
+            };
+            return self.object(*object, deleted, ctx, out);
+        }
+        if rec.kind.is_some() && (rec.api_version.is_some() || rec.metadata.is_some()) {
+            let ctx = Ctx {
+                origin,
+                observed_at: times::parse_opt("", "observedAt", &rec.observed_at)?,
+                prefix: "",
+            };
+            return self.object(rec, false, ctx, out);
+        }
+        if rec.alerts.is_some() || rec.version.is_some() {
+            self.stats.alert_bodies += 1;
+            return self.alertmanager(rec, origin, out);
+        }
+        if rec.kubernetes.is_some() && (rec.message.is_some() || rec.log.is_some()) {
+            return self.log(rec, origin, out);
+        }
+        Err(DecodeError::unrecognised(line))
+    }
+
+    /// A Kubernetes object, bare or from a watch event.
+    fn object<'a>(
+        &mut self,
+        rec: Record<'a>,
+        deleted: bool,
+        ctx: Ctx,
+        out: &mut Vec<Event<'a>>,
+    ) -> Result<Decoded> {
+        let kind = non_empty(&rec.kind).ok_or_else(|| DecodeError::missing(ctx.prefix, "kind"))?;
+        match kind.as_ref() {
+            "Event" => {
+                self.stats.k8s_events += 1;
+                self.k8s_event(rec, deleted, ctx, out)
+            }
+            "Pod" => {
+                self.stats.pods += 1;
+                self.pod(rec, deleted, ctx, out)
+            }
+            "Node" => {
+                self.stats.nodes += 1;
+                self.node(rec, deleted, ctx, out)
+            }
+            other => Err(DecodeError::Unsupported {
+                path: format!("{}kind", ctx.prefix),
+                value: other.into(),
+                expected: "Event, Pod or Node",
+            }),
+        }
+    }
+}
+
+/// The error for a line that does not start with `{`.
+fn not_an_object(line: &str, first: u8) -> DecodeError {
+    if let Err(e) = serde_json::from_str::<IgnoredAny>(line) {
+        return DecodeError::from_json(&e, line);
+    }
+    DecodeError::NotObject {
+        found: match first {
+            b'[' => "an array",
+            b'"' => "a string",
+            b't' | b'f' => "a boolean",
+            b'n' => "null",
+            _ => "a number",
+        },
+    }
+}
+
+/// `s[range]`, borrowed when `s` is.
+fn slice<'a>(s: &Cow<'a, str>, range: Range<usize>) -> Cow<'a, str> {
+    match s {
+        Cow::Borrowed(b) => Cow::Borrowed(&b[range]),
+        Cow::Owned(o) => Cow::Owned(o[range].to_owned()),
+    }
+}
+
+/// `n` as a field value: numbers 0..=9 without an allocation.
+fn num<'a>(n: u64) -> Cow<'a, str> {
+    const DIGITS: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
+    match usize::try_from(n).ok().and_then(|i| DIGITS.get(i)) {
+        Some(d) => Cow::Borrowed(d),
+        None => Cow::Owned(n.to_string()),
+    }
+}
+
+fn flag<'a>(b: bool) -> Cow<'a, str> {
+    Cow::Borrowed(if b { "true" } else { "false" })
+}
+
+/// Takes a string field out of the record (no copy).
+fn take<'a>(s: &mut Option<Str<'a>>) -> Option<Cow<'a, str>> {
+    s.take().map(|s| s.0)
+}
+
+/// Takes a non-empty string field out of the record.
+fn take_non_empty<'a>(s: &mut Option<Str<'a>>) -> Option<Cow<'a, str>> {
+    take(s).filter(|s| !s.is_empty())
+}

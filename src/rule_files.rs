@@ -1,0 +1,94 @@
+//! Finding and reading rule files: a directory's `*.yaml` / `*.yml` files
+//! (rule tests, `*.test.yaml`, excluded), or the pack built into the binary.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use correlate::rules::RuleSource;
+
+/// The shipped rule pack, compiled in so `epicenter replay FILE` works with
+/// no flags and no files beside the binary.
+pub(crate) const EMBEDDED: &[(&str, &str)] = &[
+    ("rules/storage.yaml", include_str!("../rules/storage.yaml")),
+    ("rules/workloads.yaml", include_str!("../rules/workloads.yaml")),
+    ("rules/nodes.yaml", include_str!("../rules/nodes.yaml")),
+    ("rules/scheduling.yaml", include_str!("../rules/scheduling.yaml")),
+    ("rules/images.yaml", include_str!("../rules/images.yaml")),
+    ("rules/consensus.yaml", include_str!("../rules/consensus.yaml")),
+    ("rules/network.yaml", include_str!("../rules/network.yaml")),
+];
+
+pub(crate) fn embedded() -> Vec<RuleSource> {
+    EMBEDDED
+        .iter()
+        .map(|(name, text)| RuleSource {
+            name: (*name).to_string(),
+            text: (*text).to_string(),
+        })
+        .collect()
+}
+
+pub(crate) fn is_test_file(p: &Path) -> bool {
+    p.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.ends_with(".test.yaml") || n.ends_with(".test.yml"))
+}
+
+fn is_yaml(p: &Path) -> bool {
+    matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+}
+
+/// The rule files (not tests) under `dir`, sorted, recursively.
+pub(crate) fn rule_paths(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    walk(dir, &mut out)?;
+    out.retain(|p| is_yaml(p) && !is_test_file(p));
+    out.sort();
+    Ok(out)
+}
+
+/// The rule test files under `dir`, sorted, recursively.
+pub(crate) fn test_paths(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    walk(dir, &mut out)?;
+    out.retain(|p| is_test_file(p));
+    out.sort();
+    Ok(out)
+}
+
+fn walk(path: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    let meta = std::fs::metadata(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    if meta.is_file() {
+        out.push(path.to_path_buf());
+        return Ok(());
+    }
+    for entry in std::fs::read_dir(path).with_context(|| format!("{}: cannot list", path.display()))? {
+        let entry = entry.with_context(|| format!("{}: cannot list", path.display()))?;
+        let p = entry.path();
+        if p.is_dir() {
+            walk(&p, out)?;
+        } else {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+/// Reads the rule files of `dirs`, or the embedded pack when there are none.
+pub(crate) fn load_sources(dirs: &[PathBuf]) -> Result<Vec<RuleSource>> {
+    if dirs.is_empty() {
+        return Ok(embedded());
+    }
+    let mut sources = Vec::new();
+    for dir in dirs {
+        for path in rule_paths(dir)? {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("{}: cannot read rule file", path.display()))?;
+            sources.push(RuleSource {
+                name: path.display().to_string(),
+                text,
+            });
+        }
+    }
+    Ok(sources)
+}
