@@ -45,7 +45,11 @@ impl Config {
     pub(crate) fn load(path: &Path) -> Result<Config> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("{}: cannot read config: {e}", path.display()))?;
-        Config::parse(&path.display().to_string(), &text, path.parent().unwrap_or(Path::new(".")))
+        Config::parse(
+            &path.display().to_string(),
+            &text,
+            path.parent().unwrap_or(Path::new(".")),
+        )
     }
 
     pub(crate) fn parse(name: &str, text: &str, base: &Path) -> Result<Config> {
@@ -54,7 +58,10 @@ impl Config {
             Err(e) => {
                 let loc = e.location().unwrap_or(serde_saphyr::Location::UNKNOWN);
                 let msg = e.to_string();
-                let first = msg.lines().find(|l| !l.trim().is_empty()).unwrap_or("invalid YAML");
+                let first = msg
+                    .lines()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or("invalid YAML");
                 bail!("{name}:{}:{}: {}", loc.line(), loc.column(), first.trim());
             }
         };
@@ -78,16 +85,35 @@ impl Config {
             let mut count = |v: Option<Spanned<u64>>, field: &str, slot: &mut usize| {
                 if let Some(v) = v {
                     if v.value == 0 {
-                        errors.push(format!("{}: engine.{field}: must be at least 1", at(v.referenced)));
+                        errors.push(format!(
+                            "{}: engine.{field}: must be at least 1",
+                            at(v.referenced)
+                        ));
                     } else {
                         *slot = usize::try_from(v.value).unwrap_or(usize::MAX);
                     }
                 }
             };
-            count(e.max_buffered, "max_buffered", &mut config.engine.max_buffered);
-            count(e.max_held_entries, "max_held_entries", &mut config.engine.max_held_entries);
-            count(e.max_held_bytes, "max_held_bytes", &mut config.engine.max_held_bytes);
-            count(e.max_tracked_pods, "max_tracked_pods", &mut config.engine.max_tracked_pods);
+            count(
+                e.max_buffered,
+                "max_buffered",
+                &mut config.engine.max_buffered,
+            );
+            count(
+                e.max_held_entries,
+                "max_held_entries",
+                &mut config.engine.max_held_entries,
+            );
+            count(
+                e.max_held_bytes,
+                "max_held_bytes",
+                &mut config.engine.max_held_bytes,
+            );
+            count(
+                e.max_tracked_pods,
+                "max_tracked_pods",
+                &mut config.engine.max_tracked_pods,
+            );
         }
         if !errors.is_empty() {
             bail!("{}", errors.join("\n"));
@@ -105,8 +131,12 @@ mod tests {
         let err = Config::parse("c.yaml", "engine:\n  latenes: 2m\n", Path::new("."))
             .expect_err("unknown key");
         assert!(err.to_string().starts_with("c.yaml:2:3:"), "{err}");
-        let err = Config::parse("c.yaml", "engine:\n  lateness: soon\n  max_buffered: 0\n", Path::new("."))
-            .expect_err("bad values");
+        let err = Config::parse(
+            "c.yaml",
+            "engine:\n  lateness: soon\n  max_buffered: 0\n",
+            Path::new("."),
+        )
+        .expect_err("bad values");
         let msg = err.to_string();
         assert!(msg.contains("c.yaml:2:13: engine.lateness"), "{msg}");
         assert!(msg.contains("c.yaml:3:17: engine.max_buffered"), "{msg}");
@@ -114,8 +144,12 @@ mod tests {
 
     #[test]
     fn resolves_rule_dirs_against_the_config_file() {
-        let c = Config::parse("c.yaml", "rules: [rules]\nengine: {lateness: 30s}\n", Path::new("/etc/epicenter"))
-            .expect("valid");
+        let c = Config::parse(
+            "c.yaml",
+            "rules: [rules]\nengine: {lateness: 30s}\n",
+            Path::new("/etc/epicenter"),
+        )
+        .expect("valid");
         assert_eq!(c.rules, [PathBuf::from("/etc/epicenter/rules")]);
         assert_eq!(c.engine.lateness, Span::from_secs(30));
     }

@@ -13,7 +13,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "epicenter", version, about = "Kubernetes event-stream correlation: one root-cause incident per cascade")]
+#[command(
+    name = "epicenter",
+    version,
+    about = "Kubernetes event-stream correlation: one root-cause incident per cascade"
+)]
 struct Cli {
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value = "text")]

@@ -74,7 +74,9 @@ pub(crate) struct Replayer {
 /// Reuses a vector's allocation for events borrowing from the next line.
 fn recycle<'b>(mut v: Vec<Event<'_>>) -> Vec<Event<'b>> {
     v.clear();
-    v.into_iter().map(|_| unreachable!("the vector is empty")).collect()
+    v.into_iter()
+        .map(|_| unreachable!("the vector is empty"))
+        .collect()
 }
 
 impl Replayer {
@@ -89,14 +91,21 @@ impl Replayer {
     }
 
     /// Reads every line of `reader`; a read error ends this input with Err.
-    pub(crate) fn feed(&mut self, name: &str, reader: impl BufRead, progress: Option<&indicatif::ProgressBar>) -> Result<()> {
+    pub(crate) fn feed(
+        &mut self,
+        name: &str,
+        reader: impl BufRead,
+        progress: Option<&indicatif::ProgressBar>,
+    ) -> Result<()> {
         let file = self.files;
         self.files += 1;
         let mut lines = Lines::new(reader);
         let mut events: Vec<Event<'static>> = Vec::with_capacity(8);
         while let Some(next) = lines.next_line() {
             match next {
-                Err(e) if e.is_fatal() => return Err(e).with_context(|| format!("{name}: read failed")),
+                Err(e) if e.is_fatal() => {
+                    return Err(e).with_context(|| format!("{name}: read failed"));
+                }
                 Err(e) => self.malformed.report(name, e.line(), &e),
                 Ok((n, line)) => {
                     self.bytes += line.len() as u64 + 1;
@@ -106,7 +115,10 @@ impl Replayer {
                         p.set_position(self.bytes);
                     }
                     let mut evs = recycle(std::mem::take(&mut events));
-                    match self.decoder.decode(line, Origin { file, line: n }, &mut evs) {
+                    match self
+                        .decoder
+                        .decode(line, Origin { file, line: n }, &mut evs)
+                    {
                         Ok(_) => {
                             for ev in &evs {
                                 self.engine.push(ev);
@@ -156,15 +168,21 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
         }
         let f = File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
         let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-        inputs.push((path.display().to_string(), Box::new(BufReader::with_capacity(1 << 20, f)), len));
+        inputs.push((
+            path.display().to_string(),
+            Box::new(BufReader::with_capacity(1 << 20, f)),
+            len,
+        ));
     }
 
     let total: u64 = inputs.iter().map(|(_, _, l)| l).sum();
     let progress = (io::stderr().is_terminal() && total > 32 << 20).then(|| {
         let p = indicatif::ProgressBar::new(total);
         p.set_style(
-            indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            indicatif::ProgressStyle::with_template(
+                "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         p
     });

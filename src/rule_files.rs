@@ -10,11 +10,20 @@ use correlate::rules::RuleSource;
 /// no flags and no files beside the binary.
 pub(crate) const EMBEDDED: &[(&str, &str)] = &[
     ("rules/storage.yaml", include_str!("../rules/storage.yaml")),
-    ("rules/workloads.yaml", include_str!("../rules/workloads.yaml")),
+    (
+        "rules/workloads.yaml",
+        include_str!("../rules/workloads.yaml"),
+    ),
     ("rules/nodes.yaml", include_str!("../rules/nodes.yaml")),
-    ("rules/scheduling.yaml", include_str!("../rules/scheduling.yaml")),
+    (
+        "rules/scheduling.yaml",
+        include_str!("../rules/scheduling.yaml"),
+    ),
     ("rules/images.yaml", include_str!("../rules/images.yaml")),
-    ("rules/consensus.yaml", include_str!("../rules/consensus.yaml")),
+    (
+        "rules/consensus.yaml",
+        include_str!("../rules/consensus.yaml"),
+    ),
     ("rules/network.yaml", include_str!("../rules/network.yaml")),
 ];
 
@@ -57,12 +66,15 @@ pub(crate) fn test_paths(dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 fn walk(path: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    let meta = std::fs::metadata(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    let meta =
+        std::fs::metadata(path).with_context(|| format!("{}: cannot read", path.display()))?;
     if meta.is_file() {
         out.push(path.to_path_buf());
         return Ok(());
     }
-    for entry in std::fs::read_dir(path).with_context(|| format!("{}: cannot list", path.display()))? {
+    for entry in
+        std::fs::read_dir(path).with_context(|| format!("{}: cannot list", path.display()))?
+    {
         let entry = entry.with_context(|| format!("{}: cannot list", path.display()))?;
         let p = entry.path();
         if p.is_dir() {

@@ -87,9 +87,16 @@ fn mismatch(want: &Expect, got: &IncidentReport) -> Vec<String> {
         let e = &got.root_cause.entity;
         let ok = root.name == e.name
             && root.kind.as_ref().is_none_or(|k| *k == e.kind)
-            && root.namespace.as_deref() == e.namespace.as_deref().or(if root.namespace.is_none() { None } else { Some("") });
+            && root.namespace.as_deref()
+                == e.namespace.as_deref().or(if root.namespace.is_none() {
+                    None
+                } else {
+                    Some("")
+                });
         let ns_ok = root.namespace.is_none() || root.namespace.as_deref() == e.namespace.as_deref();
-        if !(ok || (root.name == e.name && ns_ok && root.kind.as_ref().is_none_or(|k| *k == e.kind))) {
+        if !(ok
+            || (root.name == e.name && ns_ok && root.kind.as_ref().is_none_or(|k| *k == e.kind)))
+        {
             out.push(format!(
                 "root is {} {}, expected {} {}",
                 e.kind,
@@ -111,7 +118,10 @@ fn mismatch(want: &Expect, got: &IncidentReport) -> Vec<String> {
         .collect();
     for k in &want.affected {
         if !affected.contains(k) {
-            out.push(format!("{k} is not affected (affected: {})", affected.join(", ")));
+            out.push(format!(
+                "{k} is not affected (affected: {})",
+                affected.join(", ")
+            ));
         }
     }
     for k in &want.not_affected {
@@ -128,7 +138,10 @@ fn mismatch(want: &Expect, got: &IncidentReport) -> Vec<String> {
     if let Some(s) = &want.severity
         && got.severity.as_str() != s
     {
-        out.push(format!("severity is {}, expected {s}", got.severity.as_str()));
+        out.push(format!(
+            "severity is {}, expected {s}",
+            got.severity.as_str()
+        ));
     }
     for (k, v) in &want.attributes {
         if got.root_cause.attributes.get(k) != Some(v) {
@@ -144,19 +157,26 @@ fn mismatch(want: &Expect, got: &IncidentReport) -> Vec<String> {
 fn run_case(rules: &Arc<RuleSet>, dir: &Path, case: &Case) -> Result<Vec<IncidentReport>> {
     let text = match (&case.input, &case.input_file) {
         (Some(t), None) => t.clone(),
-        (None, Some(f)) => std::fs::read_to_string(dir.join(f)).with_context(|| format!("input_file {f}"))?,
+        (None, Some(f)) => {
+            std::fs::read_to_string(dir.join(f)).with_context(|| format!("input_file {f}"))?
+        }
         _ => anyhow::bail!("a case needs exactly one of `input` and `input_file`"),
     };
     let mut config = EngineConfig::default();
     if let Some(l) = &case.lateness {
-        config.lateness = Span::parse(l).with_context(|| format!("lateness `{l}` is not a duration"))?;
+        config.lateness =
+            Span::parse(l).with_context(|| format!("lateness `{l}` is not a duration"))?;
     }
     let mut replayer = Replayer::new(rules.clone(), config);
     replayer.feed(&case.name, Cursor::new(text), None)?;
     let malformed = replayer.malformed.count;
     let (engine, _, _) = replayer.finish();
     anyhow::ensure!(malformed == 0, "{malformed} input lines did not decode");
-    Ok(engine.incidents().into_iter().map(IncidentReport::new).collect())
+    Ok(engine
+        .incidents()
+        .into_iter()
+        .map(IncidentReport::new)
+        .collect())
 }
 
 #[allow(clippy::print_stdout)]
@@ -172,11 +192,23 @@ pub(crate) fn run(dirs: &[PathBuf], verbose: bool) -> Result<ExitCode> {
         };
         let mut tested: std::collections::BTreeSet<String> = Default::default();
         for path in rule_files::test_paths(dir)? {
-            let text = std::fs::read_to_string(&path).with_context(|| format!("{}: cannot read", path.display()))?;
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("{}: cannot read", path.display()))?;
             let file: TestFile = serde_saphyr::from_str(&text).map_err(|e| {
                 let loc = e.location().unwrap_or(serde_saphyr::Location::UNKNOWN);
-                let first = e.to_string().lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string();
-                anyhow::anyhow!("{}:{}:{}: {first}", path.display(), loc.line(), loc.column())
+                let first = e
+                    .to_string()
+                    .lines()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or("")
+                    .trim()
+                    .to_string();
+                anyhow::anyhow!(
+                    "{}:{}:{}: {first}",
+                    path.display(),
+                    loc.line(),
+                    loc.column()
+                )
             })?;
             let base = path.parent().unwrap_or(Path::new("."));
             for case in &file.tests {
@@ -189,24 +221,37 @@ pub(crate) fn run(dirs: &[PathBuf], verbose: bool) -> Result<ExitCode> {
                         let mut used = vec![false; got.len()];
                         for want in &c.expect {
                             tested.insert(want.rule.clone());
-                            let cands: Vec<usize> = (0..got.len()).filter(|i| !used[*i] && got[*i].rule == want.rule).collect();
-                            match cands.iter().map(|i| (*i, mismatch(want, &got[*i]))).min_by_key(|(_, m)| m.len()) {
+                            let cands: Vec<usize> = (0..got.len())
+                                .filter(|i| !used[*i] && got[*i].rule == want.rule)
+                                .collect();
+                            match cands
+                                .iter()
+                                .map(|i| (*i, mismatch(want, &got[*i])))
+                                .min_by_key(|(_, m)| m.len())
+                            {
                                 Some((i, m)) if m.is_empty() => used[i] = true,
                                 Some((i, m)) => {
                                     used[i] = true;
                                     problems.push(format!("{}: {}", want.rule, m.join("; ")));
                                 }
-                                None => problems.push(format!("expected a {} incident, none formed", want.rule)),
+                                None => problems.push(format!(
+                                    "expected a {} incident, none formed",
+                                    want.rule
+                                )),
                             }
                         }
                         for (i, g) in got.iter().enumerate() {
                             if !used[i] {
-                                problems.push(format!("unexpected {} incident: {}", g.rule, g.title));
+                                problems
+                                    .push(format!("unexpected {} incident: {}", g.rule, g.title));
                             }
                         }
                         if verbose && !problems.is_empty() {
                             for g in &got {
-                                problems.push(format!("  got: {}", serde_json::to_string(g).unwrap_or_default()));
+                                problems.push(format!(
+                                    "  got: {}",
+                                    serde_json::to_string(g).unwrap_or_default()
+                                ));
                             }
                         }
                         problems
@@ -225,13 +270,25 @@ pub(crate) fn run(dirs: &[PathBuf], verbose: bool) -> Result<ExitCode> {
             }
         }
         // Every rule must be shown firing by some test.
-        for id in rules.correlations.iter().map(|c| &c.id).chain(rules.absences.iter().map(|a| &a.id)) {
+        for id in rules
+            .correlations
+            .iter()
+            .map(|c| &c.id)
+            .chain(rules.absences.iter().map(|a| &a.id))
+        {
             if !tested.contains(id) {
                 failed += 1;
-                println!("FAIL {}: rule {id} has no test where it fires", dir.display());
+                println!(
+                    "FAIL {}: rule {id} has no test where it fires",
+                    dir.display()
+                );
             }
         }
     }
     println!("{passed} passed, {failed} failed");
-    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

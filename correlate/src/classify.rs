@@ -62,7 +62,8 @@ pub struct Classifier {
 
 impl Classifier {
     pub fn new(rules: Arc<RuleSet>) -> Classifier {
-        let mut sources: Vec<SourceIndex> = Source::ALL.iter().map(|_| SourceIndex::default()).collect();
+        let mut sources: Vec<SourceIndex> =
+            Source::ALL.iter().map(|_| SourceIndex::default()).collect();
         let mut patterns: Vec<Vec<(SignalId, String)>> = vec![Vec::new(); Source::ALL.len()];
         for (i, def) in rules.signals.iter().enumerate() {
             let id = SignalId(i as u32);
@@ -86,7 +87,11 @@ impl Classifier {
             }
             // Each pattern compiled alone already, so the set compiles too.
             if let Ok(set) = RegexSet::new(pats.iter().map(|(_, p)| p)) {
-                sources[src].message_slot = pats.iter().enumerate().map(|(slot, (id, _))| (*id, slot)).collect();
+                sources[src].message_slot = pats
+                    .iter()
+                    .enumerate()
+                    .map(|(slot, (id, _))| (*id, slot))
+                    .collect();
                 sources[src].messages = Some(set);
             }
         }
@@ -154,18 +159,15 @@ fn match_signal(id: SignalId, def: &SignalDef, ev: &Event<'_>) -> Option<Hit> {
         }
         true
     };
-    if let Some(re) = &def.container {
-        if !capture(re, ev.container.as_deref().unwrap_or("")) {
-            return None;
-        }
-    }
-    if let Some(re) = &def.name {
-        if !capture(re, &ev.entity.name) {
-            return None;
-        }
-    }
-    if let Some(re) = &def.namespace {
-        if !capture(re, ev.entity.namespace.as_deref().unwrap_or("")) {
+    let entity_checks = [
+        (&def.container, ev.container.as_deref().unwrap_or("")),
+        (&def.name, ev.entity.name.as_ref()),
+        (&def.namespace, ev.entity.namespace.as_deref().unwrap_or("")),
+    ];
+    for (re, text) in entity_checks {
+        if let Some(re) = re
+            && !capture(re, text)
+        {
             return None;
         }
     }
@@ -179,10 +181,10 @@ fn match_signal(id: SignalId, def: &SignalDef, ev: &Event<'_>) -> Option<Hit> {
             return None;
         }
     }
-    if let Some(re) = &def.message {
-        if !capture(re, &ev.message) {
-            return None;
-        }
+    if let Some(re) = &def.message
+        && !capture(re, &ev.message)
+    {
+        return None;
     }
     if let Some(c) = &ev.container
         && !attrs.iter().any(|(k, _)| k == "container")

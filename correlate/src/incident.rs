@@ -173,15 +173,26 @@ impl Incident {
             "root" => Cow::Borrowed(&self.root.name),
             "root_kind" => Cow::Borrowed(&self.root.kind),
             "namespace" => Cow::Borrowed(self.root.namespace.as_deref()?),
-            "node" => Cow::Borrowed(self.root.node.as_deref().or_else(|| {
-                self.causes.values().find_map(|m| m.entity.node.as_deref())
-            })?),
+            "node" => Cow::Borrowed(
+                self.root
+                    .node
+                    .as_deref()
+                    .or_else(|| self.causes.values().find_map(|m| m.entity.node.as_deref()))?,
+            ),
             "workload" => Cow::Owned(self.root.workload().name.into_owned()),
             "cause_summary" => Cow::Borrowed(&self.root_summary),
             "causes" => Cow::Owned(self.causes.len().to_string()),
             "affected" => Cow::Owned(reported.len().to_string()),
-            "affected_names" => Cow::Owned(name_list(reported.iter().map(|m| m.entity.name.as_ref()))),
-            "effects" => Cow::Owned(reported.iter().filter(|m| m.role == Role::Effect).count().to_string()),
+            "affected_names" => {
+                Cow::Owned(name_list(reported.iter().map(|m| m.entity.name.as_ref())))
+            }
+            "effects" => Cow::Owned(
+                reported
+                    .iter()
+                    .filter(|m| m.role == Role::Effect)
+                    .count()
+                    .to_string(),
+            ),
             "effect_names" => Cow::Owned(name_list(
                 reported
                     .iter()
@@ -227,7 +238,11 @@ impl Incident {
             .node
             .as_deref()
             .into_iter()
-            .chain(self.causes.values().filter_map(|m| m.entity.node.as_deref()))
+            .chain(
+                self.causes
+                    .values()
+                    .filter_map(|m| m.entity.node.as_deref()),
+            )
             .collect();
         v.sort_unstable();
         v.dedup();
@@ -249,7 +264,12 @@ impl Incident {
 fn name_list<'a>(names: impl Iterator<Item = &'a str>) -> String {
     const SHOWN: usize = 3;
     let names: Vec<&str> = names.collect();
-    let mut s = names.iter().take(SHOWN).copied().collect::<Vec<_>>().join(", ");
+    let mut s = names
+        .iter()
+        .take(SHOWN)
+        .copied()
+        .collect::<Vec<_>>()
+        .join(", ");
     if names.len() > SHOWN {
         s.push_str(&format!(" and {} more", names.len() - SHOWN));
     }
@@ -335,24 +355,38 @@ impl IncidentStore {
 
     /// Adds a member; a new affected entity of a reported incident may pull
     /// in the incidents rooted at it.
-    pub(crate) fn add(&mut self, idx: IncidentIdx, key: String, member: Member, as_cause: bool, at: EventTime) {
+    pub(crate) fn add(
+        &mut self,
+        idx: IncidentIdx,
+        key: &str,
+        member: Member,
+        as_cause: bool,
+        at: EventTime,
+    ) {
         let idx = self.find(idx);
         let inc = &mut self.incidents[idx];
         inc.signals += member.records;
         inc.first_seen = inc.first_seen.min(member.first);
         inc.last_seen = inc.last_seen.max(member.last);
-        let map = if as_cause { &mut inc.causes } else { &mut inc.affected };
-        let new = Incident::add_member(map, key.clone(), member);
+        let map = if as_cause {
+            &mut inc.causes
+        } else {
+            &mut inc.affected
+        };
+        let new = Incident::add_member(map, key.to_string(), member);
         if inc.status == Status::Firing {
             inc.version += 1;
             if new && key != entity_key(&inc.root) {
-                self.by_affected.entry(key.clone()).or_default().push(idx);
+                self.by_affected
+                    .entry(key.to_string())
+                    .or_default()
+                    .push(idx);
                 self.updates.push(IncidentUpdate {
                     incident: idx,
                     change: Change::Updated,
                     at,
                 });
-                self.absorb_rooted_at(idx, &key, at);
+                self.absorb_rooted_at(idx, key, at);
             }
         }
     }
@@ -375,7 +409,11 @@ impl IncidentStore {
         inc.id = inc.stable_id();
         tracing::debug!(incident = %inc.id, rule = %inc.rule_id, root = %inc.root.name, at = %at, "incident opened");
         let root_key = entity_key(&inc.root);
-        let member_keys: Vec<String> = inc.member_keys().filter(|k| **k != root_key).cloned().collect();
+        let member_keys: Vec<String> = inc
+            .member_keys()
+            .filter(|k| **k != root_key)
+            .cloned()
+            .collect();
         self.updates.push(IncidentUpdate {
             incident: idx,
             change: Change::Opened,
@@ -429,7 +467,9 @@ impl IncidentStore {
             }
             // Never fold an incident into one rooted in its own blast radius.
             let target_root = entity_key(&self.incidents[target].root);
-            if self.incidents[other].member_keys().any(|k| *k == target_root)
+            if self.incidents[other]
+                .member_keys()
+                .any(|k| *k == target_root)
                 && entity_key(&self.incidents[other].root) != target_root
             {
                 continue;
@@ -473,7 +513,9 @@ impl IncidentStore {
         if let (Some(a), Some(b)) = (s.opened_at, f.opened_at) {
             s.opened_at = Some(a.min(b));
         }
-        if f.first_seen < s.first_seen || (f.root_summary.len() > s.root_summary.len() && f.first_seen <= s.first_seen) {
+        if f.first_seen < s.first_seen
+            || (f.root_summary.len() > s.root_summary.len() && f.first_seen <= s.first_seen)
+        {
             s.root_summary = f.root_summary.clone();
         }
         s.severity = s.severity.max(f.severity);

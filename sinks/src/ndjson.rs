@@ -9,7 +9,10 @@ pub enum Error {
     #[error("writing incidents: {0}")]
     Io(#[from] io::Error),
     #[error("encoding incident {id}: {source}")]
-    Encode { id: String, source: serde_json::Error },
+    Encode {
+        id: String,
+        source: serde_json::Error,
+    },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -30,7 +33,10 @@ impl<W: Write> NdjsonSink<W> {
             if source.is_io() {
                 Error::Io(io::Error::other(source))
             } else {
-                Error::Encode { id: report.id.clone(), source }
+                Error::Encode {
+                    id: report.id.clone(),
+                    source,
+                }
             }
         })?;
         self.out.write_all(b"\n")?;

@@ -16,7 +16,9 @@ use super::activity::Activity;
 use super::correlation::{member, merge_attributes, root_entity};
 use super::join::{Joiner, Side, describe_join, join_key};
 use crate::classify::Hit;
-use crate::incident::{AbsenceFacts, Incident, IncidentIdx, IncidentStore, Member, Role, RuleRef, Status, entity_key};
+use crate::incident::{
+    AbsenceFacts, Incident, IncidentIdx, IncidentStore, Member, Role, RuleRef, Status, entity_key,
+};
 use crate::model::Entity;
 use crate::rules::{AbsenceDef, RuleSet};
 use crate::time::EventTime;
@@ -58,7 +60,13 @@ pub(crate) struct AbsenceState {
 }
 
 impl AbsenceState {
-    pub(crate) fn enter_state(&mut self, key: &str, since: EventTime, entity: &Entity<'static>, signal: &str) {
+    pub(crate) fn enter_state(
+        &mut self,
+        key: &str,
+        since: EventTime,
+        entity: &Entity<'static>,
+        signal: &str,
+    ) {
         if self.state_of.contains_key(key) {
             return;
         }
@@ -79,12 +87,19 @@ impl AbsenceState {
 
     pub(crate) fn on_evidence(&mut self, rules: &RuleSet, hit: &Hit, store: &mut IncidentStore) {
         let wkey = entity_key(&hit.entity.workload());
-        let ev = self.evidence.entry(wkey.clone()).or_insert_with(|| Evidence {
-            times: VecDeque::new(),
-            first: hit.time,
-            entities: BTreeMap::new(),
-        });
-        let pos = ev.times.iter().rposition(|x| *x <= hit.time).map_or(0, |p| p + 1);
+        let ev = self
+            .evidence
+            .entry(wkey.clone())
+            .or_insert_with(|| Evidence {
+                times: VecDeque::new(),
+                first: hit.time,
+                entities: BTreeMap::new(),
+            });
+        let pos = ev
+            .times
+            .iter()
+            .rposition(|x| *x <= hit.time)
+            .map_or(0, |p| p + 1);
         ev.times.insert(pos, hit.time);
         ev.entities
             .entry(entity_key(&hit.entity))
@@ -94,17 +109,37 @@ impl AbsenceState {
             && store.is_live(inc)
         {
             let signal = &rules.signal(hit.signal).id;
-            store.add(inc, entity_key(&hit.entity), member(hit, signal, Role::Evidence, Vec::new()), false, hit.time);
+            store.add(
+                inc,
+                &entity_key(&hit.entity),
+                member(hit, signal, Role::Evidence, Vec::new()),
+                false,
+                hit.time,
+            );
         }
     }
 
-    pub(crate) fn on_effect(&mut self, rules: &RuleSet, ai: usize, ei: usize, hit: &Hit, store: &mut IncidentStore) {
+    pub(crate) fn on_effect(
+        &mut self,
+        rules: &RuleSet,
+        ai: usize,
+        ei: usize,
+        hit: &Hit,
+        store: &mut IncidentStore,
+    ) {
         let def = &rules.absences[ai];
-        let Some(jk) = join_key(&def.effects[ei].join, Side::Effect, &hit.entity, &hit.attributes) else {
+        let Some(jk) = join_key(
+            &def.effects[ei].join,
+            Side::Effect,
+            &hit.entity,
+            &hit.attributes,
+        ) else {
             return;
         };
         let live = self.incident.filter(|i| store.is_live(*i));
-        let in_window = self.window.is_some_and(|(from, _)| hit.time >= from.saturating_sub(def.before));
+        let in_window = self
+            .window
+            .is_some_and(|(from, _)| hit.time >= from.saturating_sub(def.before));
         if let Some(inc) = live
             && in_window
             && !self.joiner.targets(ei, &jk).is_empty()
@@ -187,7 +222,11 @@ impl AbsenceState {
             return;
         }
         if self.in_state.is_empty() {
-            store.resolve(inc, t, "no entity is in the condition state any more".to_string());
+            store.resolve(
+                inc,
+                t,
+                "no entity is in the condition state any more".to_string(),
+            );
             self.closed(t);
             return;
         }
@@ -208,11 +247,17 @@ impl AbsenceState {
         let _ = rules;
         for (key, entity, since, signal) in known {
             let m = condition_member(entity, signal, since, since.saturating_add(def.duration));
-            store.add(inc, key, m, true, since.saturating_add(def.duration));
+            store.add(inc, &key, m, true, since.saturating_add(def.duration));
         }
     }
 
-    fn try_open_state(&mut self, rules: &RuleSet, ai: usize, t: EventTime, store: &mut IncidentStore) {
+    fn try_open_state(
+        &mut self,
+        rules: &RuleSet,
+        ai: usize,
+        t: EventTime,
+        store: &mut IncidentStore,
+    ) {
         let def = &rules.absences[ai];
         let k = def.min_entities as usize;
         let Some((since_k, _)) = self.in_state.iter().nth(k - 1) else {
@@ -248,7 +293,11 @@ impl AbsenceState {
         };
         let root = root_entity(&def.root, &first_entity, &[]);
         let facts = AbsenceFacts {
-            absent: def.absent.iter().map(|s| rules.signal(*s).id.clone()).collect(),
+            absent: def
+                .absent
+                .iter()
+                .map(|s| rules.signal(*s).id.clone())
+                .collect(),
             since: window_from,
             until: at,
             held_for: def.duration,
@@ -259,13 +308,25 @@ impl AbsenceState {
             members.len(),
             first_signal,
             def.duration,
-            if facts.absent.is_empty() { "change".to_string() } else { facts.absent.join(" or ") },
+            if facts.absent.is_empty() {
+                "change".to_string()
+            } else {
+                facts.absent.join(" or ")
+            },
             window_from
         );
-        let idx = store.insert(new_incident(def, ai, root, first_signal, summary, first_since, Some(facts)));
+        let idx = store.insert(new_incident(
+            def,
+            ai,
+            root,
+            first_signal,
+            summary,
+            first_since,
+            Some(facts),
+        ));
         for (key, entity, since, signal) in members {
             let m = condition_member(entity, signal, since, since.saturating_add(def.duration));
-            store.add(idx, key, m, true, at);
+            store.add(idx, &key, m, true, at);
         }
         self.open(rules, def, idx, window_from, at, store);
     }
@@ -291,12 +352,16 @@ impl AbsenceState {
                 if ev.entities.contains_key(&pkey) {
                     continue;
                 }
-                let Some(last) = activity.last_before(pod, t) else { continue };
+                let Some(last) = activity.last_before(pod, t) else {
+                    continue;
+                };
                 if self.reported_silences.contains(&(pod, last)) {
                     continue;
                 }
                 // Fell silent as the peers started to complain, not long before.
-                if last > ev.first.saturating_add(sp.quiet) || last < ev.first.saturating_sub(sp.lookback) {
+                if last > ev.first.saturating_add(sp.quiet)
+                    || last < ev.first.saturating_sub(sp.lookback)
+                {
                     continue;
                 }
                 if t.since(last) < sp.quiet {
@@ -307,7 +372,10 @@ impl AbsenceState {
                     continue;
                 }
                 let cand = (last, pkey, pod, wkey.clone(), kth, lines);
-                if found.as_ref().is_none_or(|f| (cand.0, &cand.1) < (f.0, &f.1)) {
+                if found
+                    .as_ref()
+                    .is_none_or(|f| (cand.0, &cand.1) < (f.0, &f.1))
+                {
                     found = Some(cand);
                 }
             }
@@ -315,7 +383,9 @@ impl AbsenceState {
         let Some((last, _pkey, pod, wkey, kth, lines)) = found else {
             return;
         };
-        let Some(entity) = activity.entity(pod).cloned() else { return };
+        let Some(entity) = activity.entity(pod).cloned() else {
+            return;
+        };
         let at = last.saturating_add(sp.quiet).max(kth);
         let evidence = &self.evidence[&wkey];
         let facts = AbsenceFacts {
@@ -343,23 +413,25 @@ impl AbsenceState {
             signal,
             evidence.times.len()
         );
-        let idx = store.insert(new_incident(def, ai, root, signal, summary, last, Some(facts)));
+        let idx = store.insert(new_incident(
+            def,
+            ai,
+            root,
+            signal,
+            summary,
+            last,
+            Some(facts),
+        ));
         let hits: Vec<Hit> = evidence.entities.values().cloned().collect();
         for h in &hits {
             let sig = &rules.signal(h.signal).id;
             let records = evidence.times.len() as u64 / hits.len().max(1) as u64;
             let mut m = member(h, sig, Role::Evidence, Vec::new());
             m.records = records.max(1);
-            store.add(idx, entity_key(&h.entity), m, false, at);
+            store.add(idx, &entity_key(&h.entity), m, false, at);
             merge_attributes(store.get_mut(idx), &h.attributes);
         }
-        self.silent = Some((
-            wkey,
-            Silent {
-                pod,
-                since: last,
-            },
-        ));
+        self.silent = Some((wkey, Silent { pod, since: last }));
         self.open(rules, def, idx, last, at, store);
     }
 
@@ -396,17 +468,36 @@ impl AbsenceState {
     }
 
     pub(crate) fn housekeep(&mut self, def: &AbsenceDef, t: EventTime) -> u64 {
-        self.joiner.expire(t.saturating_sub(def.before.max(def.duration)))
+        self.joiner
+            .expire(t.saturating_sub(def.before.max(def.duration)))
     }
 }
 
-fn attach(rules: &RuleSet, def: &AbsenceDef, ei: usize, inc: IncidentIdx, hit: &Hit, store: &mut IncidentStore) {
+fn attach(
+    rules: &RuleSet,
+    def: &AbsenceDef,
+    ei: usize,
+    inc: IncidentIdx,
+    hit: &Hit,
+    store: &mut IncidentStore,
+) {
     let via = describe_join(&def.effects[ei].join, hit);
     let signal = &rules.signal(hit.signal).id;
-    store.add(inc, entity_key(&hit.entity), member(hit, signal, Role::Effect, via), false, hit.time);
+    store.add(
+        inc,
+        &entity_key(&hit.entity),
+        member(hit, signal, Role::Effect, via),
+        false,
+        hit.time,
+    );
 }
 
-fn condition_member(entity: Entity<'static>, signal: String, since: EventTime, crossed: EventTime) -> Member {
+fn condition_member(
+    entity: Entity<'static>,
+    signal: String,
+    since: EventTime,
+    crossed: EventTime,
+) -> Member {
     Member {
         entity,
         signal,

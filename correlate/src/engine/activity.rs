@@ -92,7 +92,10 @@ impl Activity {
     pub(crate) fn lines_in(&self, pod: u64, end: EventTime, span: Span) -> u64 {
         let start = end.saturating_sub(span);
         self.pods.get(&pod).map_or(0, |p| {
-            p.times.iter().filter(|x| **x >= start && **x <= end).count() as u64
+            p.times
+                .iter()
+                .filter(|x| **x >= start && **x <= end)
+                .count() as u64
         })
     }
 

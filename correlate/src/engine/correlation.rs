@@ -10,7 +10,9 @@ use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::join::{Joiner, Side, describe_join, join_key, select_hit};
 use crate::classify::Hit;
-use crate::incident::{Incident, IncidentIdx, IncidentStore, Member, Role, RuleRef, Status, entity_key};
+use crate::incident::{
+    Incident, IncidentIdx, IncidentStore, Member, Role, RuleRef, Status, entity_key,
+};
 use crate::model::Entity;
 use crate::rules::{CorrelationDef, RootDef, RuleSet};
 use crate::time::EventTime;
@@ -36,7 +38,11 @@ pub(crate) struct CorrelationState {
 }
 
 /// Where an incident's root is, from the hit that formed it.
-pub(crate) fn root_entity(root: &RootDef, entity: &Entity<'static>, attrs: &[(String, String)]) -> Entity<'static> {
+pub(crate) fn root_entity(
+    root: &RootDef,
+    entity: &Entity<'static>,
+    attrs: &[(String, String)],
+) -> Entity<'static> {
     match root {
         RootDef::Entity => entity.clone(),
         RootDef::Workload => entity.workload(),
@@ -102,7 +108,10 @@ impl CorrelationState {
         };
         let t = hit.time;
         let fresh = self.groups.get(&gkey).is_some_and(|g| {
-            store.is_live(g.incident) && t <= g.last_cause.saturating_add(def.after.max(def.resolve.quiet))
+            store.is_live(g.incident)
+                && t <= g
+                    .last_cause
+                    .saturating_add(def.after.max(def.resolve.quiet))
         });
         if !fresh {
             let incident = store.insert(new_incident(rules, ci, def, hit));
@@ -139,7 +148,13 @@ impl CorrelationState {
         let signal = &rules.signal(hit.signal).id;
         let idx = store.find(g.incident);
         merge_attributes(store.get_mut(idx), &hit.attributes);
-        store.add(g.incident, key, member(hit, signal, Role::Cause, Vec::new()), true, t);
+        store.add(
+            g.incident,
+            &key,
+            member(hit, signal, Role::Cause, Vec::new()),
+            true,
+            t,
+        );
 
         // Register what this cause offers to effects, and take any effect
         // that arrived first.
@@ -170,7 +185,12 @@ impl CorrelationState {
         store: &mut IncidentStore,
     ) {
         let def = &rules.correlations[ci];
-        let Some(jk) = join_key(&def.effects[ei].join, Side::Effect, &hit.entity, &hit.attributes) else {
+        let Some(jk) = join_key(
+            &def.effects[ei].join,
+            Side::Effect,
+            &hit.entity,
+            &hit.attributes,
+        ) else {
             return;
         };
         let t = hit.time;
@@ -196,7 +216,15 @@ impl CorrelationState {
         }
     }
 
-    fn attach(&mut self, rules: &RuleSet, ci: usize, gkey: &str, ei: usize, hit: &Hit, store: &mut IncidentStore) {
+    fn attach(
+        &mut self,
+        rules: &RuleSet,
+        ci: usize,
+        gkey: &str,
+        ei: usize,
+        hit: &Hit,
+        store: &mut IncidentStore,
+    ) {
         let def = &rules.correlations[ci];
         let Some(g) = self.groups.get_mut(gkey) else {
             return;
@@ -211,11 +239,23 @@ impl CorrelationState {
         merge_attributes(store.get_mut(idx), &hit.attributes);
         let via = describe_join(&def.effects[ei].join, hit);
         let signal = &rules.signal(hit.signal).id;
-        store.add(g.incident, key, member(hit, signal, Role::Effect, via), false, hit.time);
+        store.add(
+            g.incident,
+            &key,
+            member(hit, signal, Role::Effect, via),
+            false,
+            hit.time,
+        );
         self.check_open(def, gkey, hit.time, store);
     }
 
-    fn check_open(&self, def: &CorrelationDef, gkey: &str, t: EventTime, store: &mut IncidentStore) {
+    fn check_open(
+        &self,
+        def: &CorrelationDef,
+        gkey: &str,
+        t: EventTime,
+        store: &mut IncidentStore,
+    ) {
         let Some(g) = self.groups.get(gkey) else {
             return;
         };
@@ -230,7 +270,13 @@ impl CorrelationState {
 
     /// A resolving signal: the incident resolves once every cause entity
     /// has shown one after its last cause signal.
-    pub(crate) fn on_resolve(&mut self, rules: &RuleSet, ci: usize, hit: &Hit, store: &mut IncidentStore) {
+    pub(crate) fn on_resolve(
+        &mut self,
+        rules: &RuleSet,
+        ci: usize,
+        hit: &Hit,
+        store: &mut IncidentStore,
+    ) {
         let def = &rules.correlations[ci];
         let Some(gkey) = select_hit(&def.group_by, hit) else {
             return;
@@ -242,14 +288,26 @@ impl CorrelationState {
         if g.causes.contains(&key) {
             g.resolved_causes.insert(key);
         }
-        if !g.causes.is_empty() && g.resolved_causes.len() == g.causes.len() && store.is_live(g.incident) {
+        if !g.causes.is_empty()
+            && g.resolved_causes.len() == g.causes.len()
+            && store.is_live(g.incident)
+        {
             let signal = &rules.signal(hit.signal).id;
-            store.resolve(g.incident, hit.time, format!("resolved by {signal} on every cause"));
+            store.resolve(
+                g.incident,
+                hit.time,
+                format!("resolved by {signal} on every cause"),
+            );
         }
     }
 
     /// Drops expired held effects and dead groups; returns effects dropped.
-    pub(crate) fn housekeep(&mut self, def: &CorrelationDef, t: EventTime, store: &IncidentStore) -> u64 {
+    pub(crate) fn housekeep(
+        &mut self,
+        def: &CorrelationDef,
+        t: EventTime,
+        store: &IncidentStore,
+    ) -> u64 {
         let dropped = self.joiner.expire(t.saturating_sub(def.before));
         let keep_for = def.after.max(def.resolve.quiet).max(def.before);
         self.groups

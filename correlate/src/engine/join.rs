@@ -13,7 +13,11 @@ use crate::rules::{JoinDef, Selector};
 use crate::time::EventTime;
 
 /// Reads a selector off an entity and its attributes.
-pub(crate) fn select(sel: &Selector, entity: &Entity<'_>, attrs: &[(String, String)]) -> Option<String> {
+pub(crate) fn select(
+    sel: &Selector,
+    entity: &Entity<'_>,
+    attrs: &[(String, String)],
+) -> Option<String> {
     let v = match sel {
         Selector::Entity => entity_key(entity),
         Selector::Workload => entity_key(&entity.workload()),
@@ -73,7 +77,11 @@ pub(crate) fn describe_join(join: &[JoinDef], hit: &Hit) -> Vec<String> {
             if j.cause == j.effect {
                 format!("same {} = {v}", j.cause.describe())
             } else {
-                format!("cause {} = effect {} = {v}", j.cause.describe(), j.effect.describe())
+                format!(
+                    "cause {} = effect {} = {v}",
+                    j.cause.describe(),
+                    j.effect.describe()
+                )
             }
         })
         .collect()
@@ -86,7 +94,10 @@ pub(crate) fn hit_bytes(h: &Hit) -> usize {
         + h.entity.name.len()
         + h.entity.namespace.as_ref().map_or(0, |s| s.len())
         + h.entity.node.as_ref().map_or(0, |s| s.len())
-        + h.attributes.iter().map(|(k, v)| k.len() + v.len() + 48).sum::<usize>()
+        + h.attributes
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + 48)
+            .sum::<usize>()
 }
 
 #[derive(Debug, Default)]

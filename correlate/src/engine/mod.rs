@@ -93,7 +93,10 @@ pub struct EngineGauges {
 #[derive(Debug)]
 enum Item {
     /// A Pod or Node changed state: `states` are the state signals it is in now.
-    Transition { key: String, states: Vec<SignalId> },
+    Transition {
+        key: String,
+        states: Vec<SignalId>,
+    },
     Signal(Hit),
 }
 
@@ -135,8 +138,16 @@ impl Engine {
         let activity = Activity::with_cap(config.max_tracked_pods);
         Engine {
             classifier: Classifier::new(rules.clone()),
-            correlations: rules.correlations.iter().map(|_| CorrelationState::default()).collect(),
-            absences: rules.absences.iter().map(|_| AbsenceState::default()).collect(),
+            correlations: rules
+                .correlations
+                .iter()
+                .map(|_| CorrelationState::default())
+                .collect(),
+            absences: rules
+                .absences
+                .iter()
+                .map(|_| AbsenceState::default())
+                .collect(),
             rules,
             config,
             reorder: Reorder::default(),
@@ -232,10 +243,26 @@ impl Engine {
     pub fn gauges(&self) -> EngineGauges {
         EngineGauges {
             buffered: self.reorder.len(),
-            held_effects: self.correlations.iter().map(|c| c.joiner.held_entries).sum::<usize>()
-                + self.absences.iter().map(|a| a.joiner.held_entries).sum::<usize>(),
-            held_bytes: self.correlations.iter().map(|c| c.joiner.held_bytes).sum::<usize>()
-                + self.absences.iter().map(|a| a.joiner.held_bytes).sum::<usize>(),
+            held_effects: self
+                .correlations
+                .iter()
+                .map(|c| c.joiner.held_entries)
+                .sum::<usize>()
+                + self
+                    .absences
+                    .iter()
+                    .map(|a| a.joiner.held_entries)
+                    .sum::<usize>(),
+            held_bytes: self
+                .correlations
+                .iter()
+                .map(|c| c.joiner.held_bytes)
+                .sum::<usize>()
+                + self
+                    .absences
+                    .iter()
+                    .map(|a| a.joiner.held_bytes)
+                    .sum::<usize>(),
             states: self.states.len(),
             tracked_pods: self.activity.len(),
             incidents: self.store.len(),
@@ -330,7 +357,10 @@ impl Engine {
     fn process(&mut self, item: Item) {
         match item {
             Item::Transition { key, states } => {
-                let keep = self.states.get(&key).is_some_and(|s| states.contains(&s.signal));
+                let keep = self
+                    .states
+                    .get(&key)
+                    .is_some_and(|s| states.contains(&s.signal));
                 if !keep && let Some(old) = self.states.remove(&key) {
                     for &ai in &self.rules.uses[old.signal.0 as usize].as_absence_condition {
                         self.absences[ai].leave_state(&key);
@@ -354,7 +384,8 @@ impl Engine {
             let key = entity_key(&hit.entity);
             let is_new = self.states.get(&key).is_none_or(|s| s.signal != hit.signal);
             if is_new {
-                self.states.insert(key.clone(), ActiveState { signal: hit.signal });
+                self.states
+                    .insert(key.clone(), ActiveState { signal: hit.signal });
                 for &ai in &uses.as_absence_condition {
                     self.absences[ai].enter_state(&key, hit.time, &hit.entity, &def.id);
                 }

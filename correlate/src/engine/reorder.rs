@@ -68,7 +68,11 @@ impl<T> Reorder<T> {
 
     /// The next item at or before `upto`, in order.
     pub(crate) fn pop_until(&mut self, upto: EventTime) -> Option<(OrderKey, T)> {
-        if self.heap.peek().is_some_and(|Reverse(e)| e.key.time <= upto) {
+        if self
+            .heap
+            .peek()
+            .is_some_and(|Reverse(e)| e.key.time <= upto)
+        {
             self.heap.pop().map(|Reverse(e)| (e.key, e.item))
         } else {
             None

@@ -174,7 +174,9 @@ fn yaml_error(file: &str, e: &serde_saphyr::Error) -> RuleError {
         .to_string();
     // The crate may prefix its own "line L column C: "; we say it once.
     let message = match message.split_once(": ") {
-        Some((head, rest)) if head.starts_with("line ") && head.contains(" column ") => rest.to_string(),
+        Some((head, rest)) if head.starts_with("line ") && head.contains(" column ") => {
+            rest.to_string()
+        }
         _ => message,
     };
     RuleError {
@@ -302,7 +304,11 @@ fn span(diag: &mut Diagnostics<'_>, s: &Spanned<String>, what: &str) -> Option<S
     }
 }
 
-fn severity(diag: &mut Diagnostics<'_>, s: &Option<Spanned<String>>, default: Severity) -> Severity {
+fn severity(
+    diag: &mut Diagnostics<'_>,
+    s: &Option<Spanned<String>>,
+    default: Severity,
+) -> Severity {
     match s {
         None => default,
         Some(s) => match Severity::parse(&s.value) {
@@ -383,7 +389,10 @@ fn compile_signal(
         .iter()
         .filter_map(|(k, v)| regex(diag, v).map(|r| (k.clone(), r)))
         .collect();
-    let min_severity = m.severity.as_ref().map(|s| severity(diag, &Some(s.clone()), Severity::Info));
+    let min_severity = m
+        .severity
+        .as_ref()
+        .map(|s| severity(diag, &Some(s.clone()), Severity::Info));
 
     let entity = match r.entity.as_ref().map(|e| (e.value.as_str(), e.referenced)) {
         None | Some(("self", _)) => EntityScope::Itself,
@@ -441,7 +450,12 @@ fn compile_signal(
     })
 }
 
-fn selector(diag: &mut Diagnostics<'_>, s: &str, loc: Location, attrs: &BTreeSet<String>) -> Option<Selector> {
+fn selector(
+    diag: &mut Diagnostics<'_>,
+    s: &str,
+    loc: Location,
+    attrs: &BTreeSet<String>,
+) -> Option<Selector> {
     let sel = match s {
         "entity" => Selector::Entity,
         "workload" => Selector::Workload,
@@ -470,7 +484,11 @@ fn attributes_of(set: &RuleSet, ids: &[SignalId]) -> BTreeSet<String> {
         .collect()
 }
 
-fn root(diag: &mut Diagnostics<'_>, spec: Option<Spanned<raw::RootSpec>>, attrs: &BTreeSet<String>) -> RootDef {
+fn root(
+    diag: &mut Diagnostics<'_>,
+    spec: Option<Spanned<raw::RootSpec>>,
+    attrs: &BTreeSet<String>,
+) -> RootDef {
     let Some(spec) = spec else {
         return RootDef::Entity;
     };
@@ -510,7 +528,11 @@ fn root(diag: &mut Diagnostics<'_>, spec: Option<Spanned<raw::RootSpec>>, attrs:
     }
 }
 
-fn resolve(diag: &mut Diagnostics<'_>, lookup: &SignalLookup<'_>, r: Option<Spanned<raw::Resolve>>) -> ResolveDef {
+fn resolve(
+    diag: &mut Diagnostics<'_>,
+    lookup: &SignalLookup<'_>,
+    r: Option<Spanned<raw::Resolve>>,
+) -> ResolveDef {
     let Some(r) = r else {
         return ResolveDef {
             quiet: DEFAULT_QUIET,
@@ -571,7 +593,11 @@ fn effects(
     effects
 }
 
-fn window(diag: &mut Diagnostics<'_>, w: Option<&Spanned<raw::Window>>, has_effects: bool) -> (Span, Span) {
+fn window(
+    diag: &mut Diagnostics<'_>,
+    w: Option<&Spanned<raw::Window>>,
+    has_effects: bool,
+) -> (Span, Span) {
     let Some(w) = w else {
         return (DEFAULT_BEFORE, DEFAULT_AFTER);
     };
@@ -618,7 +644,10 @@ fn compile_correlation(
     let (before, after) = window(diag, r.window.as_ref(), !effects.is_empty());
     let min_effects = r.min_effects.as_ref().map_or(1, |m| m.value);
     if min_effects > 0 && effects.is_empty() {
-        let loc = r.min_effects.as_ref().map_or(r.title.referenced, |m| m.referenced);
+        let loc = r
+            .min_effects
+            .as_ref()
+            .map_or(r.title.referenced, |m| m.referenced);
         diag.error(
             loc,
             format!("min_effects is {min_effects} but the rule lists no effects"),
