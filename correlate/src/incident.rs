@@ -363,7 +363,10 @@ impl IncidentStore {
         as_cause: bool,
         at: EventTime,
     ) {
+        let own = idx;
         let idx = self.find(idx);
+        // A folded incident's causes are part of the survivor's blast radius.
+        let as_cause = as_cause && idx == own;
         let inc = &mut self.incidents[idx];
         inc.signals += member.records;
         inc.first_seen = inc.first_seen.min(member.first);

@@ -56,10 +56,19 @@ pub(crate) struct AbsenceState {
     /// when the last incident resolved.
     reported_silences: BTreeSet<(u64, EventTime)>,
     resolved_at: Option<EventTime>,
+    /// When an entity last left the condition state.
+    last_left: Option<EventTime>,
     pub(crate) joiner: Joiner,
 }
 
 impl AbsenceState {
+    pub(crate) fn with_caps(max_entries: usize, max_bytes: usize) -> AbsenceState {
+        AbsenceState {
+            joiner: Joiner::with_caps(max_entries, max_bytes),
+            ..AbsenceState::default()
+        }
+    }
+
     pub(crate) fn enter_state(
         &mut self,
         key: &str,
@@ -75,9 +84,10 @@ impl AbsenceState {
             .insert(key.to_string(), (since, entity.clone(), signal.to_string()));
     }
 
-    pub(crate) fn leave_state(&mut self, key: &str) {
+    pub(crate) fn leave_state(&mut self, key: &str, t: EventTime) {
         if let Some((since, _, _)) = self.state_of.remove(key) {
             self.in_state.remove(&(since, key.to_string()));
+            self.last_left = Some(t);
         }
     }
 
@@ -212,9 +222,9 @@ impl AbsenceState {
         store: &mut IncidentStore,
     ) {
         if let Some((_, silent)) = &self.silent {
-            if activity.logged_between(silent.pod, silent.since, t) {
-                store.resolve(inc, t, "the silent peer logs again".to_string());
-                self.closed(t);
+            if let Some(again) = activity.first_after(silent.pod, silent.since, t) {
+                store.resolve(inc, again, "the silent peer logs again".to_string());
+                self.closed(again);
             }
             return;
         }
@@ -222,12 +232,10 @@ impl AbsenceState {
             return;
         }
         if self.in_state.is_empty() {
-            store.resolve(
-                inc,
-                t,
-                "no entity is in the condition state any more".to_string(),
-            );
-            self.closed(t);
+            let at = self.last_left.unwrap_or(t);
+            let why = "no entity is in the condition state any more".to_string();
+            store.resolve(inc, at, why);
+            self.closed(at);
             return;
         }
         // Entities that have now held the state for `for` join the incident.
@@ -467,9 +475,9 @@ impl AbsenceState {
         }
     }
 
-    pub(crate) fn housekeep(&mut self, def: &AbsenceDef, t: EventTime) -> u64 {
+    pub(crate) fn housekeep(&mut self, def: &AbsenceDef, t: EventTime) {
         self.joiner
-            .expire(t.saturating_sub(def.before.max(def.duration)))
+            .expire(t.saturating_sub(def.before.max(def.duration)));
     }
 }
 

@@ -99,11 +99,15 @@ impl Activity {
         })
     }
 
-    /// Did the pod log anything in `(after, upto]`?
-    pub(crate) fn logged_between(&self, pod: u64, after: EventTime, upto: EventTime) -> bool {
-        self.pods
-            .get(&pod)
-            .is_some_and(|p| p.times.iter().any(|x| *x > after && *x <= upto))
+    /// The pod's first line in `(after, upto]`, if it logged again.
+    pub(crate) fn first_after(
+        &self,
+        pod: u64,
+        after: EventTime,
+        upto: EventTime,
+    ) -> Option<EventTime> {
+        let p = self.pods.get(&pod)?;
+        p.times.iter().find(|x| **x > after && **x <= upto).copied()
     }
 
     pub(crate) fn len(&self) -> usize {

@@ -95,6 +95,13 @@ pub(crate) fn member(hit: &Hit, signal: &str, role: Role, joined_by: Vec<String>
 }
 
 impl CorrelationState {
+    pub(crate) fn with_caps(max_entries: usize, max_bytes: usize) -> CorrelationState {
+        CorrelationState {
+            joiner: Joiner::with_caps(max_entries, max_bytes),
+            ..CorrelationState::default()
+        }
+    }
+
     pub(crate) fn on_cause(
         &mut self,
         rules: &RuleSet,
@@ -171,7 +178,7 @@ impl CorrelationState {
             }
         }
         for (ei, h) in pulled {
-            self.attach(rules, ci, &gkey, ei, &h, store);
+            self.attach(rules, ci, &gkey, ei, &h, t, store);
         }
         self.check_open(def, &gkey, t, store);
     }
@@ -212,7 +219,7 @@ impl CorrelationState {
             return;
         }
         for g in targets {
-            self.attach(rules, ci, &g, ei, hit, store);
+            self.attach(rules, ci, &g, ei, hit, t, store);
         }
     }
 
@@ -223,6 +230,7 @@ impl CorrelationState {
         gkey: &str,
         ei: usize,
         hit: &Hit,
+        now: EventTime,
         store: &mut IncidentStore,
     ) {
         let def = &rules.correlations[ci];
@@ -244,9 +252,9 @@ impl CorrelationState {
             &key,
             member(hit, signal, Role::Effect, via),
             false,
-            hit.time,
+            now,
         );
-        self.check_open(def, gkey, hit.time, store);
+        self.check_open(def, gkey, now, store);
     }
 
     fn check_open(
@@ -302,19 +310,13 @@ impl CorrelationState {
     }
 
     /// Drops expired held effects and dead groups; returns effects dropped.
-    pub(crate) fn housekeep(
-        &mut self,
-        def: &CorrelationDef,
-        t: EventTime,
-        store: &IncidentStore,
-    ) -> u64 {
-        let dropped = self.joiner.expire(t.saturating_sub(def.before));
+    pub(crate) fn housekeep(&mut self, def: &CorrelationDef, t: EventTime, store: &IncidentStore) {
+        self.joiner.expire(t.saturating_sub(def.before));
         let keep_for = def.after.max(def.resolve.quiet).max(def.before);
         self.groups
             .retain(|_, g| store.is_live(g.incident) || g.last_cause.saturating_add(keep_for) > t);
         let groups = &self.groups;
         self.joiner.retain_groups(|g| groups.contains_key(g));
-        dropped
     }
 }
 

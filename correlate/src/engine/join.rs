@@ -100,7 +100,7 @@ pub(crate) fn hit_bytes(h: &Hit) -> usize {
             .sum::<usize>()
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Joiner {
     /// (effect index, join key) -> group keys that provide it.
     index: FxHashMap<(usize, String), Vec<String>>,
@@ -108,9 +108,36 @@ pub(crate) struct Joiner {
     held: FxHashMap<(usize, String), VecDeque<Hit>>,
     pub(crate) held_entries: usize,
     pub(crate) held_bytes: usize,
+    /// Effects dropped because no cause appeared within their window.
+    pub(crate) dropped: u64,
+    /// Effects evicted because held state reached a cap.
+    pub(crate) evicted: u64,
+    pub(crate) evicted_logged: u64,
+    max_entries: usize,
+    max_bytes: usize,
+}
+
+impl Default for Joiner {
+    fn default() -> Self {
+        Joiner::with_caps(usize::MAX, usize::MAX)
+    }
 }
 
 impl Joiner {
+    pub(crate) fn with_caps(max_entries: usize, max_bytes: usize) -> Joiner {
+        Joiner {
+            index: FxHashMap::default(),
+            held: FxHashMap::default(),
+            held_entries: 0,
+            held_bytes: 0,
+            dropped: 0,
+            evicted: 0,
+            evicted_logged: 0,
+            max_entries,
+            max_bytes,
+        }
+    }
+
     pub(crate) fn register(&mut self, effect: usize, key: &str, group: &str) {
         let v = self.index.entry((effect, key.to_string())).or_default();
         if !v.iter().any(|g| g == group) {
@@ -128,6 +155,9 @@ impl Joiner {
         self.held_entries += 1;
         self.held_bytes += hit_bytes(&hit);
         self.held.entry((effect, key)).or_default().push_back(hit);
+        if self.held_entries > self.max_entries || self.held_bytes > self.max_bytes {
+            self.evict_to(self.max_entries, self.max_bytes);
+        }
     }
 
     /// Takes the held effects for `key` at or after `since`, oldest first.
@@ -141,13 +171,15 @@ impl Joiner {
             self.held_bytes -= hit_bytes(&h);
             if h.time >= since {
                 out.push(h);
+            } else {
+                self.dropped += 1;
             }
         }
         out
     }
 
-    /// Drops held effects older than `before`; returns how many.
-    pub(crate) fn expire(&mut self, before: EventTime) -> u64 {
+    /// Drops held effects older than `before`.
+    pub(crate) fn expire(&mut self, before: EventTime) {
         let mut dropped = 0;
         self.held.retain(|_, q| {
             while q.front().is_some_and(|h| h.time < before) {
@@ -159,11 +191,11 @@ impl Joiner {
             }
             !q.is_empty()
         });
-        dropped
+        self.dropped += dropped;
     }
 
-    /// Evicts the oldest held effects until under both caps; returns how many.
-    pub(crate) fn evict_to(&mut self, max_entries: usize, max_bytes: usize) -> u64 {
+    /// Evicts the oldest held effects until under both caps.
+    fn evict_to(&mut self, max_entries: usize, max_bytes: usize) {
         let mut evicted = 0;
         while self.held_entries > max_entries || self.held_bytes > max_bytes {
             let oldest = self
@@ -183,7 +215,7 @@ impl Joiner {
                 }
             }
         }
-        evicted
+        self.evicted += evicted;
     }
 
     /// Forgets registrations of groups that no longer exist.

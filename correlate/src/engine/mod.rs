@@ -96,6 +96,7 @@ enum Item {
     Transition {
         key: String,
         states: Vec<SignalId>,
+        time: EventTime,
     },
     Signal(Hit),
 }
@@ -141,12 +142,14 @@ impl Engine {
             correlations: rules
                 .correlations
                 .iter()
-                .map(|_| CorrelationState::default())
+                .map(|_| {
+                    CorrelationState::with_caps(config.max_held_entries, config.max_held_bytes)
+                })
                 .collect(),
             absences: rules
                 .absences
                 .iter()
-                .map(|_| AbsenceState::default())
+                .map(|_| AbsenceState::with_caps(config.max_held_entries, config.max_held_bytes))
                 .collect(),
             rules,
             config,
@@ -191,7 +194,14 @@ impl Engine {
                 class: 0,
                 content: content_hash(&key, ""),
             };
-            self.enqueue(order, Item::Transition { key, states });
+            self.enqueue(
+                order,
+                Item::Transition {
+                    key,
+                    states,
+                    time: event.time,
+                },
+            );
         }
         for hit in hits.drain(..) {
             self.stats.signals += 1;
@@ -217,11 +227,19 @@ impl Engine {
     /// newest event time seen.
     pub fn finish(&mut self) -> Vec<IncidentUpdate> {
         self.release(self.max_time);
-        for (ci, c) in self.correlations.iter_mut().enumerate() {
-            let def = &self.rules.correlations[ci];
-            self.stats.unattached_effects += c.joiner.held_entries as u64;
-            let _ = def;
-        }
+        // What is still held will never meet its cause.
+        let held: usize = self
+            .correlations
+            .iter()
+            .map(|c| c.joiner.held_entries)
+            .sum::<usize>()
+            + self
+                .absences
+                .iter()
+                .map(|a| a.joiner.held_entries)
+                .sum::<usize>();
+        self.count_held();
+        self.stats.unattached_effects += held as u64;
         std::mem::take(&mut self.store.updates)
     }
 
@@ -330,40 +348,53 @@ impl Engine {
 
     fn housekeep(&mut self, t: EventTime) {
         for (ci, c) in self.correlations.iter_mut().enumerate() {
-            let def = &self.rules.correlations[ci];
-            self.stats.unattached_effects += c.housekeep(def, t, &self.store);
-            let evicted = c
-                .joiner
-                .evict_to(self.config.max_held_entries, self.config.max_held_bytes);
-            if evicted > 0 {
-                self.stats.evicted_effects += evicted;
-                tracing::warn!(rule = %def.id, evicted, "held effects over cap: oldest evicted");
-            }
+            c.housekeep(&self.rules.correlations[ci], t, &self.store);
         }
         for (ai, a) in self.absences.iter_mut().enumerate() {
-            let def = &self.rules.absences[ai];
-            self.stats.unattached_effects += a.housekeep(def, t);
-            let evicted = a
-                .joiner
-                .evict_to(self.config.max_held_entries, self.config.max_held_bytes);
-            if evicted > 0 {
-                self.stats.evicted_effects += evicted;
-                tracing::warn!(rule = %def.id, evicted, "held effects over cap: oldest evicted");
-            }
+            a.housekeep(&self.rules.absences[ai], t);
         }
         self.stats.tracked_pods_over_cap = self.activity.evicted;
+        self.count_held();
+    }
+
+    /// Brings the counters of dropped and evicted effects up to date, and
+    /// logs new evictions once per rule and sweep.
+    fn count_held(&mut self) {
+        let joiners = self
+            .correlations
+            .iter_mut()
+            .map(|c| &mut c.joiner)
+            .zip(self.rules.correlations.iter().map(|d| &d.id))
+            .chain(
+                self.absences
+                    .iter_mut()
+                    .map(|a| &mut a.joiner)
+                    .zip(self.rules.absences.iter().map(|d| &d.id)),
+            );
+        let (mut dropped, mut evicted) = (0, 0);
+        for (j, rule) in joiners {
+            dropped += j.dropped;
+            evicted += j.evicted;
+            if j.evicted > j.evicted_logged {
+                let new = j.evicted - j.evicted_logged;
+                tracing::warn!(rule = %rule, evicted = new, held = j.held_entries, "held effects over cap: oldest evicted");
+                j.evicted_logged = j.evicted;
+            }
+        }
+        self.stats.unattached_effects = dropped;
+        self.stats.evicted_effects = evicted;
     }
 
     fn process(&mut self, item: Item) {
         match item {
-            Item::Transition { key, states } => {
+            Item::Transition { key, states, time } => {
                 let keep = self
                     .states
                     .get(&key)
                     .is_some_and(|s| states.contains(&s.signal));
                 if !keep && let Some(old) = self.states.remove(&key) {
                     for &ai in &self.rules.uses[old.signal.0 as usize].as_absence_condition {
-                        self.absences[ai].leave_state(&key);
+                        self.absences[ai].leave_state(&key, time);
                     }
                 }
             }

@@ -91,6 +91,7 @@ pub fn compile(sources: &[RuleSource]) -> Result<RuleSet, RuleErrors> {
     let mut set = RuleSet::default();
     let mut signal_ids: BTreeMap<String, (SignalId, Position)> = BTreeMap::new();
     let mut rule_ids: BTreeMap<String, Position> = BTreeMap::new();
+    let mut invalid_signals: BTreeSet<String> = BTreeSet::new();
 
     // Pass 1: signals, so correlations in any file can name them.
     for p in &mut parsed {
@@ -106,10 +107,16 @@ pub fn compile(sources: &[RuleSource]) -> Result<RuleSet, RuleErrors> {
                 );
                 continue;
             }
-            if let Some(def) = compile_signal(&mut diag, rule, pos.clone()) {
-                let sid = SignalId(set.signals.len() as u32);
-                signal_ids.insert(id, (sid, pos));
-                set.signals.push(def);
+            match compile_signal(&mut diag, rule, pos.clone()) {
+                Some(def) => {
+                    let sid = SignalId(set.signals.len() as u32);
+                    signal_ids.insert(id, (sid, pos));
+                    set.signals.push(def);
+                }
+                // Its errors are reported; rules naming it are not "undefined".
+                None => {
+                    invalid_signals.insert(id);
+                }
             }
         }
         errors.append(&mut diag.errors);
@@ -118,7 +125,10 @@ pub fn compile(sources: &[RuleSource]) -> Result<RuleSet, RuleErrors> {
     // Pass 2: correlations and absences.
     for p in &mut parsed {
         let mut diag = Diagnostics::new(&p.name);
-        let lookup = SignalLookup { ids: &signal_ids };
+        let lookup = SignalLookup {
+            ids: &signal_ids,
+            invalid: &invalid_signals,
+        };
         for rule in std::mem::take(&mut p.file.correlations) {
             let id = &rule.value.id;
             check_id(&mut diag, id);
@@ -208,6 +218,8 @@ fn check_id(diag: &mut Diagnostics<'_>, id: &Spanned<String>) {
 
 struct SignalLookup<'a> {
     ids: &'a BTreeMap<String, (SignalId, Position)>,
+    /// Signals defined with errors (already reported).
+    invalid: &'a BTreeSet<String>,
 }
 
 impl SignalLookup<'_> {
@@ -227,6 +239,7 @@ impl SignalLookup<'_> {
         for n in names {
             match self.ids.get(&n) {
                 Some((id, _)) => out.push(*id),
+                None if self.invalid.contains(&n) => ok = false,
                 None => {
                     let hint = closest(&n, self.ids.keys())
                         .map(|c| format!(" (did you mean `{c}`?)"))
@@ -266,9 +279,17 @@ fn regex(diag: &mut Diagnostics<'_>, s: &Spanned<String>) -> Option<Regex> {
     match Regex::new(&s.value) {
         Ok(r) => Some(r),
         Err(e) => {
-            // regex's message spans several lines; keep it readable on one.
-            let msg = e.to_string().replace('\n', " ");
-            diag.error(s.referenced, format!("invalid regex: {msg}"));
+            // regex's message draws the pattern with a caret over several
+            // lines; its last line says what is wrong.
+            let msg = e.to_string();
+            let what = msg
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("")
+                .trim()
+                .trim_start_matches("error: ");
+            diag.error(s.referenced, format!("invalid regex `{}`: {what}", s.value));
             None
         }
     }
