@@ -58,6 +58,9 @@ pub(crate) struct AbsenceState {
     resolved_at: Option<EventTime>,
     /// When an entity last left the condition state.
     last_left: Option<EventTime>,
+    /// Condition entities already in the open incident (it may have been
+    /// merged into another, so the store cannot say).
+    members: BTreeSet<String>,
     pub(crate) joiner: Joiner,
 }
 
@@ -240,12 +243,11 @@ impl AbsenceState {
         }
         // Entities that have now held the state for `for` join the incident.
         let cutoff = t.saturating_sub(def.duration);
-        let target = store.find(inc);
         let known: Vec<(String, Entity<'static>, EventTime, String)> = self
             .in_state
             .iter()
             .take_while(|(since, _)| *since <= cutoff)
-            .filter(|(_, key)| !store.get(target).causes.contains_key(key))
+            .filter(|(_, key)| !self.members.contains(key))
             .filter_map(|(since, key)| {
                 self.state_of
                     .get(key)
@@ -256,6 +258,7 @@ impl AbsenceState {
         for (key, entity, since, signal) in known {
             let m = condition_member(entity, signal, since, since.saturating_add(def.duration));
             store.add(inc, &key, m, true, since.saturating_add(def.duration));
+            self.members.insert(key);
         }
     }
 
@@ -332,9 +335,11 @@ impl AbsenceState {
             first_since,
             Some(facts),
         ));
+        self.members.clear();
         for (key, entity, since, signal) in members {
             let m = condition_member(entity, signal, since, since.saturating_add(def.duration));
             store.add(idx, &key, m, true, at);
+            self.members.insert(key);
         }
         self.open(rules, def, idx, window_from, at, store);
     }
