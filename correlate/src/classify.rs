@@ -49,8 +49,8 @@ struct SourceIndex {
     any_reason: Vec<SignalId>,
     /// All message regexes of this source's signals, in one set.
     messages: Option<RegexSet>,
-    /// Signal id -> its index in `messages`.
-    message_slot: FxHashMap<SignalId, usize>,
+    /// Signal id -> its index in `messages`, for this source's signals.
+    message_slot: Vec<Option<usize>>,
 }
 
 /// Classifies records into signals with a compiled [`RuleSet`].
@@ -87,11 +87,11 @@ impl Classifier {
             }
             // Each pattern compiled alone already, so the set compiles too.
             if let Ok(set) = RegexSet::new(pats.iter().map(|(_, p)| p)) {
-                sources[src].message_slot = pats
-                    .iter()
-                    .enumerate()
-                    .map(|(slot, (id, _))| (*id, slot))
-                    .collect();
+                let mut slots = vec![None; rules.signals.len()];
+                for (slot, (id, _)) in pats.iter().enumerate() {
+                    slots[id.0 as usize] = Some(slot);
+                }
+                sources[src].message_slot = slots;
                 sources[src].messages = Some(set);
             }
         }
@@ -109,25 +109,23 @@ impl Classifier {
         if by_reason.is_none() && idx.any_reason.is_empty() {
             return;
         }
-        let mut candidates: Vec<SignalId> = idx.any_reason.clone();
-        if let Some(ids) = by_reason {
-            candidates.extend_from_slice(ids);
-            candidates.sort_unstable();
-        }
+        let by_reason: &[SignalId] = by_reason.map_or(&[], Vec::as_slice);
+        let candidates = || idx.any_reason.iter().chain(by_reason).copied();
+        let slot = |id: SignalId| idx.message_slot.get(id.0 as usize).copied().flatten();
         // One pass over the message for every candidate that has a regex.
         let message_hits = match &idx.messages {
-            Some(set) if candidates.iter().any(|c| idx.message_slot.contains_key(c)) => {
+            Some(set) if candidates().any(|c| slot(c).is_some()) => {
                 let m = set.matches(&event.message);
-                if !m.matched_any() && candidates.iter().all(|c| idx.message_slot.contains_key(c)) {
+                if !m.matched_any() && candidates().all(|c| slot(c).is_some()) {
                     return;
                 }
                 Some(m)
             }
             _ => None,
         };
-        for id in candidates {
-            if let Some(slot) = idx.message_slot.get(&id)
-                && !message_hits.as_ref().is_some_and(|m| m.matched(*slot))
+        for id in candidates() {
+            if let Some(slot) = slot(id)
+                && !message_hits.as_ref().is_some_and(|m| m.matched(slot))
             {
                 continue;
             }

@@ -330,7 +330,7 @@ impl Engine {
         for (ai, a) in self.absences.iter_mut().enumerate() {
             a.evaluate(&self.rules, ai, t, &self.activity, &mut self.store);
         }
-        if t >= self.next_quiet_check || !self.store.updates.is_empty() {
+        if t >= self.next_quiet_check {
             self.store.resolve_quiet(t);
             self.next_quiet_check = self
                 .store
@@ -386,6 +386,7 @@ impl Engine {
     }
 
     fn process(&mut self, item: Item) {
+        let seen = self.store.updates.len();
         match item {
             Item::Transition { key, states, time } => {
                 let keep = self
@@ -400,10 +401,14 @@ impl Engine {
             }
             Item::Signal(hit) => self.process_signal(&hit),
         }
-        // A change may have formed or grown an incident whose quiet deadline
-        // is earlier than the one remembered.
-        if !self.store.updates.is_empty() {
-            self.next_quiet_check = EventTime::MIN;
+        // An incident that opened may have a quiet deadline earlier than the
+        // one remembered (deadlines of known incidents only move later).
+        for u in &self.store.updates[seen..] {
+            let inc = self.store.get(self.store.find(u.incident));
+            if inc.status == crate::incident::Status::Firing {
+                let deadline = inc.last_seen.saturating_add(inc.quiet);
+                self.next_quiet_check = self.next_quiet_check.min(deadline);
+            }
         }
     }
 
