@@ -31,6 +31,14 @@ struct Group {
     resolved_causes: FxHashSet<String>,
 }
 
+/// Where an effect lands: rule, effect, group.
+#[derive(Clone, Copy, Debug)]
+struct Slot<'g> {
+    ci: usize,
+    ei: usize,
+    group: &'g str,
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct CorrelationState {
     groups: FxHashMap<String, Group>,
@@ -178,7 +186,17 @@ impl CorrelationState {
             }
         }
         for (ei, h) in pulled {
-            self.attach(rules, ci, &gkey, ei, &h, t, store);
+            self.attach(
+                rules,
+                Slot {
+                    ci,
+                    ei,
+                    group: &gkey,
+                },
+                &h,
+                t,
+                store,
+            );
         }
         self.check_open(def, &gkey, t, store);
     }
@@ -219,20 +237,23 @@ impl CorrelationState {
             return;
         }
         for g in targets {
-            self.attach(rules, ci, &g, ei, hit, t, store);
+            self.attach(rules, Slot { ci, ei, group: &g }, hit, t, store);
         }
     }
 
     fn attach(
         &mut self,
         rules: &RuleSet,
-        ci: usize,
-        gkey: &str,
-        ei: usize,
+        slot: Slot<'_>,
         hit: &Hit,
         now: EventTime,
         store: &mut IncidentStore,
     ) {
+        let Slot {
+            ci,
+            ei,
+            group: gkey,
+        } = slot;
         let def = &rules.correlations[ci];
         let Some(g) = self.groups.get_mut(gkey) else {
             return;
