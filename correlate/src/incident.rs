@@ -105,6 +105,9 @@ pub struct Incident {
     pub root: Entity<'static>,
     pub root_signal: String,
     pub root_summary: String,
+    /// How specific `root_summary` is: the attributes its signal captured.
+    /// A more specific cause (one that names the port) replaces a vaguer one.
+    pub summary_rank: usize,
     pub attributes: BTreeMap<String, String>,
     /// Entities that showed the cause (or, for absence rules, the condition).
     pub causes: BTreeMap<String, Member>,
@@ -124,7 +127,22 @@ pub struct Incident {
     pub quiet: Span,
 }
 
+/// How specific a hit's summary is: the attributes it captured, beyond the
+/// container every record of a container carries.
+pub(crate) fn summary_rank(attrs: &[(String, String)]) -> usize {
+    attrs.iter().filter(|(k, _)| k != "container").count()
+}
+
 impl Incident {
+    /// Offers a cause's summary as the incident's root summary.
+    pub(crate) fn offer_summary(&mut self, summary: &str, attrs: &[(String, String)]) {
+        let rank = summary_rank(attrs);
+        if rank > self.summary_rank {
+            self.root_summary = summary.to_string();
+            self.summary_rank = rank;
+        }
+    }
+
     /// Everything that names an entity of this incident, root included.
     fn member_keys(&self) -> impl Iterator<Item = &String> {
         self.causes.keys().chain(self.affected.keys())
@@ -516,10 +534,11 @@ impl IncidentStore {
         if let (Some(a), Some(b)) = (s.opened_at, f.opened_at) {
             s.opened_at = Some(a.min(b));
         }
-        if f.first_seen < s.first_seen
-            || (f.root_summary.len() > s.root_summary.len() && f.first_seen <= s.first_seen)
+        if (f.summary_rank, std::cmp::Reverse(f.first_seen))
+            > (s.summary_rank, std::cmp::Reverse(s.first_seen))
         {
             s.root_summary = f.root_summary.clone();
+            s.summary_rank = f.summary_rank;
         }
         s.severity = s.severity.max(f.severity);
         s.merged_from.push((f.id.clone(), f.rule_id.clone()));

@@ -546,6 +546,7 @@ fn new_incident(
         root,
         root_signal: signal,
         root_summary: summary,
+        summary_rank: 0,
         attributes: BTreeMap::new(),
         causes: BTreeMap::new(),
         affected: BTreeMap::new(),

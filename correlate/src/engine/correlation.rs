@@ -163,6 +163,9 @@ impl CorrelationState {
         let signal = &rules.signal(hit.signal).id;
         let idx = store.find(g.incident);
         merge_attributes(store.get_mut(idx), &hit.attributes);
+        store
+            .get_mut(idx)
+            .offer_summary(&hit.summary, &hit.attributes);
         store.add(
             g.incident,
             &key,
@@ -364,6 +367,7 @@ fn new_incident(rules: &RuleSet, ci: usize, def: &CorrelationDef, hit: &Hit) -> 
         root,
         root_signal: rules.signal(hit.signal).id.clone(),
         root_summary: hit.summary.clone(),
+        summary_rank: crate::incident::summary_rank(&hit.attributes),
         attributes: BTreeMap::new(),
         causes: BTreeMap::new(),
         affected: BTreeMap::new(),
