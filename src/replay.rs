@@ -11,7 +11,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use correlate::rules::RuleSet;
 use correlate::{Engine, EngineConfig, Event, IncidentReport, Origin, Span};
-use ingest::{Decoder, Limits, Lines};
+use ingest::{Decoded, Decoder, Limits, Lines};
 use sinks::ndjson::NdjsonSink;
 
 use crate::config::Config;
@@ -119,6 +119,10 @@ impl Replayer {
                         .decoder
                         .decode(line, Origin { file, line: n }, &mut evs)
                     {
+                        // No event, but the record's time still moves the watermark.
+                        Ok(Decoded::Duplicate { time } | Decoded::Unchanged { time }) => {
+                            self.engine.observe(time);
+                        }
                         Ok(_) => {
                             for ev in &evs {
                                 self.engine.push(ev);

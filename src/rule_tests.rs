@@ -85,18 +85,13 @@ fn mismatch(want: &Expect, got: &IncidentReport) -> Vec<String> {
     let mut out = Vec::new();
     if let Some(root) = &want.root {
         let e = &got.root_cause.entity;
-        let ok = root.name == e.name
+        let matches = root.name == e.name
             && root.kind.as_ref().is_none_or(|k| *k == e.kind)
-            && root.namespace.as_deref()
-                == e.namespace.as_deref().or(if root.namespace.is_none() {
-                    None
-                } else {
-                    Some("")
-                });
-        let ns_ok = root.namespace.is_none() || root.namespace.as_deref() == e.namespace.as_deref();
-        if !(ok
-            || (root.name == e.name && ns_ok && root.kind.as_ref().is_none_or(|k| *k == e.kind)))
-        {
+            && root
+                .namespace
+                .as_ref()
+                .is_none_or(|ns| Some(ns.as_str()) == e.namespace.as_deref());
+        if !matches {
             out.push(format!(
                 "root is {} {}, expected {} {}",
                 e.kind,

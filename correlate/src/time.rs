@@ -64,6 +64,8 @@ pub struct Span(i64);
 
 impl Span {
     pub const ZERO: Span = Span(0);
+    /// Longer than any stream: "never", for deadlines that do not apply.
+    pub const FOREVER: Span = Span(i64::MAX);
 
     pub const fn from_micros(us: i64) -> Span {
         Span(us)

@@ -21,7 +21,7 @@ use crate::incident::{
 };
 use crate::model::Entity;
 use crate::rules::{AbsenceDef, RuleSet};
-use crate::time::EventTime;
+use crate::time::{EventTime, Span};
 
 /// Where the incident's root sits, for joins.
 const GROUP: &str = "";
@@ -210,7 +210,7 @@ impl AbsenceState {
         }
         if def.silent_peer.is_some() {
             self.try_open_silent(rules, ai, t, activity, store);
-        } else if def.duration > crate::time::Span::ZERO {
+        } else if def.duration > Span::ZERO {
             self.try_open_state(rules, ai, t, store);
         }
     }
@@ -231,7 +231,7 @@ impl AbsenceState {
             }
             return;
         }
-        if def.duration == crate::time::Span::ZERO {
+        if def.duration == Span::ZERO {
             return;
         }
         if self.in_state.is_empty() {
@@ -559,6 +559,12 @@ fn new_incident(
         version: 0,
         title: def.title.clone(),
         summary: def.summary.clone(),
-        quiet: def.resolve.quiet,
+        // A state condition ends when no entity is left in the state, not
+        // when records stop: a pod stuck Terminating says nothing new.
+        quiet: if def.silent_peer.is_none() && def.duration > Span::ZERO {
+            Span::FOREVER
+        } else {
+            def.resolve.quiet
+        },
     }
 }

@@ -217,6 +217,14 @@ impl Engine {
         std::mem::take(&mut self.store.updates)
     }
 
+    /// A record that formed no event (a heartbeat, a relist replay) still
+    /// says event time has reached `time`: the watermark follows it.
+    pub fn observe(&mut self, time: EventTime) -> Vec<IncidentUpdate> {
+        self.max_time = self.max_time.max(time);
+        self.release(self.max_time.saturating_sub(self.config.lateness));
+        std::mem::take(&mut self.store.updates)
+    }
+
     /// Moves the watermark: everything at or before `watermark` is final.
     pub fn advance(&mut self, watermark: EventTime) -> Vec<IncidentUpdate> {
         self.release(watermark);
@@ -327,9 +335,11 @@ impl Engine {
             return;
         }
         self.clock = t;
+        let seen = self.store.updates.len();
         for (ai, a) in self.absences.iter_mut().enumerate() {
             a.evaluate(&self.rules, ai, t, &self.activity, &mut self.store);
         }
+        self.note_updates(seen);
         if t >= self.next_quiet_check {
             self.store.resolve_quiet(t);
             self.next_quiet_check = self
@@ -401,8 +411,12 @@ impl Engine {
             }
             Item::Signal(hit) => self.process_signal(&hit),
         }
-        // An incident that opened may have a quiet deadline earlier than the
-        // one remembered (deadlines of known incidents only move later).
+        self.note_updates(seen);
+    }
+
+    /// An incident that opened may have a quiet deadline earlier than the one
+    /// remembered (deadlines of known incidents only move later).
+    fn note_updates(&mut self, seen: usize) {
         for u in &self.store.updates[seen..] {
             let inc = self.store.get(self.store.find(u.incident));
             if inc.status == crate::incident::Status::Firing {

@@ -183,6 +183,7 @@ impl Decoder {
             .map(|(i, a)| check(i, a, body_status.as_ref()))
             .collect::<Result<Vec<_>>>()?;
         let total = checked.len();
+        let newest = checked.iter().map(|c| c.time).max();
         let mut pushed = 0;
         for Checked {
             alert,
@@ -200,8 +201,11 @@ impl Decoder {
             out.push(self.alert_event(alert, status, time, occurrence, receiver.as_ref(), origin));
             pushed += 1;
         }
-        if total > 0 && pushed == 0 {
-            return Ok(Decoded::Duplicate);
+        if let Some(time) = newest
+            && total > 0
+            && pushed == 0
+        {
+            return Ok(Decoded::Duplicate { time });
         }
         Ok(Decoded::Events(pushed))
     }

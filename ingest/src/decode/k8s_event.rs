@@ -146,7 +146,7 @@ impl Decoder {
         let repeat = match self.events.get_mut(occurrence) {
             Some(seen) if count <= seen.count && time <= seen.time => {
                 self.stats.duplicates += 1;
-                return Ok(Decoded::Duplicate);
+                return Ok(Decoded::Duplicate { time });
             }
             Some(seen) => {
                 seen.count = seen.count.max(count);

@@ -76,10 +76,12 @@ pub enum Decoded {
     /// DELETED, an empty alert list).
     Events(usize),
     /// Nothing new: a relist replay of a Kubernetes Event already seen with
-    /// this count and time, or a redelivery of every alert of the body.
-    Duplicate,
-    /// A Pod or Node record whose summary state did not change (a heartbeat).
-    Unchanged,
+    /// this count and time, or a redelivery of every alert of the body. The
+    /// record's event time still counts: it moves the watermark.
+    Duplicate { time: EventTime },
+    /// A Pod or Node record whose summary state did not change (a heartbeat);
+    /// its event time still moves the watermark.
+    Unchanged { time: EventTime },
     /// An empty or whitespace-only line.
     Blank,
 }
@@ -172,8 +174,8 @@ impl Decoder {
         match result {
             Ok(Decoded::Events(n)) => self.stats.events += n as u64,
             // Counted where they are dropped: per Event record, per alert.
-            Ok(Decoded::Duplicate) => {}
-            Ok(Decoded::Unchanged) => self.stats.unchanged += 1,
+            Ok(Decoded::Duplicate { .. }) => {}
+            Ok(Decoded::Unchanged { .. }) => self.stats.unchanged += 1,
             Ok(Decoded::Blank) => self.stats.blank += 1,
             Err(_) => {
                 out.truncate(start);

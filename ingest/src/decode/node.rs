@@ -146,7 +146,7 @@ impl Decoder {
 
         let key = stable_hash(Domain::Node, &[name.as_bytes()]);
         let previous = match self.nodes.get_mut(key) {
-            Some(last) if *last == seen => return Ok(Decoded::Unchanged),
+            Some(last) if *last == seen => return Ok(Decoded::Unchanged { time }),
             Some(last) => std::mem::replace(last, seen).state.as_str(),
             None => {
                 self.nodes.insert(key, seen);

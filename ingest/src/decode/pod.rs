@@ -244,7 +244,7 @@ impl Decoder {
         };
         let previous = match self.pods.get_mut(key) {
             Some(seen) if *seen.state == *summary.state && restarts <= seen.restarts => {
-                return Ok(Decoded::Unchanged);
+                return Ok(Decoded::Unchanged { time });
             }
             Some(seen) => {
                 let previous = std::mem::replace(&mut seen.state, summary.state.as_ref().into());
