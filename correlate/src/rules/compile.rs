@@ -643,6 +643,35 @@ fn window(
     (before, after)
 }
 
+/// What every incident rule says about its incidents.
+struct Presentation {
+    title: Template,
+    summary: Template,
+    severity: Severity,
+    resolve: ResolveDef,
+}
+
+#[allow(clippy::too_many_arguments)] // the four fields of a rule, plus context
+fn presentation(
+    diag: &mut Diagnostics<'_>,
+    lookup: &SignalLookup<'_>,
+    attrs: &BTreeSet<String>,
+    default_severity: Severity,
+    title: &Spanned<String>,
+    summary: Option<&Spanned<String>>,
+    sev: &Option<Spanned<String>>,
+    res: Option<Spanned<raw::Resolve>>,
+) -> Presentation {
+    Presentation {
+        title: template(diag, title, INCIDENT_VARS, attrs),
+        summary: summary
+            .map(|s| template(diag, s, INCIDENT_VARS, attrs))
+            .unwrap_or_default(),
+        severity: severity(diag, sev, default_severity),
+        resolve: resolve(diag, lookup, res),
+    }
+}
+
 fn compile_correlation(
     diag: &mut Diagnostics<'_>,
     lookup: &SignalLookup<'_>,
@@ -677,14 +706,21 @@ fn compile_correlation(
     let min_count = cause.min_count.as_ref().map_or(1, |m| m.value.max(1));
     let min_entities = cause.min_entities.as_ref().map_or(1, |m| m.value.max(1));
     let root = root(diag, cause.root, &cause_attrs);
-    let title = template(diag, &r.title, INCIDENT_VARS, &all_attrs);
-    let summary = r
-        .summary
-        .as_ref()
-        .map(|s| template(diag, s, INCIDENT_VARS, &all_attrs))
-        .unwrap_or_default();
-    let sev = severity(diag, &r.severity, Severity::Warning);
-    let resolve = resolve(diag, lookup, r.resolve);
+    let Presentation {
+        title,
+        summary,
+        severity: sev,
+        resolve,
+    } = presentation(
+        diag,
+        lookup,
+        &all_attrs,
+        Severity::Warning,
+        &r.title,
+        r.summary.as_ref(),
+        &r.severity,
+        r.resolve,
+    );
 
     if diag.errors.len() > before_errors {
         return None;
@@ -778,14 +814,21 @@ fn compile_absence(
     let mut all_attrs = attrs.clone();
     let effects = effects(diag, lookup, set, r.effects, &attrs, &mut all_attrs);
     let (before, after) = window(diag, r.window.as_ref(), !effects.is_empty());
-    let title = template(diag, &r.title, INCIDENT_VARS, &all_attrs);
-    let summary = r
-        .summary
-        .as_ref()
-        .map(|s| template(diag, s, INCIDENT_VARS, &all_attrs))
-        .unwrap_or_default();
-    let sev = severity(diag, &r.severity, Severity::Critical);
-    let resolve = resolve(diag, lookup, r.resolve);
+    let Presentation {
+        title,
+        summary,
+        severity: sev,
+        resolve,
+    } = presentation(
+        diag,
+        lookup,
+        &all_attrs,
+        Severity::Critical,
+        &r.title,
+        r.summary.as_ref(),
+        &r.severity,
+        r.resolve,
+    );
 
     if diag.errors.len() > before_errors {
         return None;
