@@ -11,7 +11,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use correlate::rules::RuleSet;
 use correlate::{Engine, EngineConfig, Event, IncidentReport, Origin, Span};
-use ingest::{Decoded, Decoder, Limits, Lines};
+use ingest::{Decoded, Decoder, Limits, Lines, Parsed};
 use sinks::ndjson::NdjsonSink;
 
 use crate::config::Config;
@@ -69,6 +69,65 @@ pub(crate) struct Replayer {
     pub(crate) malformed: Malformed,
     pub(crate) bytes: u64,
     files: u32,
+    /// A spare allocation for the events of one line.
+    events: Vec<Event<'static>>,
+}
+
+/// Lines read at a time: one batch is parsed while the previous one is
+/// interpreted.
+const BATCH: usize = 2048;
+
+/// A batch of input lines; the strings are reused from batch to batch.
+#[derive(Debug, Default)]
+struct Batch {
+    lines: Vec<(u64, String)>,
+    len: usize,
+    /// Lines that could not be read (not UTF-8, too long), by line number.
+    unreadable: Vec<(u64, ingest::LineError)>,
+}
+
+impl Batch {
+    /// Reads up to [`BATCH`] lines; `Ok(false)` once the input is exhausted.
+    fn fill(&mut self, lines: &mut Lines<impl BufRead>) -> Result<bool, ingest::LineError> {
+        self.len = 0;
+        self.unreadable.clear();
+        while self.len < BATCH {
+            match lines.next_line() {
+                None => return Ok(false),
+                Some(Err(e)) if e.is_fatal() => return Err(e),
+                Some(Err(e)) => self.unreadable.push((e.line(), e)),
+                Some(Ok((n, text))) => {
+                    if self.len == self.lines.len() {
+                        self.lines.push((0, String::new()));
+                    }
+                    let slot = &mut self.lines[self.len];
+                    slot.0 = n;
+                    slot.1.clear();
+                    slot.1.push_str(text);
+                    self.len += 1;
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    fn lines(&self) -> &[(u64, String)] {
+        &self.lines[..self.len]
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0 && self.unreadable.is_empty()
+    }
+
+    fn clear(&mut self) {
+        self.len = 0;
+        self.unreadable.clear();
+    }
+}
+
+/// Parses the JSON of a batch's lines.
+fn parse_slice(lines: &[(u64, String)]) -> Vec<ingest::Result<Parsed<'_>>> {
+    lines.iter().map(|(_, l)| ingest::parse(l)).collect()
 }
 
 /// Reuses a vector's allocation for events borrowing from the next line.
@@ -87,10 +146,14 @@ impl Replayer {
             malformed: Malformed::default(),
             bytes: 0,
             files: 0,
+            events: Vec::with_capacity(8),
         }
     }
 
     /// Reads every line of `reader`; a read error ends this input with Err.
+    /// Reads `reader` to the end. Two batches alternate: while one core
+    /// interprets and correlates batch k in order, the other parses the JSON
+    /// of batch k+1 (the stateless, costly half of decoding).
     pub(crate) fn feed(
         &mut self,
         name: &str,
@@ -100,41 +163,96 @@ impl Replayer {
         let file = self.files;
         self.files += 1;
         let mut lines = Lines::new(reader);
-        let mut events: Vec<Event<'static>> = Vec::with_capacity(8);
-        while let Some(next) = lines.next_line() {
-            match next {
-                Err(e) if e.is_fatal() => {
-                    return Err(e).with_context(|| format!("{name}: read failed"));
-                }
-                Err(e) => self.malformed.report(name, e.line(), &e),
-                Ok((n, line)) => {
-                    self.bytes += line.len() as u64 + 1;
-                    if let Some(p) = progress
-                        && n % 4096 == 0
-                    {
-                        p.set_position(self.bytes);
-                    }
-                    let mut evs = recycle(std::mem::take(&mut events));
-                    match self
-                        .decoder
-                        .decode(line, Origin { file, line: n }, &mut evs)
-                    {
-                        // No event, but the record's time still moves the watermark.
-                        Ok(Decoded::Duplicate { time } | Decoded::Unchanged { time }) => {
-                            self.engine.observe(time);
-                        }
-                        Ok(_) => {
-                            for ev in &evs {
-                                self.engine.push(ev);
-                            }
-                        }
-                        Err(e) => self.malformed.report(name, n, &e),
-                    }
-                    events = recycle(evs);
-                }
+        let read_failed = || format!("{name}: read failed");
+        let (mut a, mut b) = (Batch::default(), Batch::default());
+        let mut more = a.fill(&mut lines).with_context(read_failed)?;
+        let mut parsed_a = parse_slice(a.lines());
+        loop {
+            if more {
+                more = b.fill(&mut lines).with_context(read_failed)?;
+            } else {
+                b.clear();
+            }
+            let parsed_b = self.overlap(name, file, &a, parsed_a, &b);
+            if let Some(p) = progress {
+                p.set_position(self.bytes);
+            }
+            if b.is_empty() {
+                return Ok(());
+            }
+            if more {
+                more = a.fill(&mut lines).with_context(read_failed)?;
+            } else {
+                a.clear();
+            }
+            parsed_a = self.overlap(name, file, &b, parsed_b, &a);
+            if a.is_empty() {
+                return Ok(());
             }
         }
-        Ok(())
+    }
+
+    /// Interprets `current` (already parsed) while `next` is parsed on another
+    /// thread; returns the parse of `next`.
+    fn overlap<'n>(
+        &mut self,
+        name: &str,
+        file: u32,
+        current: &Batch,
+        parsed: Vec<ingest::Result<Parsed<'_>>>,
+        next: &'n Batch,
+    ) -> Vec<ingest::Result<Parsed<'n>>> {
+        if next.is_empty() {
+            self.interpret(name, file, current, parsed);
+            return Vec::new();
+        }
+        std::thread::scope(|s| {
+            let parsing = s.spawn(|| parse_slice(next.lines()));
+            self.interpret(name, file, current, parsed);
+            match parsing.join() {
+                Ok(next_parsed) => next_parsed,
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        })
+    }
+
+    /// Decodes and correlates a parsed batch, in line order.
+    fn interpret(
+        &mut self,
+        name: &str,
+        file: u32,
+        batch: &Batch,
+        parsed: Vec<ingest::Result<Parsed<'_>>>,
+    ) {
+        let mut unreadable = batch.unreadable.iter().peekable();
+        let mut events: Vec<Event<'static>> = std::mem::take(&mut self.events);
+        for ((n, line), parsed) in batch.lines().iter().zip(parsed) {
+            while let Some((_, e)) = unreadable.next_if(|(at, _)| at < n) {
+                self.malformed.report(name, e.line(), e);
+            }
+            self.bytes += line.len() as u64 + 1;
+            let mut evs = recycle(events);
+            match self
+                .decoder
+                .interpret(parsed, Origin { file, line: *n }, &mut evs)
+            {
+                // No event, but the record's time still moves the watermark.
+                Ok(Decoded::Duplicate { time } | Decoded::Unchanged { time }) => {
+                    self.engine.observe(time);
+                }
+                Ok(_) => {
+                    for ev in &evs {
+                        self.engine.push(ev);
+                    }
+                }
+                Err(e) => self.malformed.report(name, *n, &e),
+            }
+            events = recycle(evs);
+        }
+        for (_, e) in unreadable {
+            self.malformed.report(name, e.line(), e);
+        }
+        self.events = events;
     }
 
     pub(crate) fn finish(mut self) -> (Engine, Decoder, Malformed) {

@@ -50,7 +50,7 @@ impl Rng {
 
     /// Uniform in `0..n` (`n > 0`).
     pub fn below(&mut self, n: usize) -> usize {
-        ((self.next_u64() >> 32) * n as u64 >> 32) as usize
+        (((self.next_u64() >> 32) * n as u64) >> 32) as usize
     }
 
     /// Uniform in `[0, 1)`.
@@ -222,6 +222,8 @@ pub struct Config {
     pub episode_secs: i64,
     /// Only records of this shape (noise and failures of that shape).
     pub only: Option<Shape>,
+    /// The mixed stream opens with the initial LIST (ADDED for every Node and Pod).
+    pub initial_list: bool,
 }
 
 /// 2026-05-17T04:30:00Z.
@@ -241,6 +243,7 @@ impl Config {
             start: DEFAULT_START,
             episode_secs: 600,
             only: None,
+            initial_list: true,
         }
     }
 }
@@ -272,6 +275,7 @@ pub fn generate_shape(shape: Shape, records: usize, seed: u64) -> Vec<String> {
 pub fn generate_failures(mix: Mix, records: usize, seed: u64) -> Vec<String> {
     let cfg = Config {
         noise_per_failure: Some(0.0),
+        initial_list: false,
         ..Config::new(mix, seed)
     };
     Generator::new(cfg).take(records).collect()
@@ -936,7 +940,7 @@ impl Generator {
     pub fn new(cfg: Config) -> Generator {
         let mut rng = Rng::new(cfg.seed);
         let cluster = Cluster::build(&cfg, &mut rng);
-        let initial = if cfg.mix == Mix::Mixed && cfg.only.is_none() {
+        let initial = if cfg.mix == Mix::Mixed && cfg.only.is_none() && cfg.initial_list {
             cluster.nodes.len() + cluster.pods.len()
         } else {
             0

@@ -1,15 +1,18 @@
 //! Records -> signals. Every record passes through here, so the hot path is
 //! built to say "no" cheaply: candidate signals are looked up by source and
-//! reason, and all message regexes of a source are run as one [`RegexSet`]
-//! pass; captures are extracted only for the signals that matched.
+//! reason, and the message regexes of a source sit behind one literal
+//! prefilter ([`crate::prefilter`]): a log line no rule can match costs one
+//! Aho-Corasick pass, and regexes (with captures) run only where a required
+//! literal occurs.
 
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use regex::{Regex, RegexSet};
+use regex::{Regex, RegexSet, SetMatches};
 use rustc_hash::FxHashMap;
 
 use crate::model::{Entity, Event, Origin, Severity, Source};
+use crate::prefilter::{Candidates, Prefilter};
 use crate::rules::{EntityScope, RuleSet, SignalDef, SignalId};
 use crate::time::EventTime;
 
@@ -48,9 +51,43 @@ struct SourceIndex {
     /// Signals that match any reason.
     any_reason: Vec<SignalId>,
     /// All message regexes of this source's signals, in one set.
-    messages: Option<RegexSet>,
+    messages: Option<MessageFilter>,
     /// Signal id -> its index in `messages`, for this source's signals.
     message_slot: Vec<Option<usize>>,
+}
+
+/// Which message regexes of a source may match a message: a literal
+/// prefilter, or for very many patterns one [`RegexSet`] pass.
+#[derive(Debug)]
+enum MessageFilter {
+    Literals(Prefilter),
+    Set(RegexSet),
+}
+
+/// The answer of a [`MessageFilter`] for one message.
+#[derive(Debug)]
+enum Possible {
+    Mask(Candidates),
+    Set(SetMatches),
+}
+
+impl Possible {
+    fn has(&self, slot: usize) -> bool {
+        match self {
+            Possible::Mask(m) => m & (1 << slot) != 0,
+            Possible::Set(m) => m.matched(slot),
+        }
+    }
+}
+
+impl MessageFilter {
+    /// Which slots' regexes can match `message`.
+    fn possible(&self, message: &str) -> Possible {
+        match self {
+            MessageFilter::Literals(f) => Possible::Mask(f.candidates(message)),
+            MessageFilter::Set(set) => Possible::Set(set.matches(message)),
+        }
+    }
 }
 
 /// Classifies records into signals with a compiled [`RuleSet`].
@@ -85,15 +122,21 @@ impl Classifier {
             if pats.is_empty() {
                 continue;
             }
-            // Each pattern compiled alone already, so the set compiles too.
-            if let Ok(set) = RegexSet::new(pats.iter().map(|(_, p)| p)) {
-                let mut slots = vec![None; rules.signals.len()];
-                for (slot, (id, _)) in pats.iter().enumerate() {
-                    slots[id.0 as usize] = Some(slot);
-                }
-                sources[src].message_slot = slots;
-                sources[src].messages = Some(set);
+            let texts: Vec<&str> = pats.iter().map(|(_, p)| p.as_str()).collect();
+            let filter = match Prefilter::new(&texts) {
+                Some(f) => MessageFilter::Literals(f),
+                // Each pattern compiled alone already, so the set compiles too.
+                None => match RegexSet::new(&texts) {
+                    Ok(set) => MessageFilter::Set(set),
+                    Err(_) => continue,
+                },
+            };
+            let mut slots = vec![None; rules.signals.len()];
+            for (slot, (id, _)) in pats.iter().enumerate() {
+                slots[id.0 as usize] = Some(slot);
             }
+            sources[src].message_slot = slots;
+            sources[src].messages = Some(filter);
         }
         Classifier { rules, sources }
     }
@@ -113,19 +156,19 @@ impl Classifier {
         let candidates = || idx.any_reason.iter().chain(by_reason).copied();
         let slot = |id: SignalId| idx.message_slot.get(id.0 as usize).copied().flatten();
         // One pass over the message for every candidate that has a regex.
-        let message_hits = match &idx.messages {
-            Some(set) if candidates().any(|c| slot(c).is_some()) => {
-                let m = set.matches(&event.message);
-                if !m.matched_any() && candidates().all(|c| slot(c).is_some()) {
+        let possible: Option<Possible> = match &idx.messages {
+            Some(filter) if candidates().any(|c| slot(c).is_some()) => {
+                let possible = filter.possible(&event.message);
+                if candidates().all(|c| slot(c).is_some_and(|s| !possible.has(s))) {
                     return;
                 }
-                Some(m)
+                Some(possible)
             }
             _ => None,
         };
         for id in candidates() {
             if let Some(slot) = slot(id)
-                && !message_hits.as_ref().is_some_and(|m| m.matched(slot))
+                && !possible.as_ref().is_some_and(|p| p.has(slot))
             {
                 continue;
             }

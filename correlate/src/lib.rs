@@ -16,6 +16,7 @@ pub mod classify;
 pub mod engine;
 pub mod incident;
 pub mod model;
+mod prefilter;
 pub mod report;
 pub mod rules;
 pub mod time;

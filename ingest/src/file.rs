@@ -138,7 +138,7 @@ impl<R: BufRead> Lines<R> {
                 return Ok(any.then_some(too_long));
             }
             any = true;
-            let (chunk, used, end) = match available.iter().position(|&b| b == b'\n') {
+            let (chunk, used, end) = match memchr::memchr(b'\n', available) {
                 Some(i) => (&available[..i], i + 1, true),
                 None => (available, available.len(), false),
             };

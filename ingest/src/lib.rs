@@ -28,6 +28,6 @@ pub mod file;
 mod hash;
 pub mod topology;
 
-pub use decode::{DecodeError, DecodeStats, Decoded, Decoder, Limits, Result};
+pub use decode::{DecodeError, DecodeStats, Decoded, Decoder, Limits, Parsed, Result, parse};
 pub use file::{LineError, Lines};
 pub use topology::Topology;

@@ -89,6 +89,9 @@ fn main() -> ExitCode {
         }
     }
     drop(decoder);
+    // Release the last second too.
+    let last = t0 + (entries as i64 - 1).max(0) * step;
+    engine.advance(EventTime::from_micros(last));
     let elapsed = started.elapsed();
     let rss_after = status_kib("VmRSS:");
     let hwm = status_kib("VmHWM:");
@@ -112,6 +115,11 @@ fn main() -> ExitCode {
         delta as f64 / 1048576.0,
         per_entry * 1e6 / 1048576.0,
         g.held_bytes as f64 / held,
+    );
+    eprintln!(
+        "held: size_of Hit {} bytes, Entity {} bytes (inline, before the strings they own)",
+        std::mem::size_of::<correlate::Hit>(),
+        std::mem::size_of::<correlate::Entity<'static>>()
     );
     if g.held_effects as u64 != entries {
         eprintln!(

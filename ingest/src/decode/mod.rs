@@ -161,16 +161,32 @@ impl Decoder {
 
     /// Decodes one NDJSON line (without its newline) and pushes the events it
     /// yields, borrowing from `line`, onto `out`. On error nothing is pushed
-    /// and no state changes.
+    /// and no state changes. The same as [`parse`] then [`Decoder::interpret`].
     pub fn decode<'a>(
         &mut self,
         line: &'a str,
         origin: Origin,
         out: &mut Vec<Event<'a>>,
     ) -> Result<Decoded> {
+        self.interpret(parse(line), origin, out)
+    }
+
+    /// The stateful half of [`Decoder::decode`]: turns a parsed line into
+    /// events, against what this decoder remembers (last Pod and Node states,
+    /// Event counts, alert deliveries, topology). Lines must be interpreted
+    /// in input order; [`parse`] may run ahead on other threads.
+    pub fn interpret<'a>(
+        &mut self,
+        parsed: Result<Parsed<'a>>,
+        origin: Origin,
+        out: &mut Vec<Event<'a>>,
+    ) -> Result<Decoded> {
         self.stats.lines += 1;
         let start = out.len();
-        let result = self.decode_line(line, origin, out);
+        let result = parsed.and_then(|p| match p.0 {
+            ParsedLine::Blank => Ok(Decoded::Blank),
+            ParsedLine::Record { line, record } => self.dispatch(line, *record, origin, out),
+        });
         match result {
             Ok(Decoded::Events(n)) => self.stats.events += n as u64,
             // Counted where they are dropped: per Event record, per alert.
@@ -190,22 +206,13 @@ impl Decoder {
         result
     }
 
-    fn decode_line<'a>(
+    fn dispatch<'a>(
         &mut self,
         line: &'a str,
+        mut rec: Record<'a>,
         origin: Origin,
         out: &mut Vec<Event<'a>>,
     ) -> Result<Decoded> {
-        let trimmed = line.trim_start();
-        let Some(&first) = trimmed.as_bytes().first() else {
-            return Ok(Decoded::Blank);
-        };
-        if first != b'{' {
-            return Err(not_an_object(line, first));
-        }
-        let mut rec: Record<'a> =
-            serde_json::from_str(line).map_err(|e| DecodeError::from_json(&e, line))?;
-
         if let Some(object) = rec.object.take() {
             let deleted = match non_empty(&rec.type_).map(|t| t.as_ref()) {
                 Some("ADDED" | "MODIFIED") => false,
@@ -274,6 +281,37 @@ impl Decoder {
             }),
         }
     }
+}
+
+/// A line parsed from JSON, not yet interpreted: the stateless half of
+/// decoding, which may run on any thread (see [`Decoder::interpret`]).
+#[derive(Debug)]
+pub struct Parsed<'a>(ParsedLine<'a>);
+
+#[derive(Debug)]
+enum ParsedLine<'a> {
+    Blank,
+    Record {
+        line: &'a str,
+        record: Box<Record<'a>>,
+    },
+}
+
+/// Parses one NDJSON line into its wire record, borrowing from `line`.
+pub fn parse(line: &str) -> Result<Parsed<'_>> {
+    let trimmed = line.trim_start();
+    let Some(&first) = trimmed.as_bytes().first() else {
+        return Ok(Parsed(ParsedLine::Blank));
+    };
+    if first != b'{' {
+        return Err(not_an_object(line, first));
+    }
+    let record: Record<'_> =
+        serde_json::from_str(line).map_err(|e| DecodeError::from_json(&e, line))?;
+    Ok(Parsed(ParsedLine::Record {
+        line,
+        record: Box::new(record),
+    }))
 }
 
 /// The error for a line that does not start with `{`.
