@@ -5,7 +5,7 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, mpsc};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
@@ -73,9 +73,55 @@ pub(crate) struct Replayer {
     events: Vec<Event<'static>>,
 }
 
-/// Lines read at a time: one batch is parsed while the previous one is
-/// interpreted.
-const BATCH: usize = 2048;
+/// Lines per batch: small enough that a batch is still in cache when it is
+/// interpreted, large enough that handing it over costs nothing.
+const BATCH: usize = 256;
+/// Parsed batches waiting for the interpreting thread.
+const IN_FLIGHT: usize = 4;
+
+/// The parse results of a batch, travelling with the lines they borrow from.
+type ParsedLines<'a> = Vec<ingest::Result<Parsed<'a>>>;
+
+self_cell::self_cell!(
+    struct ParsedBatch {
+        owner: Batch,
+        #[covariant]
+        dependent: ParsedLines,
+    }
+);
+
+impl std::fmt::Debug for ParsedBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ParsedBatch({} lines)", self.borrow_owner().len)
+    }
+}
+
+/// The reader thread: fills batches (reusing the spares it gets back) and
+/// parses them, until the input ends, reading fails, or the receiver stops.
+fn read_and_parse(
+    reader: impl BufRead,
+    parsed: &mpsc::SyncSender<Result<ParsedBatch, ingest::LineError>>,
+    spares: &mpsc::Receiver<Batch>,
+) {
+    let mut lines = Lines::new(reader);
+    loop {
+        let mut batch = spares.try_recv().unwrap_or_default();
+        let more = match batch.fill(&mut lines) {
+            Ok(more) => more,
+            Err(e) => {
+                let _ = parsed.send(Err(e));
+                return;
+            }
+        };
+        if batch.is_empty() {
+            return;
+        }
+        let done = ParsedBatch::new(batch, |b| parse_slice(b.lines()));
+        if parsed.send(Ok(done)).is_err() || !more {
+            return;
+        }
+    }
+}
 
 /// A batch of input lines; the strings are reused from batch to batch.
 #[derive(Debug, Default)]
@@ -118,11 +164,6 @@ impl Batch {
     fn is_empty(&self) -> bool {
         self.len == 0 && self.unreadable.is_empty()
     }
-
-    fn clear(&mut self) {
-        self.len = 0;
-        self.unreadable.clear();
-    }
 }
 
 /// Parses the JSON of a batch's lines.
@@ -151,108 +192,72 @@ impl Replayer {
     }
 
     /// Reads every line of `reader`; a read error ends this input with Err.
-    /// Reads `reader` to the end. Two batches alternate: while one core
-    /// interprets and correlates batch k in order, the other parses the JSON
-    /// of batch k+1 (the stateless, costly half of decoding).
+    /// Reads `reader` to the end. A reader thread reads and parses the JSON
+    /// of small batches of lines (the stateless, costly half of decoding);
+    /// this thread interprets and correlates them in order. Batches go back
+    /// to the reader for reuse, so no line is allocated on one thread and
+    /// freed on the other.
     pub(crate) fn feed(
         &mut self,
         name: &str,
-        reader: impl BufRead,
+        reader: impl BufRead + Send,
         progress: Option<&indicatif::ProgressBar>,
     ) -> Result<()> {
         let file = self.files;
         self.files += 1;
-        let mut lines = Lines::new(reader);
-        let read_failed = || format!("{name}: read failed");
-        let (mut a, mut b) = (Batch::default(), Batch::default());
-        let mut more = a.fill(&mut lines).with_context(read_failed)?;
-        let mut parsed_a = parse_slice(a.lines());
-        loop {
-            if more {
-                more = b.fill(&mut lines).with_context(read_failed)?;
-            } else {
-                b.clear();
-            }
-            let parsed_b = self.overlap(name, file, &a, parsed_a, &b);
-            if let Some(p) = progress {
-                p.set_position(self.bytes);
-            }
-            if b.is_empty() {
-                return Ok(());
-            }
-            if more {
-                more = a.fill(&mut lines).with_context(read_failed)?;
-            } else {
-                a.clear();
-            }
-            parsed_a = self.overlap(name, file, &b, parsed_b, &a);
-            if a.is_empty() {
-                return Ok(());
-            }
-        }
-    }
-
-    /// Interprets `current` (already parsed) while `next` is parsed on another
-    /// thread; returns the parse of `next`.
-    fn overlap<'n>(
-        &mut self,
-        name: &str,
-        file: u32,
-        current: &Batch,
-        parsed: Vec<ingest::Result<Parsed<'_>>>,
-        next: &'n Batch,
-    ) -> Vec<ingest::Result<Parsed<'n>>> {
-        if next.is_empty() {
-            self.interpret(name, file, current, parsed);
-            return Vec::new();
-        }
+        let (parsed_tx, parsed_rx) =
+            mpsc::sync_channel::<Result<ParsedBatch, ingest::LineError>>(IN_FLIGHT);
+        let (spare_tx, spare_rx) = mpsc::sync_channel::<Batch>(IN_FLIGHT + 2);
         std::thread::scope(|s| {
-            let parsing = s.spawn(|| parse_slice(next.lines()));
-            self.interpret(name, file, current, parsed);
-            match parsing.join() {
-                Ok(next_parsed) => next_parsed,
-                Err(panic) => std::panic::resume_unwind(panic),
+            s.spawn(move || read_and_parse(reader, &parsed_tx, &spare_rx));
+            for parsed in parsed_rx {
+                let batch = parsed.with_context(|| format!("{name}: read failed"))?;
+                let batch = self.interpret(name, file, batch);
+                if let Some(p) = progress {
+                    p.set_position(self.bytes);
+                }
+                // The reader may have finished; then the batch is simply dropped.
+                let _ = spare_tx.try_send(batch);
             }
+            Ok(())
         })
     }
 
-    /// Decodes and correlates a parsed batch, in line order.
-    fn interpret(
-        &mut self,
-        name: &str,
-        file: u32,
-        batch: &Batch,
-        parsed: Vec<ingest::Result<Parsed<'_>>>,
-    ) {
-        let mut unreadable = batch.unreadable.iter().peekable();
+    /// Decodes and correlates a parsed batch, in line order; gives the batch
+    /// back.
+    fn interpret(&mut self, name: &str, file: u32, mut parsed: ParsedBatch) -> Batch {
         let mut events: Vec<Event<'static>> = std::mem::take(&mut self.events);
-        for ((n, line), parsed) in batch.lines().iter().zip(parsed) {
-            while let Some((_, e)) = unreadable.next_if(|(at, _)| at < n) {
+        parsed.with_dependent_mut(|batch, results| {
+            let mut unreadable = batch.unreadable.iter().peekable();
+            for ((n, line), parsed) in batch.lines().iter().zip(results.drain(..)) {
+                while let Some((_, e)) = unreadable.next_if(|(at, _)| at < n) {
+                    self.malformed.report(name, e.line(), e);
+                }
+                self.bytes += line.len() as u64 + 1;
+                let mut evs = recycle(std::mem::take(&mut events));
+                match self
+                    .decoder
+                    .interpret(parsed, Origin { file, line: *n }, &mut evs)
+                {
+                    // No event, but the record's time still moves the watermark.
+                    Ok(Decoded::Duplicate { time } | Decoded::Unchanged { time }) => {
+                        self.engine.observe(time);
+                    }
+                    Ok(_) => {
+                        for ev in &evs {
+                            self.engine.push(ev);
+                        }
+                    }
+                    Err(e) => self.malformed.report(name, *n, &e),
+                }
+                events = recycle(evs);
+            }
+            for (_, e) in unreadable {
                 self.malformed.report(name, e.line(), e);
             }
-            self.bytes += line.len() as u64 + 1;
-            let mut evs = recycle(events);
-            match self
-                .decoder
-                .interpret(parsed, Origin { file, line: *n }, &mut evs)
-            {
-                // No event, but the record's time still moves the watermark.
-                Ok(Decoded::Duplicate { time } | Decoded::Unchanged { time }) => {
-                    self.engine.observe(time);
-                }
-                Ok(_) => {
-                    for ev in &evs {
-                        self.engine.push(ev);
-                    }
-                }
-                Err(e) => self.malformed.report(name, *n, &e),
-            }
-            events = recycle(evs);
-        }
-        for (_, e) in unreadable {
-            self.malformed.report(name, e.line(), e);
-        }
+        });
         self.events = events;
+        parsed.into_owner()
     }
 
     pub(crate) fn finish(mut self) -> (Engine, Decoder, Malformed) {
@@ -282,10 +287,14 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
 
     // Every file must open before anything is read: a typo is exit 2, not a
     // partial replay.
-    let mut inputs: Vec<(String, Box<dyn BufRead>, u64)> = Vec::new();
+    let mut inputs: Vec<(String, Box<dyn BufRead + Send>, u64)> = Vec::new();
     for path in &args.files {
         if path.as_os_str() == "-" {
-            inputs.push(("-".to_string(), Box::new(io::stdin().lock()), 0));
+            inputs.push((
+                "-".to_string(),
+                Box::new(BufReader::with_capacity(1 << 20, io::stdin())),
+                0,
+            ));
             continue;
         }
         let f = File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
