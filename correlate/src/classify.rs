@@ -227,6 +227,9 @@ fn match_signal(id: SignalId, def: &SignalDef, ev: &Event<'_>) -> Option<Hit> {
     {
         return None;
     }
+    for re in &def.extract {
+        capture(re, &ev.message);
+    }
     if let Some(c) = &ev.container
         && !attrs.iter().any(|(k, _)| k == "container")
     {

@@ -410,6 +410,7 @@ fn compile_signal(
         .iter()
         .filter_map(|(k, v)| regex(diag, v).map(|r| (k.clone(), r)))
         .collect();
+    let extract: Vec<Regex> = r.extract.iter().filter_map(|e| regex(diag, e)).collect();
     let min_severity = m
         .severity
         .as_ref()
@@ -436,6 +437,7 @@ fn compile_signal(
         .flatten()
         .chain(labels.iter().map(|(_, r)| r))
         .chain(fields.iter().map(|(_, r)| r))
+        .chain(extract.iter())
     {
         attribute_names.extend(re.capture_names().flatten().map(str::to_string));
     }
@@ -465,6 +467,7 @@ fn compile_signal(
         entity,
         summary,
         attributes: r.attributes.into_iter().collect(),
+        extract,
         attribute_names,
         severity: sev,
         state: r.state,

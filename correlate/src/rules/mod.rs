@@ -54,6 +54,8 @@ pub struct SignalDef {
     pub entity: EntityScope,
     pub summary: Template,
     pub attributes: Vec<(String, String)>,
+    /// Regexes whose captures add attributes, without filtering.
+    pub extract: Vec<Regex>,
     /// Every attribute name this signal can carry (captures and fixed ones).
     pub attribute_names: std::collections::BTreeSet<String>,
     pub severity: Severity,

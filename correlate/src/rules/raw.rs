@@ -54,6 +54,11 @@ pub(crate) struct SignalRule {
     /// Fixed attributes, merged under the regex captures.
     #[serde(default)]
     pub(crate) attributes: BTreeMap<String, String>,
+    /// Further regexes over the message, run only once the signal matched:
+    /// their captures become attributes, and a regex that does not match
+    /// does not stop the signal (the error text of a failed pull, say).
+    #[serde(default)]
+    pub(crate) extract: Vec<Spanned<String>>,
     #[serde(default)]
     pub(crate) severity: Option<Spanned<String>>,
     /// For state signals (Pod/Node transitions): the signal lasts until the

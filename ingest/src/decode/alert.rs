@@ -172,7 +172,7 @@ impl Decoder {
             .take()
             .ok_or_else(|| DecodeError::missing("", "alerts"))?;
         let receiver = take_non_empty(&mut rec.receiver);
-        let body_status = match rec.status.take() {
+        let body_status = match rec.status.take().map(|b| *b) {
             Some(super::wire::StatusField::Text(s)) if !s.is_empty() => Some(s),
             _ => None,
         };

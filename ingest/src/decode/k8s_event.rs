@@ -78,7 +78,7 @@ impl Decoder {
             name,
             uid,
             field_path,
-        } = target;
+        } = *target;
         let kind = non_empty(&kind)
             .cloned()
             .ok_or_else(|| DecodeError::missing(p, &format!("{target_field}.kind")))?;

@@ -77,7 +77,7 @@ impl Decoder {
         let name = non_empty(&meta.name)
             .cloned()
             .ok_or_else(|| DecodeError::missing(p, "metadata.name"))?;
-        let status = match rec.status.take() {
+        let status = match rec.status.take().map(|b| *b) {
             Some(StatusField::Object(s)) => *s,
             None => ObjectStatus::default(),
             Some(StatusField::Text(_)) => {

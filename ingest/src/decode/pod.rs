@@ -170,7 +170,7 @@ impl Decoder {
             .cloned()
             .ok_or_else(|| DecodeError::missing(p, "metadata.namespace"))?;
         let uid = non_empty(&meta.uid).cloned();
-        let status = match rec.status.take() {
+        let status = match rec.status.take().map(|b| *b) {
             Some(StatusField::Object(s)) => *s,
             None => ObjectStatus::default(),
             Some(StatusField::Text(_)) => {

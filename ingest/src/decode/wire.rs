@@ -181,18 +181,18 @@ pub(crate) struct Record<'a> {
     #[serde(borrow)]
     pub(crate) kind: Option<Str<'a>>,
     #[serde(borrow)]
-    pub(crate) metadata: Option<Metadata<'a>>,
+    pub(crate) metadata: Option<Box<Metadata<'a>>>,
 
     // core/v1 Event.
     #[serde(borrow)]
-    pub(crate) involved_object: Option<ObjectRef<'a>>,
+    pub(crate) involved_object: Option<Box<ObjectRef<'a>>>,
     #[serde(borrow)]
     pub(crate) reason: Option<Str<'a>>,
     /// An Event's message, or a Vector log record's text.
     #[serde(borrow)]
     pub(crate) message: Option<Str<'a>>,
     #[serde(borrow)]
-    pub(crate) source: Option<EventSource<'a>>,
+    pub(crate) source: Option<Box<EventSource<'a>>>,
     #[serde(borrow)]
     pub(crate) first_timestamp: Option<Str<'a>>,
     #[serde(borrow)]
@@ -201,7 +201,7 @@ pub(crate) struct Record<'a> {
     #[serde(borrow)]
     pub(crate) event_time: Option<Str<'a>>,
     #[serde(borrow)]
-    pub(crate) series: Option<Series<'a>>,
+    pub(crate) series: Option<Box<Series<'a>>>,
     #[serde(borrow)]
     pub(crate) action: Option<Str<'a>>,
     #[serde(borrow)]
@@ -211,27 +211,27 @@ pub(crate) struct Record<'a> {
 
     // events.k8s.io/v1 Event.
     #[serde(borrow)]
-    pub(crate) regarding: Option<ObjectRef<'a>>,
+    pub(crate) regarding: Option<Box<ObjectRef<'a>>>,
     #[serde(borrow)]
     pub(crate) note: Option<Str<'a>>,
     #[serde(borrow)]
     pub(crate) reporting_controller: Option<Str<'a>>,
     #[serde(borrow)]
-    pub(crate) deprecated_source: Option<EventSource<'a>>,
+    pub(crate) deprecated_source: Option<Box<EventSource<'a>>>,
     #[serde(borrow)]
     pub(crate) deprecated_first_timestamp: Option<Str<'a>>,
     #[serde(borrow)]
     pub(crate) deprecated_last_timestamp: Option<Str<'a>>,
     pub(crate) deprecated_count: Option<u64>,
     #[serde(borrow)]
-    pub(crate) deprecated_series: Option<Series<'a>>,
+    pub(crate) deprecated_series: Option<Box<Series<'a>>>,
 
     // Pod, Node.
     #[serde(borrow)]
-    pub(crate) spec: Option<Spec<'a>>,
+    pub(crate) spec: Option<Box<Spec<'a>>>,
     /// A Pod's or Node's status; an Alertmanager body's status.
     #[serde(borrow)]
-    pub(crate) status: Option<StatusField<'a>>,
+    pub(crate) status: Option<Box<StatusField<'a>>>,
 
     // Alertmanager webhook body.
     #[serde(borrow)]
@@ -243,7 +243,7 @@ pub(crate) struct Record<'a> {
 
     // Log records.
     #[serde(borrow)]
-    pub(crate) kubernetes: Option<Kubernetes<'a>>,
+    pub(crate) kubernetes: Option<Box<Kubernetes<'a>>>,
     #[serde(borrow)]
     pub(crate) stream: Option<Str<'a>>,
     /// Vector's event time.
