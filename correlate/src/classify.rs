@@ -95,6 +95,8 @@ impl MessageFilter {
 pub struct Classifier {
     rules: Arc<RuleSet>,
     sources: Vec<SourceIndex>,
+    /// Per signal: is its summary read (is it a cause or evidence)?
+    wants_summary: Vec<bool>,
 }
 
 impl Classifier {
@@ -138,7 +140,16 @@ impl Classifier {
             sources[src].message_slot = slots;
             sources[src].messages = Some(filter);
         }
-        Classifier { rules, sources }
+        let wants_summary = rules
+            .uses
+            .iter()
+            .map(|u| !u.as_cause.is_empty() || !u.as_absence_condition.is_empty())
+            .collect();
+        Classifier {
+            rules,
+            sources,
+            wants_summary,
+        }
     }
 
     pub fn rules(&self) -> &Arc<RuleSet> {
@@ -173,7 +184,7 @@ impl Classifier {
                 continue;
             }
             let def = self.rules.signal(id);
-            if let Some(hit) = match_signal(id, def, event) {
+            if let Some(hit) = match_signal(id, def, self.wants_summary[id.0 as usize], event) {
                 out.push(hit);
             }
         }
@@ -181,7 +192,7 @@ impl Classifier {
 }
 
 /// Checks every condition of `def` but the message prefilter, and builds the hit.
-fn match_signal(id: SignalId, def: &SignalDef, ev: &Event<'_>) -> Option<Hit> {
+fn match_signal(id: SignalId, def: &SignalDef, wants_summary: bool, ev: &Event<'_>) -> Option<Hit> {
     if !def.kinds.is_empty() && !def.kinds.iter().any(|k| k == ev.entity.kind.as_ref()) {
         return None;
     }
@@ -237,8 +248,13 @@ fn match_signal(id: SignalId, def: &SignalDef, ev: &Event<'_>) -> Option<Hit> {
     }
     attrs.sort_by(|a, b| a.0.cmp(&b.0));
 
+    // The uid is not read past classification: not worth a copy per signal.
+    let without_uid = || Entity {
+        uid: None,
+        ..ev.entity.clone()
+    };
     let entity = match def.entity {
-        EntityScope::Itself => ev.entity.clone().into_owned(),
+        EntityScope::Itself => without_uid().into_owned(),
         EntityScope::Workload => ev.entity.workload().into_owned(),
         EntityScope::Node => match &ev.entity.node {
             Some(node) => Entity {
@@ -247,10 +263,14 @@ fn match_signal(id: SignalId, def: &SignalDef, ev: &Event<'_>) -> Option<Hit> {
                 node: Some(Cow::Owned(node.to_string())),
                 ..Entity::default()
             },
-            None => ev.entity.clone().into_owned(),
+            None => without_uid().into_owned(),
         },
     };
-    let summary = if def.summary.is_empty() {
+    // Only a cause's summary is ever read (it may become the root summary);
+    // effects, held by the thousand, skip rendering one.
+    let summary = if !wants_summary {
+        String::new()
+    } else if def.summary.is_empty() {
         default_summary(ev)
     } else {
         def.summary.render(|var| {

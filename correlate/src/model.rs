@@ -98,10 +98,33 @@ pub struct Owner<'a> {
     pub name: Cow<'a, str>,
 }
 
+/// An owned kind, without an allocation for the kinds records are about.
+fn owned_kind(kind: Cow<'_, str>) -> Cow<'static, str> {
+    const KINDS: &[&str] = &[
+        "Pod",
+        "Node",
+        "Deployment",
+        "ReplicaSet",
+        "DaemonSet",
+        "StatefulSet",
+        "Job",
+        "CronJob",
+        "Namespace",
+        "Service",
+        "PersistentVolumeClaim",
+        "PersistentVolume",
+        "Alert",
+    ];
+    match KINDS.iter().find(|k| **k == kind.as_ref()) {
+        Some(k) => Cow::Borrowed(k),
+        None => Cow::Owned(kind.into_owned()),
+    }
+}
+
 impl Owner<'_> {
     pub fn into_owned(self) -> Owner<'static> {
         Owner {
-            kind: Cow::Owned(self.kind.into_owned()),
+            kind: owned_kind(self.kind),
             name: Cow::Owned(self.name.into_owned()),
         }
     }
@@ -124,7 +147,7 @@ pub struct Entity<'a> {
 impl<'a> Entity<'a> {
     pub fn into_owned(self) -> Entity<'static> {
         Entity {
-            kind: Cow::Owned(self.kind.into_owned()),
+            kind: owned_kind(self.kind),
             namespace: self.namespace.map(|s| Cow::Owned(s.into_owned())),
             name: Cow::Owned(self.name.into_owned()),
             uid: self.uid.map(|s| Cow::Owned(s.into_owned())),

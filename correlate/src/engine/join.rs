@@ -87,16 +87,37 @@ pub(crate) fn describe_join(join: &[JoinDef], hit: &Hit) -> Vec<String> {
         .collect()
 }
 
-/// Rough bytes a held hit costs, for the held-state cap.
+/// Bytes a held hit costs, for the held-state cap: the struct, and each heap
+/// allocation as an allocator rounds it (16-byte granules, 16 bytes of
+/// header).
 pub(crate) fn hit_bytes(h: &Hit) -> usize {
+    fn alloc(len: usize) -> usize {
+        if len == 0 {
+            0
+        } else {
+            len.div_ceil(16) * 16 + 16
+        }
+    }
+    let owned = |s: &std::borrow::Cow<'_, str>| match s {
+        std::borrow::Cow::Owned(o) => alloc(o.len()),
+        std::borrow::Cow::Borrowed(_) => 0,
+    };
+    let e = &h.entity;
     std::mem::size_of::<Hit>()
-        + h.summary.len()
-        + h.entity.name.len()
-        + h.entity.namespace.as_ref().map_or(0, |s| s.len())
-        + h.entity.node.as_ref().map_or(0, |s| s.len())
+        + alloc(h.summary.len())
+        + owned(&e.kind)
+        + owned(&e.name)
+        + e.namespace.as_ref().map_or(0, owned)
+        + e.node.as_ref().map_or(0, owned)
+        + alloc(e.owners.len() * std::mem::size_of::<crate::model::Owner<'_>>())
+        + e.owners
+            .iter()
+            .map(|o| owned(&o.kind) + owned(&o.name))
+            .sum::<usize>()
+        + alloc(h.attributes.len() * std::mem::size_of::<(String, String)>())
         + h.attributes
             .iter()
-            .map(|(k, v)| k.len() + v.len() + 48)
+            .map(|(k, v)| alloc(k.len()) + alloc(v.len()))
             .sum::<usize>()
 }
 

@@ -236,16 +236,7 @@ impl Engine {
     pub fn finish(&mut self) -> Vec<IncidentUpdate> {
         self.release(self.max_time);
         // What is still held will never meet its cause.
-        let held: usize = self
-            .correlations
-            .iter()
-            .map(|c| c.joiner.held_entries)
-            .sum::<usize>()
-            + self
-                .absences
-                .iter()
-                .map(|a| a.joiner.held_entries)
-                .sum::<usize>();
+        let held: usize = self.joiners().map(|j| j.held_entries).sum();
         self.count_held();
         self.stats.unattached_effects += held as u64;
         std::mem::take(&mut self.store.updates)
@@ -269,30 +260,18 @@ impl Engine {
     pub fn gauges(&self) -> EngineGauges {
         EngineGauges {
             buffered: self.reorder.len(),
-            held_effects: self
-                .correlations
-                .iter()
-                .map(|c| c.joiner.held_entries)
-                .sum::<usize>()
-                + self
-                    .absences
-                    .iter()
-                    .map(|a| a.joiner.held_entries)
-                    .sum::<usize>(),
-            held_bytes: self
-                .correlations
-                .iter()
-                .map(|c| c.joiner.held_bytes)
-                .sum::<usize>()
-                + self
-                    .absences
-                    .iter()
-                    .map(|a| a.joiner.held_bytes)
-                    .sum::<usize>(),
+            held_effects: self.joiners().map(|j| j.held_entries).sum(),
+            held_bytes: self.joiners().map(|j| j.held_bytes).sum(),
             states: self.states.len(),
             tracked_pods: self.activity.len(),
             incidents: self.store.len(),
         }
+    }
+
+    /// The effect joiners of every rule.
+    fn joiners(&self) -> impl Iterator<Item = &join::Joiner> {
+        let correlations = self.correlations.iter().map(|c| &c.joiner);
+        correlations.chain(self.absences.iter().map(|a| &a.joiner))
     }
 
     pub fn watermark(&self) -> EventTime {
@@ -479,6 +458,12 @@ fn hit_hash(hit: &Hit) -> u64 {
     h.write_u32(hit.signal.0);
     write_entity(&mut h, &hit.entity);
     h.write(hit.summary.as_bytes());
+    for (k, v) in &hit.attributes {
+        h.write(k.as_bytes());
+        h.write_u8(0);
+        h.write(v.as_bytes());
+        h.write_u8(0);
+    }
     h.write_u64(hit.occurrence.unwrap_or(0));
     h.write_u8(u8::from(hit.repeat));
     h.finish()
