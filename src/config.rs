@@ -55,15 +55,7 @@ impl Config {
     pub(crate) fn parse(name: &str, text: &str, base: &Path) -> Result<Config> {
         let raw: RawConfig = match serde_saphyr::from_str(text) {
             Ok(r) => r,
-            Err(e) => {
-                let loc = e.location().unwrap_or(serde_saphyr::Location::UNKNOWN);
-                let msg = e.to_string();
-                let first = msg
-                    .lines()
-                    .find(|l| !l.trim().is_empty())
-                    .unwrap_or("invalid YAML");
-                bail!("{name}:{}:{}: {}", loc.line(), loc.column(), first.trim());
-            }
+            Err(e) => bail!("{}", correlate::rules::yaml_error(name, &e)),
         };
         let mut errors = Vec::new();
         let mut config = Config {

@@ -190,19 +190,9 @@ pub(crate) fn run(dirs: &[PathBuf], verbose: bool) -> Result<ExitCode> {
             let text = std::fs::read_to_string(&path)
                 .with_context(|| format!("{}: cannot read", path.display()))?;
             let file: TestFile = serde_saphyr::from_str(&text).map_err(|e| {
-                let loc = e.location().unwrap_or(serde_saphyr::Location::UNKNOWN);
-                let first = e
-                    .to_string()
-                    .lines()
-                    .find(|l| !l.trim().is_empty())
-                    .unwrap_or("")
-                    .trim()
-                    .to_string();
                 anyhow::anyhow!(
-                    "{}:{}:{}: {first}",
-                    path.display(),
-                    loc.line(),
-                    loc.column()
+                    "{}",
+                    correlate::rules::yaml_error(&path.display().to_string(), &e)
                 )
             })?;
             let base = path.parent().unwrap_or(Path::new("."));

@@ -171,7 +171,9 @@ pub fn compile(sources: &[RuleSource]) -> Result<RuleSet, RuleErrors> {
     }
 }
 
-fn yaml_error(file: &str, e: &serde_saphyr::Error) -> RuleError {
+/// A YAML (or shape) error of any file read with serde-saphyr, as one line
+/// with its position: config files and rule tests report theirs the same way.
+pub fn yaml_error(file: &str, e: &serde_saphyr::Error) -> RuleError {
     let loc = e.location().unwrap_or(Location::UNKNOWN);
     // The crate renders a snippet; the first line is the message itself.
     let rendered = e.to_string();

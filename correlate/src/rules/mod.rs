@@ -16,7 +16,7 @@ mod error;
 mod raw;
 pub mod template;
 
-pub use compile::{INCIDENT_VARS, RuleSource, compile};
+pub use compile::{INCIDENT_VARS, RuleSource, compile, yaml_error};
 pub use error::{Position, Result, RuleError, RuleErrors};
 use regex::Regex;
 use template::Template;
