@@ -209,6 +209,39 @@ proptest! {
     }
 }
 
+/// Alertmanager HA peers and watch relists deliver the same record again:
+/// every Kubernetes Event and every Alertmanager body given twice must form
+/// exactly the same incidents, byte for byte.
+#[test]
+fn duplicate_deliveries_change_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for s in streams() {
+        let text = std::fs::read_to_string(&s).expect("read stream");
+        let mut doubled = String::with_capacity(text.len() * 2);
+        let mut repeated = 0;
+        for line in text.lines() {
+            doubled.push_str(line);
+            doubled.push('\n');
+            let v: serde_json::Value = serde_json::from_str(line).unwrap_or_default();
+            let object = v.get("object").unwrap_or(&v);
+            if v["version"] == "4" || object["kind"] == "Event" {
+                doubled.push_str(line);
+                doubled.push('\n');
+                repeated += 1;
+            }
+        }
+        assert!(repeated > 0, "{}: nothing to repeat", s.display());
+        let path = dir.path().join("doubled.ndjson");
+        std::fs::write(&path, doubled).expect("write");
+        assert_eq!(
+            replay(&path).stdout,
+            replay(&s).stdout,
+            "{}: {repeated} repeated deliveries changed the incidents",
+            s.display()
+        );
+    }
+}
+
 #[test]
 fn malformed_lines_are_reported_with_file_and_line_and_skipped() {
     let dir = tempfile::tempdir().expect("tempdir");
