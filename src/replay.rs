@@ -47,16 +47,13 @@ fn parse_span(s: &str) -> Result<Span, String> {
 #[derive(Debug, Default)]
 pub(crate) struct Malformed {
     pub(crate) count: u64,
-    pub(crate) shown: Vec<String>,
 }
 
 impl Malformed {
     fn report(&mut self, file: &str, line: u64, what: &dyn std::fmt::Display) {
         self.count += 1;
         if self.count <= SHOWN_ERRORS {
-            let msg = format!("{file}:{line}: {what}");
-            eprintln!("epicenter: skipped {msg}");
-            self.shown.push(msg);
+            eprintln!("epicenter: skipped {file}:{line}: {what}");
         }
     }
 }

@@ -204,7 +204,7 @@ impl AbsenceState {
             if !store.is_live(inc) {
                 self.closed(store.get(store.find(inc)).resolved_at.unwrap_or(t));
             } else {
-                self.update_open(rules, def, inc, t, activity, store);
+                self.update_open(def, inc, t, activity, store);
                 return;
             }
         }
@@ -217,7 +217,6 @@ impl AbsenceState {
 
     fn update_open(
         &mut self,
-        rules: &RuleSet,
         def: &AbsenceDef,
         inc: IncidentIdx,
         t: EventTime,
@@ -254,7 +253,6 @@ impl AbsenceState {
                     .map(|(_, e, s)| (key.clone(), e.clone(), *since, s.clone()))
             })
             .collect();
-        let _ = rules;
         for (key, entity, since, signal) in known {
             let m = condition_member(entity, signal, since, since.saturating_add(def.duration));
             store.add(inc, &key, m, true, since.saturating_add(def.duration));

@@ -101,11 +101,6 @@ enum Item {
     Signal(Hit),
 }
 
-#[derive(Debug)]
-struct ActiveState {
-    signal: SignalId,
-}
-
 /// The correlation engine. Synchronous, deterministic, clock-free.
 #[derive(Debug)]
 pub struct Engine {
@@ -118,7 +113,8 @@ pub struct Engine {
     /// The last instant ticked to.
     clock: EventTime,
     max_time: EventTime,
-    states: FxHashMap<String, ActiveState>,
+    /// Entity key -> the state signal it is in.
+    states: FxHashMap<String, SignalId>,
     activity: Activity,
     track_activity: bool,
     correlations: Vec<CorrelationState>,
@@ -378,12 +374,9 @@ impl Engine {
         let seen = self.store.updates.len();
         match item {
             Item::Transition { key, states, time } => {
-                let keep = self
-                    .states
-                    .get(&key)
-                    .is_some_and(|s| states.contains(&s.signal));
+                let keep = self.states.get(&key).is_some_and(|s| states.contains(s));
                 if !keep && let Some(old) = self.states.remove(&key) {
-                    for &ai in &self.rules.uses[old.signal.0 as usize].as_absence_condition {
+                    for &ai in &self.rules.uses[old.0 as usize].as_absence_condition {
                         self.absences[ai].leave_state(&key, time);
                     }
                 }
@@ -411,10 +404,9 @@ impl Engine {
         let uses = &rules.uses[hit.signal.0 as usize];
         if def.state {
             let key = entity_key(&hit.entity);
-            let is_new = self.states.get(&key).is_none_or(|s| s.signal != hit.signal);
+            let is_new = self.states.get(&key).is_none_or(|s| *s != hit.signal);
             if is_new {
-                self.states
-                    .insert(key.clone(), ActiveState { signal: hit.signal });
+                self.states.insert(key.clone(), hit.signal);
                 for &ai in &uses.as_absence_condition {
                     self.absences[ai].enter_state(&key, hit.time, &hit.entity, &def.id);
                 }
