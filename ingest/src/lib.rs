@@ -26,6 +26,7 @@ mod bounded;
 pub mod decode;
 pub mod file;
 mod hash;
+pub mod source;
 pub mod topology;
 
 pub use decode::{DecodeError, DecodeStats, Decoded, Decoder, Limits, Parsed, Result, parse};

@@ -1,0 +1,1 @@
+//! The Alertmanager webhook receiver (`POST /api/v1/alertmanager`).

@@ -1,0 +1,117 @@
+//! The pipeline's entry: a bounded queue of [`Delivery`]s.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+/// One independently ordered stream of records: a watch, a Kafka partition,
+/// the webhook receiver. Watermarks are kept per stream.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct StreamId(Arc<str>);
+
+impl StreamId {
+    pub fn new(name: impl Into<Arc<str>>) -> StreamId {
+        StreamId(name.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for StreamId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl fmt::Display for StreamId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Where a delivery came from, for sources that resume from a position:
+/// the Kafka offset of the last record in the delivery.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Position {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// Records from one stream, in the order the stream gave them.
+#[derive(Debug)]
+pub struct Delivery {
+    pub stream: StreamId,
+    /// The source's name in the config (`kubernetes`, `alertmanager`,
+    /// `kafka`), for per-source metrics.
+    pub source: &'static str,
+    /// One JSON document per line, in a shape of the replay contract.
+    pub lines: Vec<String>,
+    pub position: Option<Position>,
+    /// When the source received the records: the start of the
+    /// ingest-to-incident latency.
+    pub received: Instant,
+}
+
+impl Delivery {
+    pub fn new(source: &'static str, stream: StreamId, lines: Vec<String>) -> Delivery {
+        Delivery {
+            stream,
+            source,
+            lines,
+            position: None,
+            received: Instant::now(),
+        }
+    }
+}
+
+/// The pipeline has stopped taking records (shutdown).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the pipeline is shut down")]
+pub struct Closed;
+
+/// Why [`Intake::try_send`] refused a delivery; the delivery comes back.
+#[derive(Debug, thiserror::Error)]
+pub enum TrySendError {
+    #[error("the pipeline is saturated")]
+    Full(Delivery),
+    #[error("the pipeline is shut down")]
+    Closed(Delivery),
+}
+
+/// A handle on the pipeline's bounded queue; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Intake {
+    tx: mpsc::Sender<Delivery>,
+}
+
+impl Intake {
+    /// A queue holding up to `capacity` deliveries, and its receiving end.
+    pub fn bounded(capacity: usize) -> (Intake, mpsc::Receiver<Delivery>) {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        (Intake { tx }, rx)
+    }
+
+    /// Waits for room, then queues the delivery.
+    pub async fn send(&self, delivery: Delivery) -> Result<(), Closed> {
+        self.tx.send(delivery).await.map_err(|_| Closed)
+    }
+
+    /// Queues the delivery if there is room now.
+    pub fn try_send(&self, delivery: Delivery) -> Result<(), TrySendError> {
+        self.tx.try_send(delivery).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(d) => TrySendError::Full(d),
+            mpsc::error::TrySendError::Closed(d) => TrySendError::Closed(d),
+        })
+    }
+
+    /// Deliveries that fit in the queue now.
+    pub fn room(&self) -> usize {
+        self.tx.capacity()
+    }
+}
