@@ -49,6 +49,11 @@ pub struct EngineConfig {
     pub max_held_bytes: usize,
     /// Pods whose log activity is tracked for silent-peer rules.
     pub max_tracked_pods: usize,
+    /// Who moves the watermark. `false` (replay): the engine itself, to the
+    /// newest event time seen less `lateness`. `true` (serve): only
+    /// [`Engine::advance`], called with a watermark the caller keeps per
+    /// stream; records behind it are still late.
+    pub external_watermark: bool,
 }
 
 impl Default for EngineConfig {
@@ -59,6 +64,7 @@ impl Default for EngineConfig {
             max_held_entries: 200_000,
             max_held_bytes: 64 << 20,
             max_tracked_pods: 100_000,
+            external_watermark: false,
         }
     }
 }
@@ -209,7 +215,7 @@ impl Engine {
             self.enqueue(order, Item::Signal(hit));
         }
         self.hits = hits;
-        self.release(self.max_time.saturating_sub(self.config.lateness));
+        self.self_advance();
         std::mem::take(&mut self.store.updates)
     }
 
@@ -217,8 +223,16 @@ impl Engine {
     /// says event time has reached `time`: the watermark follows it.
     pub fn observe(&mut self, time: EventTime) -> Vec<IncidentUpdate> {
         self.max_time = self.max_time.max(time);
-        self.release(self.max_time.saturating_sub(self.config.lateness));
+        self.self_advance();
         std::mem::take(&mut self.store.updates)
+    }
+
+    /// Moves the watermark to the newest event time less the lateness,
+    /// unless the caller drives it.
+    fn self_advance(&mut self) {
+        if !self.config.external_watermark {
+            self.release(self.max_time.saturating_sub(self.config.lateness));
+        }
     }
 
     /// Moves the watermark: everything at or before `watermark` is final.
@@ -272,6 +286,11 @@ impl Engine {
 
     pub fn watermark(&self) -> EventTime {
         self.watermark
+    }
+
+    /// The newest event time seen.
+    pub fn max_time(&self) -> EventTime {
+        self.max_time
     }
 
     fn enqueue(&mut self, order: OrderKey, item: Item) {
