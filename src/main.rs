@@ -6,6 +6,7 @@ mod replay;
 mod rule_files;
 mod rule_tests;
 mod rules_cmd;
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -41,10 +42,27 @@ enum LogFormat {
 enum Command {
     /// Replay recorded records (NDJSON) through the rules; print one incident per line.
     Replay(replay::Args),
+    /// Run the live service: sources in, incidents out, state checkpointed.
+    Serve(serve::Args),
+    /// Check a configuration file.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
     /// Check or test rule files.
     Rules {
         #[command(subcommand)]
         command: RulesCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Validate a configuration file and the rules it names, without starting;
+    /// every error is reported with file:line:col.
+    Check {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
     },
 }
 
@@ -83,6 +101,10 @@ fn main() -> ExitCode {
     init_tracing(cli.log_format);
     let result = match cli.command {
         Command::Replay(args) => replay::run(&args),
+        Command::Serve(args) => serve::run(&args),
+        Command::Config { command } => match command {
+            ConfigCommand::Check { file } => config::check(&file),
+        },
         Command::Rules { command } => match command {
             RulesCommand::Check { dirs } => rules_cmd::check(&dirs),
             RulesCommand::Test { dirs, verbose } => rule_tests::run(&dirs, verbose),

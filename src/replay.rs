@@ -169,7 +169,7 @@ fn parse_slice(lines: &[(u64, String)]) -> Vec<ingest::Result<Parsed<'_>>> {
 }
 
 /// Reuses a vector's allocation for events borrowing from the next line.
-fn recycle<'b>(mut v: Vec<Event<'_>>) -> Vec<Event<'b>> {
+pub(crate) fn recycle<'b>(mut v: Vec<Event<'_>>) -> Vec<Event<'b>> {
     v.clear();
     v.into_iter()
         .map(|_| unreachable!("the vector is empty"))

@@ -127,6 +127,8 @@ pub struct Engine {
     absences: Vec<AbsenceState>,
     store: IncidentStore,
     stats: EngineStats,
+    /// Signals classified, by `SignalId` (for metrics; not checkpointed).
+    per_signal: Vec<u64>,
     next_quiet_check: EventTime,
     next_housekeeping: EventTime,
     hits: Vec<Hit>,
@@ -139,6 +141,7 @@ impl Engine {
     pub fn new(rules: Arc<RuleSet>, config: EngineConfig) -> Engine {
         let track_activity = rules.absences.iter().any(|a| a.silent_peer.is_some());
         let activity = Activity::with_cap(config.max_tracked_pods);
+        let per_signal = vec![0; rules.signals.len()];
         Engine {
             classifier: Classifier::new(rules.clone()),
             correlations: rules
@@ -164,6 +167,7 @@ impl Engine {
             track_activity,
             store: IncidentStore::default(),
             stats: EngineStats::default(),
+            per_signal,
             next_quiet_check: EventTime::MAX,
             next_housekeeping: EventTime::MIN,
             hits: Vec::new(),
@@ -207,6 +211,9 @@ impl Engine {
         }
         for hit in hits.drain(..) {
             self.stats.signals += 1;
+            if let Some(n) = self.per_signal.get_mut(hit.signal.0 as usize) {
+                *n += 1;
+            }
             let order = OrderKey {
                 time: hit.time,
                 class: 1,
@@ -265,6 +272,16 @@ impl Engine {
 
     pub fn stats(&self) -> &EngineStats {
         &self.stats
+    }
+
+    /// Signals classified since the engine started, per signal id.
+    pub fn signal_counts(&self) -> Vec<(String, u64)> {
+        self.rules
+            .signals
+            .iter()
+            .zip(&self.per_signal)
+            .map(|(def, n)| (def.id.to_string(), *n))
+            .collect()
     }
 
     pub fn gauges(&self) -> EngineGauges {

@@ -53,6 +53,12 @@ pub struct Delivery {
     /// One JSON document per line, in a shape of the replay contract.
     pub lines: Vec<String>,
     pub position: Option<Position>,
+    /// Whether event time is roughly ordered within the stream (a watch, a
+    /// partition): then the stream holds the watermark back until it has
+    /// been idle. A push source whose records may carry old times (an
+    /// Alertmanager repeat of a day-old alert) says `false` and never holds
+    /// it back; its records behind the watermark are processed as late.
+    pub ordered: bool,
     /// When the source received the records: the start of the
     /// ingest-to-incident latency.
     pub received: Instant,
@@ -65,6 +71,7 @@ impl Delivery {
             source,
             lines,
             position: None,
+            ordered: true,
             received: Instant::now(),
         }
     }

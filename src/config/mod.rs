@@ -1,0 +1,389 @@
+//! The configuration file (`--config FILE`, `epicenter config check FILE`):
+//! parsed as written ([`raw`]), then validated into typed settings
+//! ([`check`]); every error is reported at once, with file:line:col.
+//!
+//! Every key is optional: an empty file is a valid config (the built-in rule
+//! pack, the Alertmanager receiver on `0.0.0.0:9095`, incidents on stdout).
+//! Secrets come from the environment with `${VAR}` in the values that take
+//! them (`token`, Kafka `options`); their values never appear in messages
+//! or logs.
+
+mod check;
+mod raw;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use correlate::EngineConfig;
+use ingest::source::alertmanager;
+use serde_saphyr::{Location, Spanned};
+
+use self::check::{Checker, Env};
+use self::raw::{RawConfig, RawKafkaSink, RawKafkaSource, RawKubernetes, RawSinks};
+
+/// Validated settings.
+#[derive(Debug, Default)]
+pub(crate) struct Config {
+    pub(crate) rules: Vec<PathBuf>,
+    pub(crate) engine: EngineConfig,
+    pub(crate) serve: ServeConfig,
+}
+
+/// What only `serve` reads.
+#[derive(Debug)]
+pub(crate) struct ServeConfig {
+    pub(crate) listen: SocketAddr,
+    pub(crate) state_dir: PathBuf,
+    pub(crate) queue: usize,
+    /// A stream silent this long stops holding the watermark back.
+    pub(crate) idle_timeout: Duration,
+    pub(crate) checkpoint_interval: Duration,
+    pub(crate) alertmanager: Option<alertmanager::Settings>,
+    pub(crate) kubernetes: Option<KubernetesConfig>,
+    pub(crate) kafka: Option<KafkaSourceConfig>,
+    pub(crate) stdout: bool,
+    pub(crate) kafka_sink: Option<KafkaSinkConfig>,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            listen: SocketAddr::from(([0, 0, 0, 0], 9095)),
+            state_dir: PathBuf::from("epicenter-state"),
+            queue: 1024,
+            idle_timeout: Duration::from_secs(30),
+            checkpoint_interval: Duration::from_secs(10),
+            alertmanager: Some(alertmanager::Settings::default()),
+            kubernetes: None,
+            kafka: None,
+            stdout: true,
+            kafka_sink: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct KubernetesConfig {
+    pub(crate) kubeconfig: Option<PathBuf>,
+    pub(crate) context: Option<String>,
+    pub(crate) namespaces: Vec<String>,
+    pub(crate) events: bool,
+    pub(crate) pods: bool,
+    pub(crate) nodes: bool,
+    pub(crate) volumes: bool,
+    pub(crate) stamp_observed_at: bool,
+    pub(crate) pod_logs: Option<PodLogsConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct PodLogsConfig {
+    pub(crate) max_streams: usize,
+    pub(crate) select: Vec<LogSelectorConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct LogSelectorConfig {
+    pub(crate) namespace: Option<String>,
+    pub(crate) labels: String,
+    pub(crate) container: Option<String>,
+}
+
+/// librdkafka properties; values may be secrets, so `Debug` shows keys only.
+#[derive(Clone, Default)]
+pub(crate) struct KafkaOptions(pub(crate) BTreeMap<String, String>);
+
+impl fmt::Debug for KafkaOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct KafkaSourceConfig {
+    pub(crate) brokers: String,
+    pub(crate) topics: Vec<String>,
+    pub(crate) group: String,
+    pub(crate) max_batch: usize,
+    pub(crate) options: KafkaOptions,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct KafkaSinkConfig {
+    pub(crate) brokers: String,
+    pub(crate) topic: String,
+    pub(crate) options: KafkaOptions,
+}
+
+impl Config {
+    pub(crate) fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("{}: cannot read config: {e}", path.display()))?;
+        Config::parse(
+            &path.display().to_string(),
+            &text,
+            path.parent().unwrap_or(Path::new(".")),
+            &|name| std::env::var(name).ok(),
+        )
+    }
+
+    /// Parses and validates `text` (named `name` in messages); relative
+    /// paths are taken from `base`, `${VAR}` from `env`.
+    pub(crate) fn parse(name: &str, text: &str, base: &Path, env: Env<'_>) -> Result<Config> {
+        let raw: RawConfig = if text.trim().is_empty() {
+            RawConfig::default()
+        } else {
+            match serde_saphyr::from_str(text) {
+                Ok(r) => r,
+                Err(e) => bail!("{}", correlate::rules::yaml_error(name, &e)),
+            }
+        };
+        let mut c = Checker::new(name, env);
+        let config = validate(&mut c, &raw, base);
+        if !c.errors.is_empty() {
+            bail!("{}", c.errors.join("\n"));
+        }
+        Ok(config)
+    }
+}
+
+/// `epicenter config check FILE`: the config and the rules it names.
+pub(crate) fn check(path: &Path) -> Result<std::process::ExitCode> {
+    let config = match Config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(std::process::ExitCode::from(2));
+        }
+    };
+    let rules = match crate::rules_cmd::load(&config.rules) {
+        Ok(r) => r,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return Ok(std::process::ExitCode::from(2));
+        }
+    };
+    let s = &config.serve;
+    let mut sources = Vec::new();
+    if s.alertmanager.is_some() {
+        sources.push("alertmanager");
+    }
+    if s.kubernetes.is_some() {
+        sources.push("kubernetes");
+    }
+    if s.kafka.is_some() {
+        sources.push("kafka");
+    }
+    let mut sinks = Vec::new();
+    if s.stdout {
+        sinks.push("stdout");
+    }
+    if s.kafka_sink.is_some() {
+        sinks.push("kafka");
+    }
+    eprintln!(
+        "{}: ok ({} signals, {} correlations, {} absences; listen {}; sources: {}; sinks: {})",
+        path.display(),
+        rules.signals.len(),
+        rules.correlations.len(),
+        rules.absences.len(),
+        s.listen,
+        if sources.is_empty() { "none".to_string() } else { sources.join(", ") },
+        if sinks.is_empty() { "none".to_string() } else { sinks.join(", ") },
+    );
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+fn validate(c: &mut Checker<'_>, raw: &RawConfig, base: &Path) -> Config {
+    let mut engine = EngineConfig::default();
+    if let Some(e) = &raw.engine {
+        if let Some(l) = c.span(e.lateness.as_ref(), "engine.lateness") {
+            engine.lateness = l;
+        }
+        let counts = [
+            (&e.max_buffered, "engine.max_buffered", &mut engine.max_buffered),
+            (&e.max_held_entries, "engine.max_held_entries", &mut engine.max_held_entries),
+            (&e.max_held_bytes, "engine.max_held_bytes", &mut engine.max_held_bytes),
+            (&e.max_tracked_pods, "engine.max_tracked_pods", &mut engine.max_tracked_pods),
+        ];
+        for (v, field, slot) in counts {
+            if let Some(n) = c.count(v.as_ref(), field) {
+                *slot = n;
+            }
+        }
+    }
+
+    let mut serve = ServeConfig::default();
+    if let Some(a) = c.addr(raw.listen.as_ref(), "listen") {
+        serve.listen = a;
+    }
+    if let Some(d) = c.text(raw.state_dir.as_ref(), "state_dir") {
+        serve.state_dir = base.join(d);
+    }
+    if let Some(p) = &raw.pipeline {
+        if let Some(q) = c.count(p.queue.as_ref(), "pipeline.queue") {
+            serve.queue = q;
+        }
+        if let Some(d) = c.duration(p.idle_timeout.as_ref(), "pipeline.idle_timeout") {
+            serve.idle_timeout = d;
+        }
+        if let Some(d) =
+            c.duration(p.checkpoint_interval.as_ref(), "pipeline.checkpoint_interval")
+        {
+            serve.checkpoint_interval = d;
+        }
+    }
+    if let Some(s) = &raw.sources {
+        if let Some(a) = &s.alertmanager {
+            serve.alertmanager = Checker::flag(a.enabled.as_ref(), true).then(|| {
+                let mut settings = alertmanager::Settings::default();
+                if let Some(t) = &a.token {
+                    settings.token = c.expand(t, "sources.alertmanager.token");
+                }
+                if let Some(m) = c.size(a.max_body.as_ref(), "sources.alertmanager.max_body") {
+                    settings.max_body = m;
+                }
+                settings
+            });
+        }
+        if let Some(k) = &s.kubernetes {
+            serve.kubernetes = kubernetes(c, k, base);
+        }
+        if let Some(k) = &s.kafka {
+            serve.kafka = kafka_source(c, k);
+        }
+    }
+    if let Some(s) = &raw.sinks {
+        sinks(c, s, &mut serve);
+    }
+
+    Config {
+        rules: raw.rules.iter().map(|r| base.join(&r.value)).collect(),
+        engine,
+        serve,
+    }
+}
+
+fn kubernetes(c: &mut Checker<'_>, k: &RawKubernetes, base: &Path) -> Option<KubernetesConfig> {
+    if !Checker::flag(k.enabled.as_ref(), true) {
+        return None;
+    }
+    let pod_logs = k.pod_logs.as_ref().map(|l| &l.value).map(|l| PodLogsConfig {
+        max_streams: c
+            .count(l.max_streams.as_ref(), "sources.kubernetes.pod_logs.max_streams")
+            .unwrap_or(100),
+        select: l
+            .select
+            .iter()
+            .map(|s| LogSelectorConfig {
+                namespace: s.namespace.as_ref().map(|n| n.value.clone()),
+                labels: s.labels.as_ref().map(|l| l.value.clone()).unwrap_or_default(),
+                container: s.container.as_ref().map(|n| n.value.clone()),
+            })
+            .collect(),
+    });
+    if let Some(l) = &k.pod_logs
+        && l.value.select.is_empty()
+    {
+        c.error(
+            l.referenced,
+            "sources.kubernetes.pod_logs.select",
+            "name at least one selector (namespace, labels, container)",
+        );
+    }
+    Some(KubernetesConfig {
+        kubeconfig: k.kubeconfig.as_ref().map(|p| base.join(&p.value)),
+        context: c.text(k.context.as_ref(), "sources.kubernetes.context"),
+        namespaces: k.namespaces.iter().map(|n| n.value.clone()).collect(),
+        events: Checker::flag(k.events.as_ref(), true),
+        pods: Checker::flag(k.pods.as_ref(), true),
+        nodes: Checker::flag(k.nodes.as_ref(), true),
+        volumes: Checker::flag(k.volumes.as_ref(), false),
+        stamp_observed_at: Checker::flag(k.stamp_observed_at.as_ref(), true),
+        pod_logs,
+    })
+}
+
+fn options(
+    c: &mut Checker<'_>,
+    raw: &BTreeMap<String, raw::Text>,
+    section: &str,
+) -> KafkaOptions {
+    let mut out = BTreeMap::new();
+    for (key, value) in raw {
+        if let Some(v) = c.expand(value, &format!("{section}.options.{key}")) {
+            out.insert(key.clone(), v);
+        }
+    }
+    KafkaOptions(out)
+}
+
+fn kafka_source(c: &mut Checker<'_>, raw: &Spanned<RawKafkaSource>) -> Option<KafkaSourceConfig> {
+    let (k, at) = (&raw.value, raw.referenced);
+    if !Checker::flag(k.enabled.as_ref(), true) {
+        return None;
+    }
+    let brokers = required(c, k.brokers.as_ref(), at, "sources.kafka.brokers", "host:9092");
+    if k.topics.is_empty() {
+        c.error(at, "sources.kafka.topics", "name at least one topic");
+    }
+    let topics = k
+        .topics
+        .iter()
+        .filter_map(|t| c.text(Some(t), "sources.kafka.topics"))
+        .collect();
+    Some(KafkaSourceConfig {
+        brokers: brokers.unwrap_or_default(),
+        topics,
+        group: c
+            .text(k.group.as_ref(), "sources.kafka.group")
+            .unwrap_or_else(|| "epicenter".to_string()),
+        max_batch: c
+            .count(k.max_batch.as_ref(), "sources.kafka.max_batch")
+            .unwrap_or(1024),
+        options: options(c, &k.options, "sources.kafka"),
+    })
+}
+
+fn sinks(c: &mut Checker<'_>, s: &RawSinks, serve: &mut ServeConfig) {
+    if let Some(o) = &s.stdout {
+        serve.stdout = Checker::flag(o.enabled.as_ref(), true);
+    }
+    if let Some(k) = &s.kafka {
+        serve.kafka_sink = kafka_sink(c, k);
+    }
+}
+
+fn kafka_sink(c: &mut Checker<'_>, raw: &Spanned<RawKafkaSink>) -> Option<KafkaSinkConfig> {
+    let (k, at) = (&raw.value, raw.referenced);
+    if !Checker::flag(k.enabled.as_ref(), true) {
+        return None;
+    }
+    let brokers = required(c, k.brokers.as_ref(), at, "sinks.kafka.brokers", "host:9092");
+    let topic = required(c, k.topic.as_ref(), at, "sinks.kafka.topic", "incidents");
+    Some(KafkaSinkConfig {
+        brokers: brokers.unwrap_or_default(),
+        topic: topic.unwrap_or_default(),
+        options: options(c, &k.options, "sinks.kafka"),
+    })
+}
+
+/// A value that must be there; a missing one is reported at the section.
+fn required(
+    c: &mut Checker<'_>,
+    v: Option<&raw::Text>,
+    section: Location,
+    field: &str,
+    example: &str,
+) -> Option<String> {
+    if v.is_none() {
+        c.error(section, field, format_args!("required (e.g. `{example}`)"));
+    }
+    c.text(v, field)
+}
+
+#[cfg(test)]
+mod tests;

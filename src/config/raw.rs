@@ -1,0 +1,176 @@
+//! The configuration file as written: every key optional, unknown keys
+//! refused, every value wrapped in [`Spanned`] so validation can say where
+//! it is. Nothing here is checked beyond YAML types; `super` validates.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+pub(super) type Text = Spanned<String>;
+pub(super) type Count = Spanned<u64>;
+pub(super) type Flag = Spanned<bool>;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    /// Rule directories, relative to the config file.
+    #[serde(default)]
+    pub(super) rules: Vec<Text>,
+    #[serde(default)]
+    pub(super) engine: Option<RawEngine>,
+    /// Address of the HTTP server (receiver, health, metrics).
+    #[serde(default)]
+    pub(super) listen: Option<Text>,
+    #[serde(default)]
+    pub(super) state_dir: Option<Text>,
+    #[serde(default)]
+    pub(super) pipeline: Option<RawPipeline>,
+    #[serde(default)]
+    pub(super) sources: Option<RawSources>,
+    #[serde(default)]
+    pub(super) sinks: Option<RawSinks>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawEngine {
+    #[serde(default)]
+    pub(super) lateness: Option<Text>,
+    #[serde(default)]
+    pub(super) max_buffered: Option<Count>,
+    #[serde(default)]
+    pub(super) max_held_entries: Option<Count>,
+    #[serde(default)]
+    pub(super) max_held_bytes: Option<Count>,
+    #[serde(default)]
+    pub(super) max_tracked_pods: Option<Count>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPipeline {
+    /// Deliveries queued between the sources and the engine.
+    #[serde(default)]
+    pub(super) queue: Option<Count>,
+    #[serde(default)]
+    pub(super) idle_timeout: Option<Text>,
+    #[serde(default)]
+    pub(super) checkpoint_interval: Option<Text>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSources {
+    #[serde(default)]
+    pub(super) alertmanager: Option<RawAlertmanager>,
+    #[serde(default)]
+    pub(super) kubernetes: Option<RawKubernetes>,
+    #[serde(default)]
+    pub(super) kafka: Option<Spanned<RawKafkaSource>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAlertmanager {
+    #[serde(default)]
+    pub(super) enabled: Option<Flag>,
+    /// Bearer token Alertmanager must send; `${VAR}` reads the environment.
+    #[serde(default)]
+    pub(super) token: Option<Text>,
+    #[serde(default)]
+    pub(super) max_body: Option<Text>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawKubernetes {
+    #[serde(default)]
+    pub(super) enabled: Option<Flag>,
+    #[serde(default)]
+    pub(super) kubeconfig: Option<Text>,
+    #[serde(default)]
+    pub(super) context: Option<Text>,
+    #[serde(default)]
+    pub(super) namespaces: Vec<Text>,
+    #[serde(default)]
+    pub(super) events: Option<Flag>,
+    #[serde(default)]
+    pub(super) pods: Option<Flag>,
+    #[serde(default)]
+    pub(super) nodes: Option<Flag>,
+    #[serde(default)]
+    pub(super) volumes: Option<Flag>,
+    #[serde(default)]
+    pub(super) stamp_observed_at: Option<Flag>,
+    #[serde(default)]
+    pub(super) pod_logs: Option<Spanned<RawPodLogs>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPodLogs {
+    #[serde(default)]
+    pub(super) max_streams: Option<Count>,
+    #[serde(default)]
+    pub(super) select: Vec<RawLogSelector>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLogSelector {
+    #[serde(default)]
+    pub(super) namespace: Option<Text>,
+    /// A label selector: `app=vault,tier!=web`.
+    #[serde(default)]
+    pub(super) labels: Option<Text>,
+    #[serde(default)]
+    pub(super) container: Option<Text>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawKafkaSource {
+    #[serde(default)]
+    pub(super) enabled: Option<Flag>,
+    #[serde(default)]
+    pub(super) brokers: Option<Text>,
+    #[serde(default)]
+    pub(super) topics: Vec<Text>,
+    #[serde(default)]
+    pub(super) group: Option<Text>,
+    #[serde(default)]
+    pub(super) max_batch: Option<Count>,
+    /// librdkafka properties; values may use `${VAR}`.
+    #[serde(default)]
+    pub(super) options: BTreeMap<String, Text>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSinks {
+    #[serde(default)]
+    pub(super) stdout: Option<RawStdout>,
+    #[serde(default)]
+    pub(super) kafka: Option<Spanned<RawKafkaSink>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawStdout {
+    #[serde(default)]
+    pub(super) enabled: Option<Flag>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawKafkaSink {
+    #[serde(default)]
+    pub(super) enabled: Option<Flag>,
+    #[serde(default)]
+    pub(super) brokers: Option<Text>,
+    #[serde(default)]
+    pub(super) topic: Option<Text>,
+    #[serde(default)]
+    pub(super) options: BTreeMap<String, Text>,
+}

@@ -1,0 +1,204 @@
+//! `epicenter serve`: the live service. The same decoders, rules and engine
+//! as `replay`, fed by live sources, with watermarks from the sources and
+//! state checkpointed to the state directory.
+//!
+//! ```text
+//!  Alertmanager ─POST─► receiver ─┐
+//!  kube watches, pod logs ────────┼─► Intake (bounded) ─► engine thread ─► outbox ─► stdout, Kafka
+//!  Kafka consumer ────────────────┘        ▲                   │ checkpoint (state dir)
+//!                                          └── positions ◄─────┘ then offsets committed
+//! ```
+//!
+//! Shutdown (SIGTERM, SIGINT): the HTTP server stops taking requests and the
+//! sources stop; the engine thread drains what was accepted, flushes the
+//! outbox and writes a final checkpoint; exit 0.
+
+mod checkpoint;
+mod http;
+mod metrics;
+mod outbox;
+mod pipeline;
+mod watermark;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{Context, Result};
+use ingest::Limits;
+use ingest::source::{Health, Intake, alertmanager};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::rules_cmd;
+
+use self::checkpoint::StateDir;
+use self::metrics::Metrics;
+use self::outbox::{Outbox, Sinks};
+use self::pipeline::{Pipeline, wall_clock};
+use self::watermark::Watermarks;
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Configuration file (YAML); without one, the defaults: the built-in
+    /// rule pack, the Alertmanager receiver on 0.0.0.0:9095, stdout.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Rule directory (repeatable; added to the config's).
+    #[arg(long = "rules", value_name = "DIR")]
+    rules: Vec<PathBuf>,
+}
+
+pub(crate) fn run(args: &Args) -> Result<ExitCode> {
+    let config = match &args.config {
+        Some(p) => Config::load(p)?,
+        None => Config::default(),
+    };
+    let mut rule_dirs = config.rules.clone();
+    rule_dirs.extend(args.rules.iter().cloned());
+    let rules = match rules_cmd::load(&rule_dirs) {
+        Ok(r) => r,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("epicenter-io")
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(serve(config, rules))
+}
+
+async fn serve(config: Config, rules: Arc<correlate::rules::RuleSet>) -> Result<ExitCode> {
+    let serve = &config.serve;
+    let mut engine_config = config.engine.clone();
+    engine_config.external_watermark = true;
+    let lateness = engine_config.lateness;
+
+    let state = StateDir::open(&serve.state_dir)?;
+    let restored = state.load(rules.clone(), engine_config, Limits::default())?;
+    tracing::info!(
+        state_dir = %serve.state_dir.display(),
+        positions = restored.positions.len(),
+        incidents = restored.engine.store().len(),
+        "state loaded"
+    );
+
+    let cancel = CancellationToken::new();
+    let health = Health::default();
+    let metrics = Arc::new(Metrics::new(health.clone()));
+    let (intake, rx) = Intake::bounded(serve.queue);
+    let (committed, _committed_rx) = watch::channel(Vec::new());
+
+    let (outbox, outbox_task) = Outbox::start(
+        Sinks {
+            stdout: serve.stdout,
+        },
+        metrics.clone(),
+    );
+
+    let started = Arc::new(AtomicBool::new(false));
+    let mut app = http::router(http::Ops {
+        health: health.clone(),
+        metrics: metrics.clone(),
+        started: started.clone(),
+    });
+    let mut receiver_health = None;
+    if let Some(settings) = &serve.alertmanager {
+        let h = health.register(alertmanager::SOURCE);
+        app = app.merge(alertmanager::router(settings, intake.clone(), h.clone()));
+        receiver_health = Some(h);
+    }
+    let app = app.fallback(|| async { (axum::http::StatusCode::NOT_FOUND, "not found\n") });
+
+    let listener = tokio::net::TcpListener::bind(serve.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", serve.listen))?;
+    let local = listener.local_addr()?;
+    if let Some(h) = receiver_health {
+        h.set_connected(true);
+    }
+    tracing::info!(listen = %local, "http server listening");
+    let http_cancel = cancel.clone();
+    let http = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(http_cancel.cancelled_owned())
+            .await
+    });
+
+    // Sources hold the intake; the pipeline's drain ends when all let go.
+    drop(intake);
+
+    let pipeline = Pipeline::new(
+        restored,
+        Watermarks::new(lateness, serve.idle_timeout),
+        metrics.clone(),
+        outbox.clone(),
+        state,
+        committed,
+        wall_clock(),
+        pipeline::Settings {
+            checkpoint_interval: serve.checkpoint_interval,
+        },
+    );
+    let handle = tokio::runtime::Handle::current();
+    let pipeline_cancel = cancel.clone();
+    let engine_thread = std::thread::Builder::new()
+        .name("epicenter-engine".to_string())
+        .spawn(move || handle.block_on(pipeline.run(rx, pipeline_cancel)))
+        .context("cannot start the engine thread")?;
+    started.store(true, Ordering::Relaxed);
+
+    shutdown_signal().await;
+    tracing::info!("shutting down: intake stopped, draining");
+    cancel.cancel();
+    match http.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!(error = %e, "http server failed"),
+        Err(e) => tracing::error!(error = %e, "http server task failed"),
+    }
+    let result = tokio::task::spawn_blocking(move || engine_thread.join())
+        .await
+        .context("engine thread")?;
+    drop(outbox);
+    let _ = outbox_task.await;
+    match result {
+        Ok(Ok(())) => Ok(ExitCode::SUCCESS),
+        Ok(Err(e)) => {
+            eprintln!("epicenter: {e:#}");
+            Ok(ExitCode::FAILURE)
+        }
+        Err(_) => {
+            eprintln!("epicenter: the engine thread panicked");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// SIGTERM (Kubernetes) or SIGINT (a terminal).
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot watch SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = term => {}
+        r = tokio::signal::ctrl_c() => {
+            if let Err(e) = r {
+                tracing::error!(error = %e, "cannot watch SIGINT");
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+}

