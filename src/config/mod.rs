@@ -191,8 +191,16 @@ pub(crate) fn check(path: &Path) -> Result<std::process::ExitCode> {
         rules.correlations.len(),
         rules.absences.len(),
         s.listen,
-        if sources.is_empty() { "none".to_string() } else { sources.join(", ") },
-        if sinks.is_empty() { "none".to_string() } else { sinks.join(", ") },
+        if sources.is_empty() {
+            "none".to_string()
+        } else {
+            sources.join(", ")
+        },
+        if sinks.is_empty() {
+            "none".to_string()
+        } else {
+            sinks.join(", ")
+        },
     );
     Ok(std::process::ExitCode::SUCCESS)
 }
@@ -204,10 +212,26 @@ fn validate(c: &mut Checker<'_>, raw: &RawConfig, base: &Path) -> Config {
             engine.lateness = l;
         }
         let counts = [
-            (&e.max_buffered, "engine.max_buffered", &mut engine.max_buffered),
-            (&e.max_held_entries, "engine.max_held_entries", &mut engine.max_held_entries),
-            (&e.max_held_bytes, "engine.max_held_bytes", &mut engine.max_held_bytes),
-            (&e.max_tracked_pods, "engine.max_tracked_pods", &mut engine.max_tracked_pods),
+            (
+                &e.max_buffered,
+                "engine.max_buffered",
+                &mut engine.max_buffered,
+            ),
+            (
+                &e.max_held_entries,
+                "engine.max_held_entries",
+                &mut engine.max_held_entries,
+            ),
+            (
+                &e.max_held_bytes,
+                "engine.max_held_bytes",
+                &mut engine.max_held_bytes,
+            ),
+            (
+                &e.max_tracked_pods,
+                "engine.max_tracked_pods",
+                &mut engine.max_tracked_pods,
+            ),
         ];
         for (v, field, slot) in counts {
             if let Some(n) = c.count(v.as_ref(), field) {
@@ -230,9 +254,10 @@ fn validate(c: &mut Checker<'_>, raw: &RawConfig, base: &Path) -> Config {
         if let Some(d) = c.duration(p.idle_timeout.as_ref(), "pipeline.idle_timeout") {
             serve.idle_timeout = d;
         }
-        if let Some(d) =
-            c.duration(p.checkpoint_interval.as_ref(), "pipeline.checkpoint_interval")
-        {
+        if let Some(d) = c.duration(
+            p.checkpoint_interval.as_ref(),
+            "pipeline.checkpoint_interval",
+        ) {
             serve.checkpoint_interval = d;
         }
     }
@@ -271,20 +296,31 @@ fn kubernetes(c: &mut Checker<'_>, k: &RawKubernetes, base: &Path) -> Option<Kub
     if !Checker::flag(k.enabled.as_ref(), true) {
         return None;
     }
-    let pod_logs = k.pod_logs.as_ref().map(|l| &l.value).map(|l| PodLogsConfig {
-        max_streams: c
-            .count(l.max_streams.as_ref(), "sources.kubernetes.pod_logs.max_streams")
-            .unwrap_or(100),
-        select: l
-            .select
-            .iter()
-            .map(|s| LogSelectorConfig {
-                namespace: s.namespace.as_ref().map(|n| n.value.clone()),
-                labels: s.labels.as_ref().map(|l| l.value.clone()).unwrap_or_default(),
-                container: s.container.as_ref().map(|n| n.value.clone()),
-            })
-            .collect(),
-    });
+    let pod_logs = k
+        .pod_logs
+        .as_ref()
+        .map(|l| &l.value)
+        .map(|l| PodLogsConfig {
+            max_streams: c
+                .count(
+                    l.max_streams.as_ref(),
+                    "sources.kubernetes.pod_logs.max_streams",
+                )
+                .unwrap_or(100),
+            select: l
+                .select
+                .iter()
+                .map(|s| LogSelectorConfig {
+                    namespace: s.namespace.as_ref().map(|n| n.value.clone()),
+                    labels: s
+                        .labels
+                        .as_ref()
+                        .map(|l| l.value.clone())
+                        .unwrap_or_default(),
+                    container: s.container.as_ref().map(|n| n.value.clone()),
+                })
+                .collect(),
+        });
     if let Some(l) = &k.pod_logs
         && l.value.select.is_empty()
     {
@@ -307,11 +343,7 @@ fn kubernetes(c: &mut Checker<'_>, k: &RawKubernetes, base: &Path) -> Option<Kub
     })
 }
 
-fn options(
-    c: &mut Checker<'_>,
-    raw: &BTreeMap<String, raw::Text>,
-    section: &str,
-) -> KafkaOptions {
+fn options(c: &mut Checker<'_>, raw: &BTreeMap<String, raw::Text>, section: &str) -> KafkaOptions {
     let mut out = BTreeMap::new();
     for (key, value) in raw {
         if let Some(v) = c.expand(value, &format!("{section}.options.{key}")) {
@@ -326,7 +358,13 @@ fn kafka_source(c: &mut Checker<'_>, raw: &Spanned<RawKafkaSource>) -> Option<Ka
     if !Checker::flag(k.enabled.as_ref(), true) {
         return None;
     }
-    let brokers = required(c, k.brokers.as_ref(), at, "sources.kafka.brokers", "host:9092");
+    let brokers = required(
+        c,
+        k.brokers.as_ref(),
+        at,
+        "sources.kafka.brokers",
+        "host:9092",
+    );
     if k.topics.is_empty() {
         c.error(at, "sources.kafka.topics", "name at least one topic");
     }
@@ -362,7 +400,13 @@ fn kafka_sink(c: &mut Checker<'_>, raw: &Spanned<RawKafkaSink>) -> Option<KafkaS
     if !Checker::flag(k.enabled.as_ref(), true) {
         return None;
     }
-    let brokers = required(c, k.brokers.as_ref(), at, "sinks.kafka.brokers", "host:9092");
+    let brokers = required(
+        c,
+        k.brokers.as_ref(),
+        at,
+        "sinks.kafka.brokers",
+        "host:9092",
+    );
     let topic = required(c, k.topic.as_ref(), at, "sinks.kafka.topic", "incidents");
     Some(KafkaSinkConfig {
         brokers: brokers.unwrap_or_default(),

@@ -63,15 +63,23 @@ fn secrets_come_from_the_environment_and_stay_out_of_messages() {
     .unwrap();
     let am = c.serve.alertmanager.as_ref().unwrap();
     assert_eq!(am.token.as_deref(), Some("s3cret"));
-    assert!(!format!("{am:?}").contains("s3cret"), "Debug redacts the token");
+    assert!(
+        !format!("{am:?}").contains("s3cret"),
+        "Debug redacts the token"
+    );
     let kafka = c.serve.kafka.as_ref().unwrap();
     assert_eq!(kafka.options.0["sasl.password"], "pw-hunter2");
     assert_eq!(kafka.options.0["literal"], "a$b");
-    assert!(!format!("{kafka:?}").contains("hunter2"), "Debug shows option keys only");
+    assert!(
+        !format!("{kafka:?}").contains("hunter2"),
+        "Debug shows option keys only"
+    );
 
     let msg = errors("sources:\n  alertmanager:\n    token: ${MISSING}\n");
     assert!(
-        msg.contains("c.yaml:3:12: sources.alertmanager.token: environment variable `MISSING` is not set"),
+        msg.contains(
+            "c.yaml:3:12: sources.alertmanager.token: environment variable `MISSING` is not set"
+        ),
         "{msg}"
     );
 }

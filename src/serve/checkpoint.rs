@@ -32,7 +32,9 @@ pub(crate) enum StateError {
     },
     #[error("{0}: in use by another epicenter process (the directory is locked)")]
     Locked(PathBuf),
-    #[error("{path}: not a checkpoint this version can read: {reason}; move it away to start with empty state")]
+    #[error(
+        "{path}: not a checkpoint this version can read: {reason}; move it away to start with empty state"
+    )]
     Corrupt { path: PathBuf, reason: String },
 }
 
@@ -103,7 +105,9 @@ impl StateDir {
         };
         let bytes = match fs::read(&path) {
             Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(fresh(Positions::new())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(fresh(Positions::new()));
+            }
             Err(e) => return Err(io(&path)(e)),
         };
         let stored: Stored = serde_json::from_slice(&bytes).map_err(|e| StateError::Corrupt {

@@ -21,11 +21,11 @@ use hdrhistogram::Histogram as Hdr;
 use ingest::source::Health;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -100,7 +100,11 @@ impl Metrics {
             Hdr::new_with_bounds(1, 3_600_000_000, 3).expect("constant bounds are valid"),
         ));
         let checkpoints = Counter::default();
-        registry.register("checkpoints", "State checkpoints written", checkpoints.clone());
+        registry.register(
+            "checkpoints",
+            "State checkpoints written",
+            checkpoints.clone(),
+        );
         let checkpoint_failures = Counter::default();
         registry.register(
             "checkpoint_failures",
@@ -188,7 +192,7 @@ impl Collector for HealthCollector {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> fmt::Result {
         let sources = self.0.sources();
         let mut up = encoder.encode_descriptor(
-            "epicenter_source_up",
+            "source_up",
             "1 when the source is connected (watch listed, consumer assigned, receiver listening)",
             None,
             MetricType::Gauge,
@@ -198,7 +202,7 @@ impl Collector for HealthCollector {
                 .encode(up.encode_family(&[("source", s.name.as_str())])?)?;
         }
         let mut rejected = encoder.encode_descriptor(
-            "epicenter_source_rejected",
+            "source_rejected",
             "Inputs a source refused before the pipeline (malformed, unauthorized, too_large, saturated, ...)",
             None,
             MetricType::Counter,
@@ -231,15 +235,44 @@ fn gauge(encoder: &mut DescriptorEncoder<'_>, name: &str, help: &str, v: f64) ->
 
 impl Collector for EngineCollector {
     fn encode(&self, mut e: DescriptorEncoder<'_>) -> fmt::Result {
-        let v = self.view.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let v = self
+            .view
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
         let s = &v.stats;
-        counter(&mut e, "epicenter_engine_records", "Records (events) the engine took", s.records)?;
-        counter(&mut e, "epicenter_engine_late_signals", "Signals that arrived behind the watermark (processed unordered)", s.late)?;
-        counter(&mut e, "epicenter_engine_released_early", "Signals released before the watermark because the reorder buffer was full", s.released_early)?;
-        counter(&mut e, "epicenter_engine_unattached_effects", "Effects whose cause never appeared within their window", s.unattached_effects)?;
-        counter(&mut e, "epicenter_engine_evicted_effects", "Held effects evicted at the state cap", s.evicted_effects)?;
+        counter(
+            &mut e,
+            "engine_records",
+            "Records (events) the engine took",
+            s.records,
+        )?;
+        counter(
+            &mut e,
+            "engine_late_signals",
+            "Signals that arrived behind the watermark (processed unordered)",
+            s.late,
+        )?;
+        counter(
+            &mut e,
+            "engine_released_early",
+            "Signals released before the watermark because the reorder buffer was full",
+            s.released_early,
+        )?;
+        counter(
+            &mut e,
+            "engine_unattached_effects",
+            "Effects whose cause never appeared within their window",
+            s.unattached_effects,
+        )?;
+        counter(
+            &mut e,
+            "engine_evicted_effects",
+            "Held effects evicted at the state cap",
+            s.evicted_effects,
+        )?;
         let mut signals = e.encode_descriptor(
-            "epicenter_signals",
+            "signals",
             "Signals classified, by signal id",
             None,
             MetricType::Counter,
@@ -259,7 +292,7 @@ impl Collector for EngineCollector {
             ("decoder_objects", v.decoder_objects),
         ];
         let mut state = e.encode_descriptor(
-            "epicenter_state_size",
+            "state_size",
             "Size of held state, by part (entries; held_bytes in bytes)",
             None,
             MetricType::Gauge,
@@ -270,13 +303,13 @@ impl Collector for EngineCollector {
         }
         gauge(
             &mut e,
-            "epicenter_watermark_lag_seconds",
+            "watermark_lag_seconds",
             "Wall clock less the watermark: how far behind event time is final",
             v.watermark_lag,
         )?;
         let hdr = self.latency.lock().unwrap_or_else(PoisonError::into_inner);
         let mut q = e.encode_descriptor(
-            "epicenter_ingest_to_incident_latency_seconds",
+            "ingest_to_incident_latency_seconds",
             "Quantiles of ingest-to-incident latency since start (hdrhistogram)",
             None,
             MetricType::Gauge,

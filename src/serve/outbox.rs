@@ -89,9 +89,7 @@ fn write_stdout(batch: &[Outgoing]) {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     for o in batch {
-        let ok = out
-            .write_all(&o.json)
-            .and_then(|()| out.write_all(b"\n"));
+        let ok = out.write_all(&o.json).and_then(|()| out.write_all(b"\n"));
         if let Err(e) = ok {
             tracing::error!(sink = "stdout", error = %e, "cannot write incident");
             return;

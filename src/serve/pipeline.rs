@@ -126,7 +126,11 @@ impl Pipeline {
     ) -> Pipeline {
         let mut watermarks = watermarks;
         let now = clock();
-        watermarks.resume_from(checkpoint.engine.watermark(), checkpoint.engine.max_time(), now);
+        watermarks.resume_from(
+            checkpoint.engine.watermark(),
+            checkpoint.engine.max_time(),
+            now,
+        );
         Pipeline {
             decoder: checkpoint.decoder,
             engine: checkpoint.engine,
@@ -314,7 +318,9 @@ impl Pipeline {
                     id: report.id.clone(),
                     json,
                 }),
-                Err(e) => tracing::error!(incident = %report.id, error = %e, "cannot render incident"),
+                Err(e) => {
+                    tracing::error!(incident = %report.id, error = %e, "cannot render incident")
+                }
             }
         }
         out
@@ -357,7 +363,11 @@ impl Pipeline {
                     .set(i64::try_from(bytes).unwrap_or(i64::MAX));
                 self.metrics.observe_checkpoint(started.elapsed());
                 self.committed.send_replace(positions_list(&self.positions));
-                tracing::debug!(bytes, ms = started.elapsed().as_millis() as u64, "checkpoint written");
+                tracing::debug!(
+                    bytes,
+                    ms = started.elapsed().as_millis() as u64,
+                    "checkpoint written"
+                );
                 true
             }
             Err(e) => {

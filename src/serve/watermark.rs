@@ -68,7 +68,13 @@ impl Watermarks {
     }
 
     /// A record of `stream` with event time `time` arrived at wall time `now`.
-    pub(crate) fn observe(&mut self, stream: &StreamId, ordered: bool, time: EventTime, now: EventTime) {
+    pub(crate) fn observe(
+        &mut self,
+        stream: &StreamId,
+        ordered: bool,
+        time: EventTime,
+        now: EventTime,
+    ) {
         self.newest = self.newest.max(time);
         self.newest_seen_at = self.newest_seen_at.max(now);
         if !ordered {
@@ -95,8 +101,7 @@ impl Watermarks {
     pub(crate) fn watermark(&mut self, now: EventTime) -> EventTime {
         let idle = self.idle;
         let forget = Span::from_micros(idle.as_micros().saturating_mul(FORGET_AFTER_IDLE));
-        self.streams
-            .retain(|_, c| now.since(c.seen_at) < forget);
+        self.streams.retain(|_, c| now.since(c.seen_at) < forget);
         let slowest_active = self
             .streams
             .values()
@@ -108,7 +113,9 @@ impl Watermarks {
             None if self.newest == EventTime::MIN => EventTime::MIN,
             None => {
                 let quiet = now.since(self.newest_seen_at).max(Span::ZERO);
-                self.newest.saturating_add(quiet).saturating_sub(self.lateness)
+                self.newest
+                    .saturating_add(quiet)
+                    .saturating_sub(self.lateness)
             }
         };
         self.current = self.current.max(candidate);

@@ -128,7 +128,11 @@ async fn receive(
         Ok(b) => b,
         Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
             r.health.reject("too_large");
-            return (StatusCode::PAYLOAD_TOO_LARGE, format!("{}\n", e.body_text())).into_response();
+            return (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("{}\n", e.body_text()),
+            )
+                .into_response();
         }
         Err(e) => {
             r.health.reject("unreadable");
@@ -144,7 +148,10 @@ async fn receive(
         Ok(b) => {
             return bad_request(
                 &r,
-                format!("webhook version {:?} is not supported (want \"4\")", b.version),
+                format!(
+                    "webhook version {:?} is not supported (want \"4\")",
+                    b.version
+                ),
             );
         }
         Err(e) => return bad_request(&r, format!("not an Alertmanager v4 body: {e}")),

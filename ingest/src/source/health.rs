@@ -47,8 +47,11 @@ impl SourceHealth {
     }
 
     /// Remembers the latest error (shown by `/readyz`).
-    pub fn set_error(&self, error: impl ToString) {
-        *self.last_error.lock().unwrap_or_else(PoisonError::into_inner) = Some(error.to_string());
+    pub fn set_error(&self, error: &dyn std::fmt::Display) {
+        *self
+            .last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(error.to_string());
     }
 
     pub fn last_error(&self) -> Option<String> {

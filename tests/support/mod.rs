@@ -1,0 +1,226 @@
+//! Shared by the integration tests of `epicenter serve`: run the real binary
+//! with a config in a temporary directory, scrape it, stop it with SIGTERM;
+//! start real peers (Alertmanager) it talks to.
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long a test waits for something that should happen in well under a
+/// second or two; a guard against hanging, not a measurement.
+pub(crate) const PATIENCE: Duration = Duration::from_secs(60);
+
+/// A port free on loopback now.
+pub(crate) fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Polls `f` until it returns Some, or panics after [`PATIENCE`] saying what
+/// was awaited.
+pub(crate) fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "gave up waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Finds a program on PATH (or fails the test with how to install it).
+pub(crate) fn program(names: &[&str], install: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for dir in std::env::split_paths(&path) {
+        for name in names {
+            let p = dir.join(name);
+            if p.is_file() {
+                return p;
+            }
+        }
+    }
+    panic!(
+        "{} not found on PATH: {install} (scripts/test.sh installs it)",
+        names.join(" or ")
+    );
+}
+
+/// A running `epicenter serve`.
+pub(crate) struct Serve {
+    child: Child,
+    pub(crate) base: String,
+    pub(crate) dir: PathBuf,
+    stdout: Arc<Mutex<Vec<String>>>,
+    stderr: Arc<Mutex<Vec<String>>>,
+    client: reqwest::blocking::Client,
+}
+
+impl Serve {
+    /// Starts serve with `config` (YAML; `listen` and `state_dir` are added)
+    /// in `dir`, and waits until /healthz answers.
+    pub(crate) fn start(dir: &Path, config: &str, args: &[&str]) -> Serve {
+        let port = free_port();
+        let path = dir.join("epicenter.yaml");
+        std::fs::write(
+            &path,
+            format!("listen: 127.0.0.1:{port}\nstate_dir: state\n{config}"),
+        )
+        .unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_epicenter"))
+            .arg("serve")
+            .arg("--config")
+            .arg(&path)
+            .args(args)
+            .env("EPICENTER_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = collect(child.stdout.take().unwrap());
+        let stderr = collect(child.stderr.take().unwrap());
+        let serve = Serve {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            dir: dir.to_path_buf(),
+            stdout,
+            stderr,
+            client: reqwest::blocking::Client::new(),
+        };
+        wait_for("serve to answer /healthz", || {
+            serve.get("/healthz").filter(|(s, _)| *s == 200)
+        });
+        serve
+    }
+
+    pub(crate) fn get(&self, path: &str) -> Option<(u16, String)> {
+        let r = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .ok()?;
+        Some((r.status().as_u16(), r.text().ok()?))
+    }
+
+    /// A sample from /metrics, by its exact name and labels as printed
+    /// (`epicenter_records_total{source="alertmanager"}`); 0 when absent.
+    pub(crate) fn metric(&self, sample: &str) -> f64 {
+        let (_, text) = self.get("/metrics").unwrap_or_default();
+        text.lines()
+            .find_map(|l| l.strip_prefix(sample)?.strip_prefix(' '))
+            .map_or(0.0, |v| v.trim().parse().unwrap())
+    }
+
+    /// Incident changes printed so far (stdout sink), parsed.
+    pub(crate) fn changes(&self) -> Vec<serde_json::Value> {
+        self.stdout
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    pub(crate) fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().join("\n")
+    }
+
+    /// SIGTERM, then the exit status (the drain must finish in time).
+    pub(crate) fn terminate(mut self) -> (ExitStatus, String) {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let status = wait_for("serve to exit after SIGTERM", || {
+            self.child.try_wait().unwrap()
+        });
+        // Let the reader threads take the last lines.
+        std::thread::sleep(Duration::from_millis(100));
+        (status, self.stderr())
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn collect(stream: impl std::io::Read + Send + 'static) -> Arc<Mutex<Vec<String>>> {
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let sink = lines.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines() {
+            match line {
+                Ok(l) => sink.lock().unwrap().push(l),
+                Err(_) => return,
+            }
+        }
+    });
+    lines
+}
+
+/// A real Alertmanager (Debian's prometheus-alertmanager) on loopback.
+pub(crate) struct Alertmanager {
+    child: Child,
+    pub(crate) base: String,
+}
+
+impl Alertmanager {
+    pub(crate) fn start(dir: &Path, config: &str) -> Alertmanager {
+        let bin = program(
+            &["prometheus-alertmanager", "alertmanager"],
+            "apt-get install prometheus-alertmanager",
+        );
+        let port = free_port();
+        let cfg = dir.join("alertmanager.yml");
+        std::fs::write(&cfg, config).unwrap();
+        let child = Command::new(bin)
+            .arg(format!("--config.file={}", cfg.display()))
+            .arg(format!("--storage.path={}", dir.join("am-data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--cluster.listen-address=")
+            .arg("--log.level=warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let am = Alertmanager {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        };
+        let client = reqwest::blocking::Client::new();
+        wait_for("alertmanager to be ready", || {
+            client
+                .get(format!("{}/-/ready", am.base))
+                .send()
+                .ok()
+                .filter(|r| r.status().is_success())
+        });
+        am
+    }
+
+    /// Pushes alerts through Alertmanager's own API, as Prometheus does.
+    pub(crate) fn push(&self, alerts: &serde_json::Value) {
+        let r = reqwest::blocking::Client::new()
+            .post(format!("{}/api/v2/alerts", self.base))
+            .json(alerts)
+            .send()
+            .unwrap();
+        assert!(r.status().is_success(), "alertmanager refused: {r:?}");
+    }
+}
+
+impl Drop for Alertmanager {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
