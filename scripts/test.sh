@@ -12,6 +12,21 @@ command -v cargo >/dev/null || { echo "cargo is required (https://rustup.rs)"; e
 rustup component list --installed 2>/dev/null | grep -q rustfmt || rustup component add rustfmt clippy || true
 cargo --version
 
+step "test peers"
+# Real peers the integration tests start: Debian's Alertmanager, and tansu,
+# a Kafka-protocol broker (../shared/notes/kafka-broker.md).
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+if ! command -v prometheus-alertmanager >/dev/null && ! command -v alertmanager >/dev/null; then
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus-alertmanager >/dev/null
+fi
+export PATH="$HOME/.cargo/bin:$PATH"
+if ! command -v tansu >/dev/null; then
+  echo "installing tansu (a Kafka-protocol broker, about 7 minutes on 2 cores)"
+  cargo install tansu --locked --no-default-features --features libsql --quiet
+fi
+command -v prometheus-alertmanager alertmanager tansu || true
+
 step "format"
 cargo fmt --all -- --check
 
