@@ -84,7 +84,14 @@ pub type Result<T, E = FormatError> = std::result::Result<T, E>;
 
 /// Writes `value` as a checkpoint of `kind` in schema `version`.
 pub fn encode<T: Serialize>(kind: Kind, version: u16, value: &T) -> Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(4096);
+    // Measured first, so the buffer is allocated once (a checkpoint may be
+    // a hundred megabytes: no doubling and copying).
+    let size = postcard::serialize_with_flavor(value, postcard::ser_flavors::Size::default())
+        .map_err(|source| FormatError::Encode {
+            kind: kind.as_str(),
+            source,
+        })?;
+    let mut out = Vec::with_capacity(HEADER_LEN + size);
     out.extend_from_slice(MAGIC);
     out.push(kind.tag());
     out.push(0);

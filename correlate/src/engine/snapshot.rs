@@ -160,6 +160,10 @@ pub struct EngineSnapshot {
     correlation_states: Vec<CorrelationSnap>,
     absence_states: Vec<AbsenceSnap>,
     store: StoreSnap,
+    /// The strings of entities and hit attributes, each once.
+    strings: Vec<String>,
+    /// Owner chains and attribute lists (pairs of string ids), each once.
+    lists: Vec<Vec<(u32, u32)>>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -181,23 +185,26 @@ enum ItemSnap {
     Signal(HitSnap),
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// Strings are ids into [`EngineSnapshot::strings`].
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 struct EntitySnap {
-    kind: String,
-    namespace: Option<String>,
-    name: String,
-    uid: Option<String>,
-    node: Option<String>,
-    owners: Vec<(String, String)>,
+    kind: u32,
+    namespace: Option<u32>,
+    name: u32,
+    uid: Option<u32>,
+    node: Option<u32>,
+    /// A list of (kind, name) in [`EngineSnapshot::lists`].
+    owners: u32,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 struct HitSnap {
     signal: u32,
     time: i64,
     entity: EntitySnap,
-    attributes: Vec<(String, String)>,
-    summary: String,
+    /// A list of (name, value) in [`EngineSnapshot::lists`].
+    attributes: u32,
+    summary: u32,
     severity: Severity,
     occurrence: Option<u64>,
     repeat: bool,
@@ -380,32 +387,271 @@ fn idx(i: IncidentIdx) -> u64 {
     i as u64
 }
 
-fn entity_snap(e: &Entity<'_>) -> EntitySnap {
-    EntitySnap {
-        kind: e.kind.to_string(),
-        namespace: e.namespace.as_deref().map(str::to_string),
-        name: e.name.to_string(),
-        uid: e.uid.as_deref().map(str::to_string),
-        node: e.node.as_deref().map(str::to_string),
-        owners: e
-            .owners
-            .iter()
-            .map(|o| (o.kind.to_string(), o.name.to_string()))
-            .collect(),
-    }
+/// Strings of entities and attributes, each written once: held effects
+/// repeat the same kinds, namespaces, nodes and attribute values by the
+/// million. Ids are given in the order of a traversal that visits
+/// everything sorted, so the same state always numbers them the same.
+struct Interner<'e> {
+    ids: FxHashMap<&'e str, u32>,
+    strings: Vec<&'e str>,
+    list_ids: FxHashMap<Vec<(u32, u32)>, u32>,
+    lists: Vec<Vec<(u32, u32)>>,
+    scratch: Vec<(u32, u32)>,
 }
 
-fn hit_snap(h: &Hit) -> HitSnap {
-    HitSnap {
-        signal: h.signal.0,
-        time: micros(h.time),
-        entity: entity_snap(&h.entity),
-        attributes: h.attributes.clone(),
-        summary: h.summary.clone(),
-        severity: h.severity,
-        occurrence: h.occurrence,
-        repeat: h.repeat,
-        origin: (h.origin.file, h.origin.line),
+impl<'e> Interner<'e> {
+    /// For about `n` entities (a name each, most of them distinct).
+    fn with_capacity(n: usize) -> Self {
+        Interner {
+            ids: FxHashMap::with_capacity_and_hasher(n, Default::default()),
+            strings: Vec::with_capacity(n),
+            list_ids: FxHashMap::default(),
+            lists: Vec::new(),
+            scratch: Vec::new(),
+        }
+    }
+
+    fn id(&mut self, s: &'e str) -> u32 {
+        let next = self.strings.len() as u32;
+        let id = *self.ids.entry(s).or_insert(next);
+        if id == next {
+            self.strings.push(s);
+        }
+        id
+    }
+
+    /// The id of the list of string pairs `pairs` yields.
+    fn list(&mut self, pairs: impl Iterator<Item = (&'e str, &'e str)>) -> u32 {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        scratch.extend(pairs.map(|(a, b)| (self.id(a), self.id(b))));
+        let id = match self.list_ids.get(scratch.as_slice()) {
+            Some(id) => *id,
+            None => {
+                let id = self.lists.len() as u32;
+                self.lists.push(scratch.clone());
+                self.list_ids.insert(scratch.clone(), id);
+                id
+            }
+        };
+        self.scratch = scratch;
+        id
+    }
+
+    fn entity(&mut self, e: &'e Entity<'_>) -> EntitySnap {
+        EntitySnap {
+            kind: self.id(&e.kind),
+            namespace: e.namespace.as_deref().map(|s| self.id(s)),
+            name: self.id(&e.name),
+            uid: e.uid.as_deref().map(|s| self.id(s)),
+            node: e.node.as_deref().map(|s| self.id(s)),
+            owners: self.list(e.owners.iter().map(|o| (&*o.kind, &*o.name))),
+        }
+    }
+
+    fn hit(&mut self, h: &'e Hit) -> HitSnap {
+        HitSnap {
+            signal: h.signal.0,
+            time: micros(h.time),
+            entity: self.entity(&h.entity),
+            attributes: self.list(h.attributes.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+            summary: self.id(&h.summary),
+            severity: h.severity,
+            occurrence: h.occurrence,
+            repeat: h.repeat,
+            origin: (h.origin.file, h.origin.line),
+        }
+    }
+
+    fn joiner(&mut self, j: &'e Joiner) -> JoinerSnap {
+        let mut index: Vec<(u32, String, Vec<String>)> = j
+            .index
+            .iter()
+            .map(|((ei, k), gs)| (*ei as u32, k.clone(), gs.clone()))
+            .collect();
+        index.sort_unstable_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        let mut held: Vec<(&(usize, String), &VecDeque<Hit>)> = j.held.iter().collect();
+        held.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let held = held
+            .into_iter()
+            .map(|((ei, k), q)| {
+                let hits = q.iter().map(|h| self.hit(h)).collect();
+                (*ei as u32, k.clone(), hits)
+            })
+            .collect();
+        JoinerSnap {
+            index,
+            held,
+            dropped: j.dropped,
+            evicted: j.evicted,
+            evicted_logged: j.evicted_logged,
+        }
+    }
+
+    fn correlation(&mut self, c: &'e CorrelationState) -> CorrelationSnap {
+        let mut groups: Vec<GroupSnap> = c
+            .groups
+            .iter()
+            .map(|(key, g)| GroupSnap {
+                key: key.clone(),
+                incident: idx(g.incident),
+                first: micros(g.first),
+                last_cause: micros(g.last_cause),
+                count: g.count,
+                occurrences: sorted(g.occurrences.iter().copied()),
+                causes: sorted(g.causes.iter().cloned()),
+                effects: sorted(g.effects.iter().cloned()),
+                joins: sorted(g.joins.iter().map(|(ei, k)| (*ei as u32, k.clone()))),
+                resolved_causes: sorted(g.resolved_causes.iter().cloned()),
+            })
+            .collect();
+        groups.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+        CorrelationSnap {
+            groups,
+            joiner: self.joiner(&c.joiner),
+        }
+    }
+
+    fn absence(&mut self, a: &'e AbsenceState) -> AbsenceSnap {
+        AbsenceSnap {
+            in_state: a
+                .in_state
+                .iter()
+                .map(|(t, k)| (micros(*t), k.clone()))
+                .collect(),
+            state_of: a
+                .state_of
+                .iter()
+                .map(|(k, (t, e, s))| (k.clone(), micros(*t), self.entity(e), s.clone()))
+                .collect(),
+            last_absent: opt_time(a.last_absent),
+            evidence: a
+                .evidence
+                .iter()
+                .map(|(w, ev)| EvidenceSnap {
+                    workload: w.clone(),
+                    times: ev.times.iter().copied().map(micros).collect(),
+                    first: micros(ev.first),
+                    entities: ev
+                        .entities
+                        .iter()
+                        .map(|(k, h)| (k.clone(), self.hit(h)))
+                        .collect(),
+                })
+                .collect(),
+            incident: a.incident.map(idx),
+            silent: a
+                .silent
+                .as_ref()
+                .map(|(w, s)| (w.clone(), s.pod, micros(s.since))),
+            window: a.window.map(|(f, t)| (micros(f), micros(t))),
+            reported_silences: a
+                .reported_silences
+                .iter()
+                .map(|(p, t)| (*p, micros(*t)))
+                .collect(),
+            resolved_at: opt_time(a.resolved_at),
+            last_left: opt_time(a.last_left),
+            members: a.members.iter().cloned().collect(),
+            joiner: self.joiner(&a.joiner),
+        }
+    }
+
+    fn activity(&mut self, a: &'e Activity) -> ActivitySnap {
+        let mut pods: Vec<(&u64, &PodActivity)> = a.pods.iter().collect();
+        pods.sort_unstable_by_key(|p| *p.0);
+        let pods = pods
+            .into_iter()
+            .map(|(h, p)| {
+                let times = p.times.iter().copied().map(micros).collect();
+                (*h, self.entity(&p.entity), times)
+            })
+            .collect();
+        let mut members: Vec<(String, Vec<(String, u64)>)> = a
+            .members
+            .iter()
+            .map(|(w, m)| (w.clone(), m.iter().cloned().collect()))
+            .collect();
+        members.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        ActivitySnap {
+            pods,
+            members,
+            evicted: a.evicted,
+        }
+    }
+
+    fn member(&mut self, m: &'e Member) -> MemberSnap {
+        MemberSnap {
+            entity: self.entity(&m.entity),
+            signal: m.signal.clone(),
+            role: m.role,
+            first: micros(m.first),
+            last: micros(m.last),
+            records: m.records,
+            joined_by: m.joined_by.clone(),
+        }
+    }
+
+    fn incident(&mut self, i: &'e Incident) -> IncidentSnap {
+        let mut members = |m: &'e BTreeMap<String, Member>| -> Vec<(String, MemberSnap)> {
+            m.iter().map(|(k, m)| (k.clone(), self.member(m))).collect()
+        };
+        let causes = members(&i.causes);
+        let affected = members(&i.affected);
+        IncidentSnap {
+            id: i.id.clone(),
+            rule: match i.rule {
+                RuleRef::Correlation(ci) => RuleRefSnap::Correlation(ci as u32),
+                RuleRef::Absence(ai) => RuleRefSnap::Absence(ai as u32),
+                RuleRef::Retired(kind) => RuleRefSnap::Retired(kind),
+            },
+            rule_id: i.rule_id.clone(),
+            description: i.description.clone(),
+            status: i.status,
+            severity: i.severity,
+            opened_at: opt_time(i.opened_at),
+            first_seen: micros(i.first_seen),
+            last_seen: micros(i.last_seen),
+            resolved_at: opt_time(i.resolved_at),
+            resolved_by: i.resolved_by.clone(),
+            root: self.entity(&i.root),
+            root_signal: i.root_signal.clone(),
+            root_summary: i.root_summary.clone(),
+            summary_rank: i.summary_rank as u64,
+            attributes: i
+                .attributes
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            causes,
+            affected,
+            signals: i.signals,
+            window_before: i.window_before.as_micros(),
+            window_after: i.window_after.as_micros(),
+            absence: i.absence.as_ref().map(|f| FactsSnap {
+                absent: f.absent.clone(),
+                since: micros(f.since),
+                until: micros(f.until),
+                held_for: f.held_for.as_micros(),
+                silent_since: opt_time(f.silent_since),
+                lines_before_silence: f.lines_before_silence,
+                evidence_records: f.evidence_records,
+            }),
+            merged_from: i.merged_from.clone(),
+            merged_into: i.merged_into.map(idx),
+            version: i.version,
+            title: i.title.clone(),
+            summary: i.summary.clone(),
+            quiet: i.quiet.as_micros(),
+        }
+    }
+
+    fn store(&mut self, s: &'e IncidentStore) -> StoreSnap {
+        StoreSnap {
+            incidents: s.incidents.iter().map(|i| self.incident(i)).collect(),
+            by_root: index_snap(&s.by_root),
+            by_affected: index_snap(&s.by_affected),
+        }
     }
 }
 
@@ -413,187 +659,6 @@ fn sorted<T: Ord + Clone>(it: impl Iterator<Item = T>) -> Vec<T> {
     let mut v: Vec<T> = it.collect();
     v.sort_unstable();
     v
-}
-
-fn joiner_snap(j: &Joiner) -> JoinerSnap {
-    let mut index: Vec<(u32, String, Vec<String>)> = j
-        .index
-        .iter()
-        .map(|((ei, k), gs)| (*ei as u32, k.clone(), gs.clone()))
-        .collect();
-    index.sort_unstable_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
-    let mut held: Vec<(u32, String, Vec<HitSnap>)> = j
-        .held
-        .iter()
-        .map(|((ei, k), q)| (*ei as u32, k.clone(), q.iter().map(hit_snap).collect()))
-        .collect();
-    held.sort_unstable_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
-    JoinerSnap {
-        index,
-        held,
-        dropped: j.dropped,
-        evicted: j.evicted,
-        evicted_logged: j.evicted_logged,
-    }
-}
-
-fn correlation_snap(c: &CorrelationState) -> CorrelationSnap {
-    let mut groups: Vec<GroupSnap> = c
-        .groups
-        .iter()
-        .map(|(key, g)| GroupSnap {
-            key: key.clone(),
-            incident: idx(g.incident),
-            first: micros(g.first),
-            last_cause: micros(g.last_cause),
-            count: g.count,
-            occurrences: sorted(g.occurrences.iter().copied()),
-            causes: sorted(g.causes.iter().cloned()),
-            effects: sorted(g.effects.iter().cloned()),
-            joins: sorted(g.joins.iter().map(|(ei, k)| (*ei as u32, k.clone()))),
-            resolved_causes: sorted(g.resolved_causes.iter().cloned()),
-        })
-        .collect();
-    groups.sort_unstable_by(|a, b| a.key.cmp(&b.key));
-    CorrelationSnap {
-        groups,
-        joiner: joiner_snap(&c.joiner),
-    }
-}
-
-fn absence_snap(a: &AbsenceState) -> AbsenceSnap {
-    AbsenceSnap {
-        in_state: a
-            .in_state
-            .iter()
-            .map(|(t, k)| (micros(*t), k.clone()))
-            .collect(),
-        state_of: a
-            .state_of
-            .iter()
-            .map(|(k, (t, e, s))| (k.clone(), micros(*t), entity_snap(e), s.clone()))
-            .collect(),
-        last_absent: opt_time(a.last_absent),
-        evidence: a
-            .evidence
-            .iter()
-            .map(|(w, ev)| EvidenceSnap {
-                workload: w.clone(),
-                times: ev.times.iter().copied().map(micros).collect(),
-                first: micros(ev.first),
-                entities: ev
-                    .entities
-                    .iter()
-                    .map(|(k, h)| (k.clone(), hit_snap(h)))
-                    .collect(),
-            })
-            .collect(),
-        incident: a.incident.map(idx),
-        silent: a
-            .silent
-            .as_ref()
-            .map(|(w, s)| (w.clone(), s.pod, micros(s.since))),
-        window: a.window.map(|(f, t)| (micros(f), micros(t))),
-        reported_silences: a
-            .reported_silences
-            .iter()
-            .map(|(p, t)| (*p, micros(*t)))
-            .collect(),
-        resolved_at: opt_time(a.resolved_at),
-        last_left: opt_time(a.last_left),
-        members: a.members.iter().cloned().collect(),
-        joiner: joiner_snap(&a.joiner),
-    }
-}
-
-fn activity_snap(a: &Activity) -> ActivitySnap {
-    let mut pods: Vec<(u64, EntitySnap, Vec<i64>)> = a
-        .pods
-        .iter()
-        .map(|(h, p)| {
-            (
-                *h,
-                entity_snap(&p.entity),
-                p.times.iter().copied().map(micros).collect(),
-            )
-        })
-        .collect();
-    pods.sort_unstable_by_key(|p| p.0);
-    let mut members: Vec<(String, Vec<(String, u64)>)> = a
-        .members
-        .iter()
-        .map(|(w, m)| (w.clone(), m.iter().cloned().collect()))
-        .collect();
-    members.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    ActivitySnap {
-        pods,
-        members,
-        evicted: a.evicted,
-    }
-}
-
-fn member_snap(m: &Member) -> MemberSnap {
-    MemberSnap {
-        entity: entity_snap(&m.entity),
-        signal: m.signal.clone(),
-        role: m.role,
-        first: micros(m.first),
-        last: micros(m.last),
-        records: m.records,
-        joined_by: m.joined_by.clone(),
-    }
-}
-
-fn incident_snap(i: &Incident) -> IncidentSnap {
-    let members = |m: &BTreeMap<String, Member>| -> Vec<(String, MemberSnap)> {
-        m.iter().map(|(k, m)| (k.clone(), member_snap(m))).collect()
-    };
-    IncidentSnap {
-        id: i.id.clone(),
-        rule: match i.rule {
-            RuleRef::Correlation(ci) => RuleRefSnap::Correlation(ci as u32),
-            RuleRef::Absence(ai) => RuleRefSnap::Absence(ai as u32),
-            RuleRef::Retired(kind) => RuleRefSnap::Retired(kind),
-        },
-        rule_id: i.rule_id.clone(),
-        description: i.description.clone(),
-        status: i.status,
-        severity: i.severity,
-        opened_at: opt_time(i.opened_at),
-        first_seen: micros(i.first_seen),
-        last_seen: micros(i.last_seen),
-        resolved_at: opt_time(i.resolved_at),
-        resolved_by: i.resolved_by.clone(),
-        root: entity_snap(&i.root),
-        root_signal: i.root_signal.clone(),
-        root_summary: i.root_summary.clone(),
-        summary_rank: i.summary_rank as u64,
-        attributes: i
-            .attributes
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-        causes: members(&i.causes),
-        affected: members(&i.affected),
-        signals: i.signals,
-        window_before: i.window_before.as_micros(),
-        window_after: i.window_after.as_micros(),
-        absence: i.absence.as_ref().map(|f| FactsSnap {
-            absent: f.absent.clone(),
-            since: micros(f.since),
-            until: micros(f.until),
-            held_for: f.held_for.as_micros(),
-            silent_since: opt_time(f.silent_since),
-            lines_before_silence: f.lines_before_silence,
-            evidence_records: f.evidence_records,
-        }),
-        merged_from: i.merged_from.clone(),
-        merged_into: i.merged_into.map(idx),
-        version: i.version,
-        title: i.title.clone(),
-        summary: i.summary.clone(),
-        quiet: i.quiet.as_micros(),
-    }
 }
 
 fn index_snap(m: &FxHashMap<String, Vec<IncidentIdx>>) -> Vec<(String, Vec<u64>)> {
@@ -605,24 +670,20 @@ fn index_snap(m: &FxHashMap<String, Vec<IncidentIdx>>) -> Vec<(String, Vec<u64>)
     v
 }
 
-fn store_snap(s: &IncidentStore) -> StoreSnap {
-    StoreSnap {
-        incidents: s.incidents.iter().map(incident_snap).collect(),
-        by_root: index_snap(&s.by_root),
-        by_affected: index_snap(&s.by_affected),
-    }
-}
-
 impl Engine {
     /// A copy of the engine's whole state. Take it between calls (every call
     /// hands back the incident updates it caused, so none is pending).
     pub fn snapshot(&self) -> EngineSnapshot {
         let rules = &self.rules;
-        let mut reorder: Vec<Queued> = self
-            .reorder
-            .heap
-            .iter()
-            .map(|Reverse(e)| Queued {
+        let held: usize = self.joiners().map(|j| j.held_entries).sum();
+        let mut st = Interner::with_capacity(
+            held + self.reorder.len() + self.activity.len() + self.store.len() + 64,
+        );
+        let mut queued: Vec<&Entry<Item>> = self.reorder.heap.iter().map(|Reverse(e)| e).collect();
+        queued.sort_unstable_by_key(|e| (e.key, e.seq));
+        let reorder: Vec<Queued> = queued
+            .into_iter()
+            .map(|e| Queued {
                 time: micros(e.key.time),
                 class: e.key.class,
                 content: e.key.content,
@@ -633,11 +694,18 @@ impl Engine {
                         states: states.iter().map(|s| s.0).collect(),
                         time: micros(*time),
                     },
-                    Item::Signal(hit) => ItemSnap::Signal(hit_snap(hit)),
+                    Item::Signal(hit) => ItemSnap::Signal(st.hit(hit)),
                 },
             })
             .collect();
-        reorder.sort_unstable_by_key(|q| (q.time, q.class, q.content, q.seq));
+        let activity = st.activity(&self.activity);
+        let correlation_states = self
+            .correlations
+            .iter()
+            .map(|c| st.correlation(c))
+            .collect();
+        let absence_states = self.absences.iter().map(|a| st.absence(a)).collect();
+        let store = st.store(&self.store);
         EngineSnapshot {
             signals: (0..rules.signals.len())
                 .map(|i| {
@@ -671,10 +739,12 @@ impl Engine {
             reorder_seq: self.reorder.seq,
             reorder,
             states: sorted(self.states.iter().map(|(k, s)| (k.clone(), s.0))),
-            activity: activity_snap(&self.activity),
-            correlation_states: self.correlations.iter().map(correlation_snap).collect(),
-            absence_states: self.absences.iter().map(absence_snap).collect(),
-            store: store_snap(&self.store),
+            activity,
+            correlation_states,
+            absence_states,
+            store,
+            strings: st.strings.iter().map(|s| (*s).to_string()).collect(),
+            lists: st.lists,
         }
     }
 
@@ -692,17 +762,45 @@ impl Engine {
 
 // ----------------------------------------------------------------- restore
 
-fn entity(e: EntitySnap) -> Entity<'static> {
+/// String `id` of the snapshot's table.
+fn text(strings: &[String], id: u32) -> Result<String> {
+    strings
+        .get(id as usize)
+        .cloned()
+        .ok_or_else(|| inconsistent(format!("string {id} of {}", strings.len())))
+}
+
+/// The string pairs of list `id` of the snapshot's table.
+fn pairs(t: &Tables, id: u32) -> Result<Vec<(String, String)>> {
+    let list = t
+        .lists
+        .get(id as usize)
+        .ok_or_else(|| inconsistent(format!("list {id} of {}", t.lists.len())))?;
+    list.iter()
+        .map(|(a, b)| Ok((text(&t.strings, *a)?, text(&t.strings, *b)?)))
+        .collect()
+}
+
+/// The snapshot's string and list tables.
+#[derive(Default)]
+struct Tables {
+    strings: Vec<String>,
+    lists: Vec<Vec<(u32, u32)>>,
+}
+
+fn entity(e: EntitySnap, t: &Tables) -> Result<Entity<'static>> {
+    let strings = &t.strings;
+    let s = |id: u32| text(strings, id).map(Cow::Owned);
+    let o = |id: Option<u32>| id.map(s).transpose();
     // `into_owned` gives the same borrowed well-known kinds as classifying
     // did, so held-state byte estimates come out the same.
-    Entity {
-        kind: Cow::Owned(e.kind),
-        namespace: e.namespace.map(Cow::Owned),
-        name: Cow::Owned(e.name),
-        uid: e.uid.map(Cow::Owned),
-        node: e.node.map(Cow::Owned),
-        owners: e
-            .owners
+    Ok(Entity {
+        kind: s(e.kind)?,
+        namespace: o(e.namespace)?,
+        name: s(e.name)?,
+        uid: o(e.uid)?,
+        node: o(e.node)?,
+        owners: pairs(t, e.owners)?
             .into_iter()
             .map(|(kind, name)| Owner {
                 kind: Cow::Owned(kind),
@@ -710,7 +808,7 @@ fn entity(e: EntitySnap) -> Entity<'static> {
             })
             .collect(),
     }
-    .into_owned()
+    .into_owned())
 }
 
 /// Old rule-set indexes -> new ones, and what was dropped.
@@ -727,6 +825,8 @@ struct Restorer {
     dropped_signal: FxHashMap<u32, usize>,
     /// Unattached and evicted effects of the joiners dropped.
     retired: (u64, u64),
+    /// The snapshot's string and list tables.
+    tables: Tables,
 }
 
 /// Maps old marks to the rules of the same id, kept when the fingerprint matches.
@@ -849,6 +949,7 @@ impl Restorer {
             report,
             dropped_signal,
             retired: (0, 0),
+            tables: Tables::default(),
         })
     }
 
@@ -863,13 +964,18 @@ impl Restorer {
         }
     }
 
-    fn hit(&self, h: HitSnap) -> Option<Hit> {
-        Some(Hit {
-            signal: self.signal(h.signal)?,
+    /// The hit, or `None` when its signal was dropped.
+    fn hit(&self, h: HitSnap) -> Result<Option<Hit>> {
+        let Some(signal) = self.signal(h.signal) else {
+            return Ok(None);
+        };
+        let s = |id: u32| text(&self.tables.strings, id);
+        Ok(Some(Hit {
+            signal,
             time: time(h.time),
-            entity: entity(h.entity),
-            attributes: h.attributes,
-            summary: h.summary,
+            entity: entity(h.entity, &self.tables)?,
+            attributes: pairs(&self.tables, h.attributes)?,
+            summary: s(h.summary)?,
             severity: h.severity,
             occurrence: h.occurrence,
             repeat: h.repeat,
@@ -877,10 +983,14 @@ impl Restorer {
                 file: h.origin.0,
                 line: h.origin.1,
             },
-        })
+        }))
     }
 
-    fn run(mut self, snap: EngineSnapshot) -> Result<(Engine, RestoreReport)> {
+    fn run(mut self, mut snap: EngineSnapshot) -> Result<(Engine, RestoreReport)> {
+        self.tables = Tables {
+            strings: std::mem::take(&mut snap.strings),
+            lists: std::mem::take(&mut snap.lists),
+        };
         let mut engine = Engine::new(self.rules.clone(), self.config.clone());
         let old_correlations = snap.correlations;
         let old_absences = snap.absences;
@@ -918,7 +1028,7 @@ impl Restorer {
                 }
                 ItemSnap::Signal(h) => {
                     let old = h.signal;
-                    match self.hit(h) {
+                    match self.hit(h)? {
                         Some(hit) => Item::Signal(hit),
                         None => {
                             self.count_signal(old, |d| d.buffered_signals += 1);
@@ -949,7 +1059,7 @@ impl Restorer {
                 None => self.count_signal(s, |d| d.entity_states += 1),
             }
         }
-        engine.activity = activity(snap.activity, self.config.max_tracked_pods);
+        engine.activity = activity(snap.activity, self.config.max_tracked_pods, &self.tables)?;
 
         let caps = (self.config.max_held_entries, self.config.max_held_bytes);
         let mut by_new: Vec<Option<CorrelationState>> =
@@ -1047,26 +1157,26 @@ impl Restorer {
     }
 }
 
-fn activity(a: ActivitySnap, max_pods: usize) -> Activity {
+fn activity(a: ActivitySnap, max_pods: usize, tables: &Tables) -> Result<Activity> {
     let mut out = Activity::with_cap(max_pods);
     out.pods = a
         .pods
         .into_iter()
         .map(|(h, e, times)| {
             let p = PodActivity {
-                entity: entity(e),
+                entity: entity(e, tables)?,
                 times: times.into_iter().map(time).collect(),
             };
-            (h, p)
+            Ok((h, p))
         })
-        .collect();
+        .collect::<Result<_>>()?;
     out.members = a
         .members
         .into_iter()
         .map(|(w, m)| (w, m.into_iter().collect()))
         .collect();
     out.evicted = a.evicted;
-    out
+    Ok(out)
 }
 
 impl Restorer {
@@ -1089,7 +1199,10 @@ impl Restorer {
         }
         for (ei, key, hits) in j.held {
             let ei = effect(ei)?;
-            let q: VecDeque<Hit> = hits.into_iter().filter_map(|h| self.hit(h)).collect();
+            let mut q = VecDeque::with_capacity(hits.len());
+            for h in hits {
+                q.extend(self.hit(h)?);
+            }
             if q.is_empty() {
                 continue;
             }
@@ -1155,26 +1268,27 @@ impl Restorer {
         out.state_of = a
             .state_of
             .into_iter()
-            .map(|(k, t, e, s)| (k, (time(t), entity(e), s)))
-            .collect();
+            .map(|(k, t, e, s)| Ok((k, (time(t), entity(e, &self.tables)?, s))))
+            .collect::<Result<_>>()?;
         out.last_absent = a.last_absent.map(time);
         out.evidence = a
             .evidence
             .into_iter()
             .map(|ev| {
-                let entities: BTreeMap<String, Hit> = ev
-                    .entities
-                    .into_iter()
-                    .filter_map(|(k, h)| self.hit(h).map(|h| (k, h)))
-                    .collect();
+                let mut entities = BTreeMap::new();
+                for (k, h) in ev.entities {
+                    if let Some(h) = self.hit(h)? {
+                        entities.insert(k, h);
+                    }
+                }
                 let e = Evidence {
                     times: ev.times.into_iter().map(time).collect(),
                     first: time(ev.first),
                     entities,
                 };
-                (ev.workload, e)
+                Ok((ev.workload, e))
             })
-            .collect();
+            .collect::<Result<_>>()?;
         out.incident = a
             .incident
             .map(|i| check_incident(i, n, "an absence episode"))
@@ -1236,11 +1350,11 @@ impl Restorer {
                 }
                 RuleRefSnap::Retired(kind) => RuleRef::Retired(kind),
             };
-            let members = |m: Vec<(String, MemberSnap)>| -> BTreeMap<String, Member> {
+            let members = |m: Vec<(String, MemberSnap)>| -> Result<BTreeMap<String, Member>> {
                 m.into_iter()
                     .map(|(k, m)| {
                         let m = Member {
-                            entity: entity(m.entity),
+                            entity: entity(m.entity, &self.tables)?,
                             signal: m.signal,
                             role: m.role,
                             first: time(m.first),
@@ -1248,7 +1362,7 @@ impl Restorer {
                             records: m.records,
                             joined_by: m.joined_by,
                         };
-                        (k, m)
+                        Ok((k, m))
                     })
                     .collect()
             };
@@ -1264,13 +1378,13 @@ impl Restorer {
                 last_seen: time(i.last_seen),
                 resolved_at: i.resolved_at.map(time),
                 resolved_by: i.resolved_by,
-                root: entity(i.root),
+                root: entity(i.root, &self.tables)?,
                 root_signal: i.root_signal,
                 root_summary: i.root_summary,
                 summary_rank: usize::try_from(i.summary_rank).unwrap_or(usize::MAX),
                 attributes: i.attributes.into_iter().collect(),
-                causes: members(i.causes),
-                affected: members(i.affected),
+                causes: members(i.causes)?,
+                affected: members(i.affected)?,
                 signals: i.signals,
                 window_before: Span::from_micros(i.window_before),
                 window_after: Span::from_micros(i.window_after),
@@ -1340,4 +1454,145 @@ fn check_merge_chains(store: &IncidentStore) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::model::{Event, Source};
+    use crate::rules::{RuleSource, compile};
+
+    const PACK: &str = r"
+signals:
+  - id: plugin-backoff
+    match: {source: k8s-event, reason: [BackOff]}
+  - id: mount-failed
+    match: {source: k8s-event, reason: [FailedMount]}
+correlations:
+  - id: plugin-down
+    cause: {signals: [plugin-backoff]}
+    effects: [{signals: [mount-failed], join: [node]}]
+    title: 'plugin down on {node_names}'
+";
+
+    fn rules() -> Arc<RuleSet> {
+        Arc::new(
+            compile(&[RuleSource {
+                name: "pack.yaml".into(),
+                text: PACK.into(),
+            }])
+            .unwrap(),
+        )
+    }
+
+    fn event(
+        secs: i64,
+        reason: &'static str,
+        name: &'static str,
+        node: &'static str,
+    ) -> Event<'static> {
+        let mut e = Event::new(
+            EventTime::from_micros(secs * 1_000_000),
+            Source::K8sEvent,
+            Entity {
+                kind: "Pod".into(),
+                namespace: Some("ns".into()),
+                name: name.into(),
+                node: Some(node.into()),
+                ..Entity::default()
+            },
+        );
+        e.reason = reason.into();
+        e
+    }
+
+    /// An engine with an open incident, a cause group and held effects.
+    fn snapshot() -> EngineSnapshot {
+        let config = EngineConfig {
+            lateness: Span::ZERO,
+            ..EngineConfig::default()
+        };
+        let mut engine = Engine::new(rules(), config);
+        engine.push(&event(100, "FailedMount", "app-1", "n1"));
+        engine.push(&event(110, "BackOff", "plugin-1", "n1"));
+        engine.push(&event(120, "FailedMount", "app-2", "n2"));
+        engine.push(&event(130, "FailedMount", "app-3", "n1"));
+        let snap = engine.snapshot();
+        assert_eq!(snap.store.incidents.len(), 1);
+        assert_eq!(snap.correlation_states[0].groups.len(), 1);
+        assert_eq!(snap.correlation_states[0].joiner.held.len(), 1);
+        snap
+    }
+
+    fn restore(snap: EngineSnapshot) -> Result<(Engine, RestoreReport)> {
+        let config = EngineConfig::default();
+        Engine::restore(rules(), config, snap)
+    }
+
+    #[test]
+    fn restores_what_it_took() {
+        let snap = snapshot();
+        let bytes = snap.to_bytes().unwrap();
+        let (engine, report) = restore(EngineSnapshot::from_bytes(&bytes).unwrap()).unwrap();
+        assert!(report.is_clean());
+        assert_eq!(engine.snapshot().to_bytes().unwrap(), bytes);
+        assert_eq!(engine.gauges().held_effects, 1);
+    }
+
+    #[test]
+    fn state_that_does_not_hold_together_is_an_error_not_a_panic() {
+        type Breakage = (&'static str, fn(&mut EngineSnapshot));
+        let broken: [Breakage; 8] = [
+            ("group incident", |s| {
+                s.correlation_states[0].groups[0].incident = 7;
+            }),
+            ("merge cycle", |s| {
+                s.store.incidents[0].merged_into = Some(0)
+            }),
+            ("merge target", |s| {
+                s.store.incidents[0].merged_into = Some(9)
+            }),
+            ("held effect index", |s| {
+                s.correlation_states[0].joiner.held[0].0 = 3;
+            }),
+            ("index entry", |s| {
+                s.store.by_root.push(("x".into(), vec![5]));
+            }),
+            ("rule tables", |s| {
+                s.correlation_states.clear();
+            }),
+            ("string table", |s| s.strings.truncate(1)),
+            ("list table", |s| s.lists.clear()),
+        ];
+        for (what, f) in broken {
+            let mut snap = snapshot();
+            f(&mut snap);
+            assert!(
+                matches!(restore(snap), Err(RestoreError::Inconsistent(_))),
+                "{what}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_incident_of_a_removed_rule_stays_as_history() {
+        let snap = snapshot();
+        let without = Arc::new(
+            compile(&[RuleSource {
+                name: "pack.yaml".into(),
+                text: PACK[..PACK.find("correlations:").unwrap()].into(),
+            }])
+            .unwrap(),
+        );
+        let (engine, report) = Engine::restore(without, EngineConfig::default(), snap).unwrap();
+        assert_eq!(report.dropped.len(), 1);
+        assert_eq!(report.dropped[0].held_effects, 1);
+        assert_eq!(report.orphaned_incidents.len(), 1);
+        let inc = engine.incidents()[0].clone();
+        assert_eq!(inc.rule, RuleRef::Retired(RuleKind::Correlation));
+        assert_eq!(report.orphaned_incidents[0], inc.id);
+        // The held effect it dropped is counted, not lost.
+        assert_eq!(engine.stats().unattached_effects, 1);
+    }
 }
