@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::hash::Hasher;
 
 use rustc_hash::{FxHashMap, FxHasher};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::model::{Entity, Severity};
 use crate::rules::template::Template;
@@ -22,7 +22,7 @@ use crate::time::{EventTime, Span};
 /// Index of an incident in the store.
 pub type IncidentIdx = usize;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     /// Formed but its condition is not met yet: never reported.
@@ -36,10 +36,40 @@ pub enum Status {
 pub enum RuleRef {
     Correlation(usize),
     Absence(usize),
+    /// A rule no longer in the rule set: the incident was restored from a
+    /// checkpoint taken under an older pack, and is history.
+    Retired(RuleKind),
+}
+
+/// The two kinds of incident rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RuleKind {
+    Correlation,
+    Absence,
+}
+
+impl RuleKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuleKind::Correlation => "correlation",
+            RuleKind::Absence => "absence",
+        }
+    }
+}
+
+impl RuleRef {
+    pub fn kind(self) -> RuleKind {
+        match self {
+            RuleRef::Correlation(_) => RuleKind::Correlation,
+            RuleRef::Absence(_) => RuleKind::Absence,
+            RuleRef::Retired(kind) => kind,
+        }
+    }
 }
 
 /// Why an entity is part of an incident.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// It showed the cause signal (a crash-looping plugin pod).
@@ -324,11 +354,11 @@ pub struct IncidentUpdate {
 /// Every incident the engine formed, with the indexes merging needs.
 #[derive(Debug, Default)]
 pub struct IncidentStore {
-    incidents: Vec<Incident>,
+    pub(crate) incidents: Vec<Incident>,
     /// Root entity keys of reported incidents.
-    by_root: FxHashMap<String, Vec<IncidentIdx>>,
+    pub(crate) by_root: FxHashMap<String, Vec<IncidentIdx>>,
     /// Member (cause and affected) entity keys of reported incidents.
-    by_affected: FxHashMap<String, Vec<IncidentIdx>>,
+    pub(crate) by_affected: FxHashMap<String, Vec<IncidentIdx>>,
     pub(crate) updates: Vec<IncidentUpdate>,
 }
 

@@ -12,6 +12,7 @@
 //! replay, in tests and in the live service, and every window semantic can be
 //! tested without sleeping.
 
+pub mod checkpoint;
 pub mod classify;
 pub mod engine;
 pub mod incident;
@@ -22,7 +23,7 @@ pub mod rules;
 pub mod time;
 
 pub use classify::{Classifier, Hit};
-pub use engine::{Engine, EngineConfig, EngineGauges, EngineStats};
+pub use engine::{Engine, EngineConfig, EngineGauges, EngineSnapshot, EngineStats, RestoreReport};
 pub use incident::{Incident, IncidentUpdate, Status};
 pub use model::{Entity, Event, Origin, Owner, Severity, Source};
 pub use report::IncidentReport;

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::incident::{AbsenceFacts, Incident, Role, RuleRef, Status};
+use crate::incident::{AbsenceFacts, Incident, Role, Status};
 use crate::model::{Entity, Severity};
 use crate::time::{EventTime, Span};
 
@@ -157,10 +157,7 @@ impl IncidentReport {
             version: inc.version,
             explanation: Explanation {
                 rule: inc.rule_id.clone(),
-                kind: match inc.rule {
-                    RuleRef::Correlation(_) => "correlation",
-                    RuleRef::Absence(_) => "absence",
-                },
+                kind: inc.rule.kind().as_str(),
                 description: inc.description.clone(),
                 window: Window {
                     before: inc.window_before,

@@ -64,6 +64,48 @@ impl<V> Bounded<V> {
     pub(crate) fn evicted(&self) -> u64 {
         self.evicted
     }
+
+    /// The young and the old generation, each sorted by key (for
+    /// checkpoints: the same contents always list the same way).
+    pub(crate) fn generations(&self) -> [Vec<(u64, &V)>; 2] {
+        [sorted_entries(&self.young), sorted_entries(&self.old)]
+    }
+
+    /// A map of at most `capacity` entries holding `young` and `old` as
+    /// [`Bounded::generations`] listed them. With a smaller capacity than
+    /// they were saved under, the surplus is dropped as evictions would have
+    /// dropped it: the old generation first, then the young one's excess.
+    pub(crate) fn from_generations(
+        capacity: usize,
+        young: Vec<(u64, V)>,
+        old: Vec<(u64, V)>,
+        evicted: u64,
+    ) -> Self {
+        let mut map = Bounded::new(capacity);
+        map.evicted = evicted;
+        map.young = young.into_iter().collect();
+        map.old = old.into_iter().collect();
+        if map.young.len() > map.generation {
+            map.evicted += map.old.len() as u64;
+            map.old = std::mem::take(&mut map.young);
+        }
+        if map.old.len() > map.generation {
+            let mut keys: Vec<u64> = map.old.keys().copied().collect();
+            keys.sort_unstable();
+            for k in &keys[map.generation..] {
+                map.old.remove(k);
+                map.evicted += 1;
+            }
+        }
+        map.old.retain(|k, _| !map.young.contains_key(k));
+        map
+    }
+}
+
+fn sorted_entries<V>(m: &FxHashMap<u64, V>) -> Vec<(u64, &V)> {
+    let mut v: Vec<(u64, &V)> = m.iter().map(|(k, v)| (*k, v)).collect();
+    v.sort_unstable_by_key(|(k, _)| *k);
+    v
 }
 
 #[cfg(test)]
@@ -82,5 +124,28 @@ mod tests {
         assert_eq!(map.get_mut(99).copied(), Some(99));
         assert_eq!(map.get_mut(5), None);
         assert_eq!(map.evicted() + map.len() as u64, 100);
+    }
+
+    #[test]
+    fn rebuilt_from_its_generations_behaves_the_same() {
+        let mut a = Bounded::new(6);
+        for k in 0..8u64 {
+            a.insert(k, k * 10);
+        }
+        let own = |g: Vec<(u64, &u64)>| g.into_iter().map(|(k, v)| (k, *v)).collect::<Vec<_>>();
+        let [young, old] = a.generations();
+        let mut b = Bounded::from_generations(6, own(young), own(old), a.evicted());
+        for k in 8..20u64 {
+            a.insert(k, k);
+            b.insert(k, k);
+            assert_eq!(a.get_mut(k / 2).copied(), b.get_mut(k / 2).copied());
+            assert_eq!((a.len(), a.evicted()), (b.len(), b.evicted()));
+        }
+        // Under a smaller bound the surplus counts as evicted.
+        let [young, old] = a.generations();
+        let total = a.len() as u64 + a.evicted();
+        let c = Bounded::from_generations(2, own(young), own(old), a.evicted());
+        assert!(c.len() <= 2);
+        assert_eq!(c.len() as u64 + c.evicted(), total);
     }
 }

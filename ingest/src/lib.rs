@@ -29,6 +29,8 @@ mod hash;
 pub mod source;
 pub mod topology;
 
-pub use decode::{DecodeError, DecodeStats, Decoded, Decoder, Limits, Parsed, Result, parse};
+pub use decode::{
+    DecodeError, DecodeStats, Decoded, Decoder, DecoderSnapshot, Limits, Parsed, Result, parse,
+};
 pub use file::{LineError, Lines};
 pub use topology::Topology;

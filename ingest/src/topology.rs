@@ -111,6 +111,23 @@ impl Topology {
     pub fn evicted(&self) -> u64 {
         self.pods.evicted()
     }
+
+    /// The cache's generations, for a checkpoint (see [`Bounded`]).
+    pub(crate) fn generations(&self) -> [Vec<(u64, &PodInfo)>; 2] {
+        self.pods.generations()
+    }
+
+    /// A cache of at most `max_objects` pods, from saved generations.
+    pub(crate) fn from_generations(
+        max_objects: usize,
+        young: Vec<(u64, PodInfo)>,
+        old: Vec<(u64, PodInfo)>,
+        evicted: u64,
+    ) -> Self {
+        Topology {
+            pods: Bounded::from_generations(max_objects, young, old, evicted),
+        }
+    }
 }
 
 /// `cached` as a string of lifetime `'a`: borrowed from `line` when `line`

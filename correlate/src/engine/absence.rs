@@ -27,40 +27,40 @@ use crate::time::{EventTime, Span};
 const GROUP: &str = "";
 
 #[derive(Debug)]
-struct Evidence {
-    times: VecDeque<EventTime>,
-    first: EventTime,
-    entities: BTreeMap<String, Hit>,
+pub(super) struct Evidence {
+    pub(super) times: VecDeque<EventTime>,
+    pub(super) first: EventTime,
+    pub(super) entities: BTreeMap<String, Hit>,
 }
 
 #[derive(Debug)]
-struct Silent {
-    pod: u64,
-    since: EventTime,
+pub(super) struct Silent {
+    pub(super) pod: u64,
+    pub(super) since: EventTime,
 }
 
 #[derive(Debug, Default)]
 pub(crate) struct AbsenceState {
     /// Entities in a condition state: (since, key) in order, and key -> entity.
-    in_state: BTreeSet<(EventTime, String)>,
-    state_of: BTreeMap<String, (EventTime, Entity<'static>, String)>,
-    last_absent: Option<EventTime>,
+    pub(super) in_state: BTreeSet<(EventTime, String)>,
+    pub(super) state_of: BTreeMap<String, (EventTime, Entity<'static>, String)>,
+    pub(super) last_absent: Option<EventTime>,
     /// Condition evidence by workload key.
-    evidence: BTreeMap<String, Evidence>,
-    incident: Option<IncidentIdx>,
+    pub(super) evidence: BTreeMap<String, Evidence>,
+    pub(super) incident: Option<IncidentIdx>,
     /// The workload an open silent-peer incident is about, and its peer.
-    silent: Option<(String, Silent)>,
-    window: Option<(EventTime, EventTime)>,
+    pub(super) silent: Option<(String, Silent)>,
+    pub(super) window: Option<(EventTime, EventTime)>,
     /// Episodes already reported, so a resolved incident is not re-opened on
     /// the same facts: the silent peer and its last line; for state rules,
     /// when the last incident resolved.
-    reported_silences: BTreeSet<(u64, EventTime)>,
-    resolved_at: Option<EventTime>,
+    pub(super) reported_silences: BTreeSet<(u64, EventTime)>,
+    pub(super) resolved_at: Option<EventTime>,
     /// When an entity last left the condition state.
-    last_left: Option<EventTime>,
+    pub(super) last_left: Option<EventTime>,
     /// Condition entities already in the open incident (it may have been
     /// merged into another, so the store cannot say).
-    members: BTreeSet<String>,
+    pub(super) members: BTreeSet<String>,
     pub(crate) joiner: Joiner,
 }
 

@@ -19,16 +19,16 @@ use crate::time::{EventTime, Span};
 const RING: usize = 64;
 
 #[derive(Debug)]
-struct PodActivity {
-    entity: Entity<'static>,
-    times: VecDeque<EventTime>,
+pub(super) struct PodActivity {
+    pub(super) entity: Entity<'static>,
+    pub(super) times: VecDeque<EventTime>,
 }
 
 #[derive(Debug, Default)]
 pub(crate) struct Activity {
-    pods: FxHashMap<u64, PodActivity>,
+    pub(super) pods: FxHashMap<u64, PodActivity>,
     /// Workload key -> its pods' hashes, in key order.
-    members: FxHashMap<String, BTreeSet<(String, u64)>>,
+    pub(super) members: FxHashMap<String, BTreeSet<(String, u64)>>,
     pub(crate) max_pods: usize,
     pub(crate) evicted: u64,
 }

@@ -18,17 +18,17 @@ use crate::rules::{CorrelationDef, RootDef, RuleSet};
 use crate::time::EventTime;
 
 #[derive(Debug)]
-struct Group {
-    incident: IncidentIdx,
-    first: EventTime,
-    last_cause: EventTime,
+pub(super) struct Group {
+    pub(super) incident: IncidentIdx,
+    pub(super) first: EventTime,
+    pub(super) last_cause: EventTime,
     /// Distinct occurrences of the cause (a repeated Event counts once).
-    count: u32,
-    occurrences: FxHashSet<u64>,
-    causes: FxHashSet<String>,
-    effects: FxHashSet<String>,
-    joins: FxHashSet<(usize, String)>,
-    resolved_causes: FxHashSet<String>,
+    pub(super) count: u32,
+    pub(super) occurrences: FxHashSet<u64>,
+    pub(super) causes: FxHashSet<String>,
+    pub(super) effects: FxHashSet<String>,
+    pub(super) joins: FxHashSet<(usize, String)>,
+    pub(super) resolved_causes: FxHashSet<String>,
 }
 
 /// Where an effect lands: rule, effect, group.
@@ -41,7 +41,7 @@ struct Slot<'g> {
 
 #[derive(Debug, Default)]
 pub(crate) struct CorrelationState {
-    groups: FxHashMap<String, Group>,
+    pub(super) groups: FxHashMap<String, Group>,
     pub(crate) joiner: Joiner,
 }
 

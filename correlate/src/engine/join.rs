@@ -124,9 +124,9 @@ pub(crate) fn hit_bytes(h: &Hit) -> usize {
 #[derive(Debug)]
 pub(crate) struct Joiner {
     /// (effect index, join key) -> group keys that provide it.
-    index: FxHashMap<(usize, String), Vec<String>>,
+    pub(super) index: FxHashMap<(usize, String), Vec<String>>,
     /// (effect index, join key) -> effects waiting for a cause, oldest first.
-    held: FxHashMap<(usize, String), VecDeque<Hit>>,
+    pub(super) held: FxHashMap<(usize, String), VecDeque<Hit>>,
     pub(crate) held_entries: usize,
     pub(crate) held_bytes: usize,
     /// Effects dropped because no cause appeared within their window.
@@ -134,8 +134,8 @@ pub(crate) struct Joiner {
     /// Effects evicted because held state reached a cap.
     pub(crate) evicted: u64,
     pub(crate) evicted_logged: u64,
-    max_entries: usize,
-    max_bytes: usize,
+    pub(super) max_entries: usize,
+    pub(super) max_bytes: usize,
 }
 
 impl Default for Joiner {

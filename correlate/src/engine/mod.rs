@@ -19,12 +19,18 @@ mod activity;
 mod correlation;
 mod join;
 mod reorder;
+mod snapshot;
+
+pub use snapshot::{
+    DropReason, DroppedState, EngineSnapshot, FORMAT_VERSION, RestoreError, RestoreReport,
+    StateKind,
+};
 
 use std::hash::Hasher;
 use std::sync::Arc;
 
 use rustc_hash::{FxHashMap, FxHasher};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use self::absence::AbsenceState;
 use self::activity::Activity;
@@ -70,7 +76,7 @@ impl Default for EngineConfig {
 }
 
 /// Counters the engine keeps about itself.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EngineStats {
     pub records: u64,
     pub signals: u64,
@@ -131,6 +137,10 @@ pub struct Engine {
     per_signal: Vec<u64>,
     next_quiet_check: EventTime,
     next_housekeeping: EventTime,
+    /// Unattached and evicted effects of rules whose state a restore
+    /// dropped, so the totals in `stats` never go down.
+    retired_dropped: u64,
+    retired_evicted: u64,
     hits: Vec<Hit>,
 }
 
@@ -170,6 +180,8 @@ impl Engine {
             per_signal,
             next_quiet_check: EventTime::MAX,
             next_housekeeping: EventTime::MIN,
+            retired_dropped: 0,
+            retired_evicted: 0,
             hits: Vec::new(),
         }
     }
@@ -392,7 +404,7 @@ impl Engine {
                     .map(|a| &mut a.joiner)
                     .zip(self.rules.absences.iter().map(|d| &d.id)),
             );
-        let (mut dropped, mut evicted) = (0, 0);
+        let (mut dropped, mut evicted) = (self.retired_dropped, self.retired_evicted);
         for (j, rule) in joiners {
             dropped += j.dropped;
             evicted += j.evicted;

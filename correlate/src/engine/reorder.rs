@@ -18,10 +18,10 @@ pub(crate) struct OrderKey {
 }
 
 #[derive(Debug)]
-struct Entry<T> {
-    key: OrderKey,
-    seq: u64,
-    item: T,
+pub(super) struct Entry<T> {
+    pub(super) key: OrderKey,
+    pub(super) seq: u64,
+    pub(super) item: T,
 }
 
 impl<T> PartialEq for Entry<T> {
@@ -43,8 +43,8 @@ impl<T> Ord for Entry<T> {
 
 #[derive(Debug)]
 pub(crate) struct Reorder<T> {
-    heap: BinaryHeap<Reverse<Entry<T>>>,
-    seq: u64,
+    pub(super) heap: BinaryHeap<Reverse<Entry<T>>>,
+    pub(super) seq: u64,
 }
 
 impl<T> Default for Reorder<T> {

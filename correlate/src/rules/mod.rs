@@ -13,6 +13,7 @@
 
 mod compile;
 mod error;
+mod fingerprint;
 mod raw;
 pub mod template;
 

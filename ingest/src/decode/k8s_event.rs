@@ -41,8 +41,8 @@ pub(crate) fn container_range(field_path: &str) -> Option<Range<usize>> {
 /// Last count and time of a Kubernetes Event occurrence.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct EventSeen {
-    count: u64,
-    time: EventTime,
+    pub(super) count: u64,
+    pub(super) time: EventTime,
 }
 
 impl Decoder {

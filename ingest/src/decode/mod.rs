@@ -32,6 +32,7 @@ mod log;
 mod node;
 mod owners;
 mod pod;
+mod snapshot;
 mod times;
 mod wire;
 
@@ -39,10 +40,11 @@ use std::borrow::Cow;
 use std::ops::Range;
 
 use correlate::{Event, EventTime, Origin};
-use serde::Serialize;
 use serde::de::IgnoredAny;
+use serde::{Deserialize, Serialize};
 
 pub use error::{DecodeError, Result};
+pub use snapshot::{DecoderSnapshot, FORMAT_VERSION};
 
 use crate::bounded::Bounded;
 use crate::topology::Topology;
@@ -87,7 +89,7 @@ pub enum Decoded {
 }
 
 /// Counters of what the decoder saw.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DecodeStats {
     pub lines: u64,
     pub blank: u64,

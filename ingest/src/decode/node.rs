@@ -37,7 +37,7 @@ fn pressure_text(bits: u8) -> &'static str {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum NodeState {
+pub(super) enum NodeState {
     Ready,
     NotReady,
     Deleted,
@@ -56,9 +56,9 @@ impl NodeState {
 /// Last summary of a Node: what a transition is a change of.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct NodeSeen {
-    state: NodeState,
-    pressure: u8,
-    unschedulable: bool,
+    pub(super) state: NodeState,
+    pub(super) pressure: u8,
+    pub(super) unschedulable: bool,
 }
 
 impl Decoder {

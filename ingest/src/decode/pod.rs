@@ -40,8 +40,8 @@ const ROUTINE_WAITING: [&str; 2] = ["ContainerCreating", "PodInitializing"];
 /// Last summary of a Pod: a change of state or more restarts is a transition.
 #[derive(Clone, Debug)]
 pub(super) struct PodSeen {
-    state: Box<str>,
-    restarts: u64,
+    pub(super) state: Box<str>,
+    pub(super) restarts: u64,
 }
 
 /// The summary of one Pod record.
