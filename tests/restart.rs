@@ -24,7 +24,11 @@ fn rules_dir() -> String {
 /// An Alertmanager body: the node alert (firing or resolved) and, while
 /// firing, a pod alert on that node.
 fn body(starts_at: &str, resolved_at: Option<&str>) -> String {
-    let status = if resolved_at.is_some() { "resolved" } else { "firing" };
+    let status = if resolved_at.is_some() {
+        "resolved"
+    } else {
+        "firing"
+    };
     let mut alerts = vec![json!({
         "status": status,
         "labels": {"alertname": "KubeNodeNotReady", "node": "worker-2", "severity": "critical"},
@@ -81,7 +85,9 @@ fn a_restart_resumes_open_incidents_without_announcing_them_again() {
     let first = Serve::start(dir.path(), CONFIG, &["--rules", &rules]);
     post(&first, body(&started, None));
     let opened = wait_for("the incident to open", || {
-        changes(&first).into_iter().find(|c| c["change"] == "opened")
+        changes(&first)
+            .into_iter()
+            .find(|c| c["change"] == "opened")
     });
     let (status, stderr) = first.terminate();
     assert!(status.success(), "{stderr}");
@@ -96,10 +102,15 @@ fn a_restart_resumes_open_incidents_without_announcing_them_again() {
     let resolved_at = jiff::Timestamp::now().to_string();
     post(&second, body(&started, Some(&resolved_at)));
     let resolved = wait_for("the restored incident to resolve", || {
-        changes(&second).into_iter().find(|c| c["change"] == "resolved")
+        changes(&second)
+            .into_iter()
+            .find(|c| c["change"] == "resolved")
     });
     assert_eq!(resolved["id"], opened["id"], "the same incident, resumed");
-    assert_eq!(resolved["affected"][0]["name"], "cart-0", "its blast radius kept");
+    assert_eq!(
+        resolved["affected"][0]["name"], "cart-0",
+        "its blast radius kept"
+    );
     let seen: Vec<String> = changes(&second)
         .iter()
         .map(|c| c["change"].as_str().unwrap_or_default().to_string())

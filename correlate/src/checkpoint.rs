@@ -23,6 +23,9 @@ pub enum Kind {
     Engine,
     /// The decoder's state (`ingest::DecoderSnapshot`).
     Decoder,
+    /// The live service's checkpoint file: both of the above and the source
+    /// positions they cover (written by the binary).
+    Service,
 }
 
 impl Kind {
@@ -30,6 +33,7 @@ impl Kind {
         match self {
             Kind::Engine => b'E',
             Kind::Decoder => b'D',
+            Kind::Service => b'S',
         }
     }
 
@@ -37,6 +41,7 @@ impl Kind {
         match self {
             Kind::Engine => "engine",
             Kind::Decoder => "decoder",
+            Kind::Service => "service",
         }
     }
 }
@@ -124,6 +129,7 @@ pub fn decode<T: DeserializeOwned>(kind: Kind, version: u16, bytes: &[u8]) -> Re
         let found = match header[4] {
             b'E' => Kind::Engine.as_str().to_string(),
             b'D' => Kind::Decoder.as_str().to_string(),
+            b'S' => Kind::Service.as_str().to_string(),
             other => format!("unknown (kind byte {other:#04x})"),
         };
         return Err(FormatError::WrongKind {

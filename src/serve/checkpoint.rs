@@ -1,7 +1,10 @@
 //! The state directory: the checkpoint `serve` resumes from.
 //!
 //! A checkpoint holds the engine's and the decoder's state and the source
-//! positions (Kafka offsets) they cover. It is written whole to a temporary
+//! positions (Kafka offsets) they cover, in the checkpoint byte format of
+//! `correlate::checkpoint` (header, length, CRC-32, postcard). Restoring
+//! under an edited rule pack keeps what still applies and logs what was
+//! dropped (`RestoreReport`). It is written whole to a temporary
 //! file, synced, and renamed over the previous one, so a crash at any
 //! moment leaves either the old checkpoint or the new one, never a torn
 //! file. The directory is locked while a process uses it: two replicas
@@ -12,15 +15,18 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use correlate::checkpoint::{self as format, FormatError, Kind};
 use correlate::rules::RuleSet;
-use correlate::{Engine, EngineConfig};
-use ingest::{Decoder, Limits};
+use correlate::{Engine, EngineConfig, EngineSnapshot};
+use ingest::{Decoder, DecoderSnapshot, Limits};
 use serde::{Deserialize, Serialize};
 
 use super::pipeline::{Positions, positions_list};
 use ingest::source::Position;
 
 const FILE: &str = "checkpoint";
+/// The schema of [`Stored`]; the engine and decoder parts carry their own.
+const VERSION: u16 = 1;
 const LOCK: &str = "lock";
 
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +42,8 @@ pub(crate) enum StateError {
         "{path}: not a checkpoint this version can read: {reason}; move it away to start with empty state"
     )]
     Corrupt { path: PathBuf, reason: String },
+    #[error("cannot encode the checkpoint: {0}")]
+    Encode(#[from] FormatError),
 }
 
 pub(crate) type Result<T> = std::result::Result<T, StateError>;
@@ -51,6 +59,9 @@ pub(crate) struct Checkpoint {
 #[derive(Serialize, Deserialize)]
 struct Stored {
     positions: Vec<Position>,
+    /// `DecoderSnapshot` and `EngineSnapshot` bytes, each in its own format.
+    decoder: Vec<u8>,
+    engine: Vec<u8>,
 }
 
 /// The locked state directory.
@@ -110,32 +121,54 @@ impl StateDir {
             }
             Err(e) => return Err(io(&path)(e)),
         };
-        let stored: Stored = serde_json::from_slice(&bytes).map_err(|e| StateError::Corrupt {
+        let corrupt = |reason: String| StateError::Corrupt {
             path: path.clone(),
-            reason: e.to_string(),
-        })?;
-        let positions = stored
-            .positions
-            .into_iter()
-            .map(|p| ((p.topic, p.partition), p.offset))
-            .collect();
-        Ok(fresh(positions))
+            reason,
+        };
+        let stored: Stored =
+            format::decode(Kind::Service, VERSION, &bytes).map_err(|e| corrupt(e.to_string()))?;
+        let decoder =
+            DecoderSnapshot::from_bytes(&stored.decoder).map_err(|e| corrupt(e.to_string()))?;
+        let engine =
+            EngineSnapshot::from_bytes(&stored.engine).map_err(|e| corrupt(e.to_string()))?;
+        let (engine, report) =
+            Engine::restore(rules, config, engine).map_err(|e| corrupt(e.to_string()))?;
+        if !report.is_clean() {
+            for d in &report.dropped {
+                tracing::warn!(kind = ?d.kind, id = %d.id, reason = ?d.reason, held_effects = d.held_effects, groups = d.groups, "rule changed since the checkpoint: its state was dropped");
+            }
+            for id in &report.orphaned_incidents {
+                tracing::warn!(incident = %id, "open incident whose rule changed: only its quiet period resolves it now");
+            }
+            tracing::info!(
+                added = report.added.len(),
+                "rules new since the checkpoint start empty"
+            );
+        }
+        Ok(Checkpoint {
+            engine,
+            decoder: Decoder::restore(limits, decoder),
+            positions: stored
+                .positions
+                .into_iter()
+                .map(|p| ((p.topic, p.partition), p.offset))
+                .collect(),
+        })
     }
 
     /// Writes a checkpoint atomically; its size in bytes.
     pub(crate) fn write(
         &self,
-        _engine: &Engine,
-        _decoder: &Decoder,
+        engine: &Engine,
+        decoder: &Decoder,
         positions: &Positions,
     ) -> Result<usize> {
         let stored = Stored {
             positions: positions_list(positions),
+            decoder: decoder.snapshot().to_bytes()?,
+            engine: engine.snapshot().to_bytes()?,
         };
-        let bytes = serde_json::to_vec(&stored).map_err(|e| StateError::Io {
-            path: self.dir.join(FILE),
-            source: std::io::Error::other(e),
-        })?;
+        let bytes = format::encode(Kind::Service, VERSION, &stored)?;
         self.replace(&bytes)?;
         Ok(bytes.len())
     }
