@@ -674,6 +674,10 @@ impl Engine {
     /// A copy of the engine's whole state. Take it between calls (every call
     /// hands back the incident updates it caused, so none is pending).
     pub fn snapshot(&self) -> EngineSnapshot {
+        debug_assert!(
+            self.store.updates.is_empty(),
+            "every call hands its updates back"
+        );
         let rules = &self.rules;
         let held: usize = self.joiners().map(|j| j.held_entries).sum();
         let mut st = Interner::with_capacity(
