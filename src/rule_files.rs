@@ -25,6 +25,7 @@ pub(crate) const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../rules/consensus.yaml"),
     ),
     ("rules/network.yaml", include_str!("../rules/network.yaml")),
+    ("rules/alerts.yaml", include_str!("../rules/alerts.yaml")),
 ];
 
 pub(crate) fn embedded() -> Vec<RuleSource> {
