@@ -118,6 +118,11 @@ impl Tansu {
         self.port
     }
 
+    /// The broker's process id while it runs (for CPU accounting).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub fn is_running(&self) -> bool {
         self.child.is_some()
     }
