@@ -17,7 +17,9 @@
 //!   checkpoint commits again). A crash re-reads at most what came after the
 //!   last checkpoint, and `resume` (the checkpoint's own positions) seeks
 //!   past what the checkpoint covers when the group's committed offset is
-//!   older, so even that is rarely read twice.
+//!   older, so even that is rarely read twice. A partition revoked in a
+//!   rebalance before its records were checkpointed is not committed by
+//!   this member: its new owner reads them again (at least once).
 //! - **Batches of what is already there.** After one message arrives, the
 //!   source takes whatever else librdkafka has buffered, without waiting,
 //!   up to `max_batch` lines in one partition (or `4 × max_batch` in all),
@@ -229,7 +231,9 @@ pub async fn run(
     );
 
     let mut source = Source {
-        consumer: consumer.clone(),
+        // The only handle: the consumer closes (blocking) where `finish`
+        // drops it, off the async threads.
+        consumer,
         health,
         topics: settings.topics.clone(),
         max_batch: settings.max_batch,
@@ -306,9 +310,10 @@ impl Source {
                 Err(Error::Fatal(e))
             }
             Err(e) => {
-                // Broker and partition errors: librdkafka retries by itself.
-                self.health.set_error(&e);
-                tracing::warn!(error = %e, "kafka consumer error");
+                // Broker and partition errors: librdkafka retries by itself,
+                // and the context's error callback has already recorded and
+                // logged this one.
+                tracing::debug!(error = %e, "kafka consumer error");
                 Ok(())
             }
         }
