@@ -7,4 +7,5 @@
 //! Design choice: sinks never see engine internals and never depend on
 //! `ingest`; the binary wires the two ends together.
 
+pub mod kafka;
 pub mod ndjson;

@@ -47,7 +47,8 @@ impl SourceHealth {
     }
 
     /// Remembers the latest error (shown by `/readyz`).
-    pub fn set_error(&self, error: &dyn std::fmt::Display) {
+    #[allow(clippy::needless_pass_by_value)] // an error, or a reference to one
+    pub fn set_error(&self, error: impl ToString) {
         *self
             .last_error
             .lock()
