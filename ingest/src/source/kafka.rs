@@ -511,6 +511,7 @@ impl Batches {
                     offset: b.last_offset,
                 }),
                 lines: b.lines,
+                ordered: true,
                 received: b.received,
             })
     }
