@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use anyhow::{Result, bail};
 use correlate::EngineConfig;
-use ingest::source::alertmanager;
+use ingest::source::{alertmanager, kafka};
 use serde_saphyr::{Location, Spanned};
 
 use self::check::{Checker, Env};
@@ -44,7 +44,7 @@ pub(crate) struct ServeConfig {
     pub(crate) checkpoint_interval: Duration,
     pub(crate) alertmanager: Option<alertmanager::Settings>,
     pub(crate) kubernetes: Option<KubernetesConfig>,
-    pub(crate) kafka: Option<KafkaSourceConfig>,
+    pub(crate) kafka: Option<kafka::Settings>,
     pub(crate) stdout: bool,
     pub(crate) kafka_sink: Option<KafkaSinkConfig>,
 }
@@ -100,15 +100,6 @@ impl fmt::Debug for KafkaOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_set().entries(self.0.keys()).finish()
     }
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct KafkaSourceConfig {
-    pub(crate) brokers: String,
-    pub(crate) topics: Vec<String>,
-    pub(crate) group: String,
-    pub(crate) max_batch: usize,
-    pub(crate) options: KafkaOptions,
 }
 
 #[derive(Debug, Clone)]
@@ -353,7 +344,7 @@ fn options(c: &mut Checker<'_>, raw: &BTreeMap<String, raw::Text>, section: &str
     KafkaOptions(out)
 }
 
-fn kafka_source(c: &mut Checker<'_>, raw: &Spanned<RawKafkaSource>) -> Option<KafkaSourceConfig> {
+fn kafka_source(c: &mut Checker<'_>, raw: &Spanned<RawKafkaSource>) -> Option<kafka::Settings> {
     let (k, at) = (&raw.value, raw.referenced);
     if !Checker::flag(k.enabled.as_ref(), true) {
         return None;
@@ -373,7 +364,7 @@ fn kafka_source(c: &mut Checker<'_>, raw: &Spanned<RawKafkaSource>) -> Option<Ka
         .iter()
         .filter_map(|t| c.text(Some(t), "sources.kafka.topics"))
         .collect();
-    Some(KafkaSourceConfig {
+    Some(kafka::Settings {
         brokers: brokers.unwrap_or_default(),
         topics,
         group: c
@@ -382,7 +373,7 @@ fn kafka_source(c: &mut Checker<'_>, raw: &Spanned<RawKafkaSource>) -> Option<Ka
         max_batch: c
             .count(k.max_batch.as_ref(), "sources.kafka.max_batch")
             .unwrap_or(1024),
-        options: options(c, &k.options, "sources.kafka"),
+        options: options(c, &k.options, "sources.kafka").0,
     })
 }
 

@@ -68,8 +68,8 @@ fn secrets_come_from_the_environment_and_stay_out_of_messages() {
         "Debug redacts the token"
     );
     let kafka = c.serve.kafka.as_ref().unwrap();
-    assert_eq!(kafka.options.0["sasl.password"], "pw-hunter2");
-    assert_eq!(kafka.options.0["literal"], "a$b");
+    assert_eq!(kafka.options["sasl.password"], "pw-hunter2");
+    assert_eq!(kafka.options["literal"], "a$b");
     assert!(
         !format!("{kafka:?}").contains("hunter2"),
         "Debug shows option keys only"

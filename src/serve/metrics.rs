@@ -174,14 +174,6 @@ impl Metrics {
         prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
         Ok(out)
     }
-
-    #[cfg(test)]
-    pub(crate) fn latency_quantile(&self, q: f64) -> u64 {
-        self.latency_hdr
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .value_at_quantile(q)
-    }
 }
 
 /// Source health, read at scrape time.

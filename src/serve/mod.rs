@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result};
 use ingest::Limits;
-use ingest::source::{Health, Intake, alertmanager};
+use ingest::source::{Health, Intake, alertmanager, kafka};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -92,14 +92,23 @@ async fn serve(config: Config, rules: Arc<correlate::rules::RuleSet>) -> Result<
     let health = Health::default();
     let metrics = Arc::new(Metrics::new(health.clone()));
     let (intake, rx) = Intake::bounded(serve.queue);
-    let (committed, _committed_rx) = watch::channel(Vec::new());
+    let (committed, committed_rx) = watch::channel(Vec::new());
 
+    let kafka_sink = match &serve.kafka_sink {
+        Some(k) => Some(
+            sinks::kafka::KafkaSink::new(&k.brokers, &k.topic, &k.options.0)
+                .context("sinks.kafka")?,
+        ),
+        None => None,
+    };
     let (outbox, outbox_task) = Outbox::start(
         Sinks {
             stdout: serve.stdout,
+            kafka: kafka_sink,
         },
         metrics.clone(),
     );
+    let resume = pipeline::positions_list(&restored.positions);
 
     let started = Arc::new(AtomicBool::new(false));
     let mut app = http::router(http::Ops {
@@ -129,6 +138,21 @@ async fn serve(config: Config, rules: Arc<correlate::rules::RuleSet>) -> Result<
             .with_graceful_shutdown(http_cancel.cancelled_owned())
             .await
     });
+
+    let mut sources = Vec::new();
+    if let Some(settings) = &serve.kafka {
+        sources.push(spawn_source(
+            kafka::SOURCE,
+            kafka::run(
+                settings.clone(),
+                intake.clone(),
+                health.clone(),
+                cancel.child_token(),
+                resume,
+                committed_rx,
+            ),
+        ));
+    }
 
     // Sources hold the intake; the pipeline's drain ends when all let go.
     drop(intake);
@@ -164,6 +188,9 @@ async fn serve(config: Config, rules: Arc<correlate::rules::RuleSet>) -> Result<
     let result = tokio::task::spawn_blocking(move || engine_thread.join())
         .await
         .context("engine thread")?;
+    for s in sources {
+        let _ = s.await;
+    }
     drop(outbox);
     let _ = outbox_task.await;
     match result {
@@ -177,6 +204,20 @@ async fn serve(config: Config, rules: Arc<correlate::rules::RuleSet>) -> Result<
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+/// Runs a source; an error that ends it is logged (its health says it is
+/// not connected, so /readyz tells).
+fn spawn_source<E: std::fmt::Display>(
+    name: &'static str,
+    source: impl Future<Output = Result<(), E>> + Send + 'static,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        match source.await {
+            Ok(()) => tracing::info!(source = name, "source stopped"),
+            Err(e) => tracing::error!(source = name, error = %e, "source failed"),
+        }
+    })
 }
 
 /// SIGTERM (Kubernetes) or SIGINT (a terminal).

@@ -9,11 +9,12 @@
 
 use std::io::Write as _;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use super::metrics::Metrics;
+use super::metrics::{Metrics, SourceLabels};
 
 /// One incident change, rendered.
 #[derive(Debug, Clone)]
@@ -39,10 +40,13 @@ pub(crate) struct Outbox {
 #[derive(Debug, Default)]
 pub(crate) struct Sinks {
     pub(crate) stdout: bool,
+    pub(crate) kafka: Option<sinks::kafka::KafkaSink>,
 }
 
 /// Batches of changes queued before the pipeline waits.
 const QUEUE: usize = 256;
+const RETRY_FIRST: Duration = Duration::from_millis(200);
+const RETRY_MAX: Duration = Duration::from_secs(10);
 
 impl Outbox {
     pub(crate) fn start(sinks: Sinks, metrics: Arc<Metrics>) -> (Outbox, JoinHandle<()>) {
@@ -79,7 +83,24 @@ async fn deliver(mut rx: mpsc::Receiver<Msg>, sinks: Sinks, metrics: Arc<Metrics
                 if sinks.stdout {
                     write_stdout(&batch);
                 }
-                let _ = &metrics;
+                if let Some(kafka) = &sinks.kafka {
+                    let pairs: Vec<(String, Vec<u8>)> = batch
+                        .iter()
+                        .map(|o| (o.id.clone(), o.json.clone()))
+                        .collect();
+                    let mut wait = RETRY_FIRST;
+                    while let Err(e) = kafka.deliver(&pairs).await {
+                        metrics
+                            .sink_failures
+                            .get_or_create(&SourceLabels {
+                                source: "kafka".to_string(),
+                            })
+                            .inc();
+                        tracing::warn!(sink = "kafka", error = %e, retry_in_ms = wait.as_millis() as u64, "incident delivery failed");
+                        tokio::time::sleep(wait).await;
+                        wait = (wait * 2).min(RETRY_MAX);
+                    }
+                }
             }
         }
     }

@@ -20,6 +20,7 @@ use correlate::incident::Change;
 use correlate::{Engine, Event, EventTime, IncidentReport, IncidentUpdate, Origin};
 use ingest::source::{Delivery, Position};
 use ingest::{Decoded, Decoder};
+use rustc_hash::FxHashMap;
 use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -83,6 +84,8 @@ pub(crate) struct Pipeline {
     records: u64,
     decode_errors: u64,
     events: Vec<Event<'static>>,
+    /// The version of each incident last sent out.
+    emitted: FxHashMap<usize, u32>,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -99,6 +102,9 @@ impl std::fmt::Debug for Pipeline {
 #[derive(Serialize)]
 struct Update<'a> {
     change: &'static str,
+    /// For `merged`: the incident that absorbed this one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    merged_into: Option<&'a str>,
     #[serde(flatten)]
     incident: &'a IncidentReport,
 }
@@ -131,7 +137,16 @@ impl Pipeline {
             checkpoint.engine.max_time(),
             now,
         );
+        // What the checkpoint holds was sent before it was written.
+        let emitted = checkpoint
+            .engine
+            .store()
+            .iter()
+            .enumerate()
+            .map(|(i, inc)| (i, inc.version))
+            .collect();
         Pipeline {
+            emitted,
             decoder: checkpoint.decoder,
             engine: checkpoint.engine,
             watermarks,
@@ -216,7 +231,8 @@ impl Pipeline {
         let now = (self.clock)();
         let watermark = self.watermarks.watermark(now);
         let updates = self.engine.advance(watermark);
-        let batch = self.render(&updates);
+        let mut batch = self.render(&updates);
+        batch.extend(self.refresh());
         self.outbox.send(batch).await;
         self.publish(now);
     }
@@ -282,11 +298,18 @@ impl Pipeline {
     }
 
     /// One line per changed incident (the latest state), counted by rule.
-    fn render(&self, updates: &[IncidentUpdate]) -> Vec<Outgoing> {
+    /// An announced incident folded into another gets a last `merged` line
+    /// naming the survivor, so a sink updating messages in place can close it.
+    fn render(&mut self, updates: &[IncidentUpdate]) -> Vec<Outgoing> {
         let store = self.engine.store();
         let mut latest: Vec<(usize, Change)> = Vec::new();
+        let mut merged: Vec<usize> = Vec::new();
         for u in updates {
             if u.change == Change::Merged {
+                let folded = store.get(u.incident);
+                if folded.status != correlate::Status::Pending && !merged.contains(&u.incident) {
+                    merged.push(u.incident);
+                }
                 continue;
             }
             let root = store.find(u.incident);
@@ -296,34 +319,40 @@ impl Pipeline {
                 None => latest.push((root, u.change)),
             }
         }
-        let mut out = Vec::with_capacity(latest.len());
+        let mut changes = Changes {
+            metrics: &self.metrics,
+            emitted: &mut self.emitted,
+            out: Vec::with_capacity(latest.len() + merged.len()),
+        };
+        for idx in merged {
+            let survivor = store.get(store.find(idx));
+            changes.push(idx, store.get(idx), Change::Merged, Some(&survivor.id));
+        }
         for (idx, change) in latest {
             let inc = store.get(idx);
-            if !inc.is_reported() {
-                continue;
-            }
-            let report = IncidentReport::new(inc);
-            self.metrics
-                .incidents
-                .get_or_create(&ChangeLabels {
-                    rule: report.rule.clone(),
-                    change: change_name(change),
-                })
-                .inc();
-            match serde_json::to_vec(&Update {
-                change: change_name(change),
-                incident: &report,
-            }) {
-                Ok(json) => out.push(Outgoing {
-                    id: report.id.clone(),
-                    json,
-                }),
-                Err(e) => {
-                    tracing::error!(incident = %report.id, error = %e, "cannot render incident")
-                }
+            if inc.is_reported() {
+                changes.push(idx, inc, change, None);
             }
         }
-        out
+        changes.out
+    }
+
+    /// Incidents that changed without a change of their own (more records
+    /// on known members: the signal count, last_seen), sent at most once a
+    /// tick.
+    fn refresh(&mut self) -> Vec<Outgoing> {
+        let store = self.engine.store();
+        let mut changes = Changes {
+            metrics: &self.metrics,
+            emitted: &mut self.emitted,
+            out: Vec::new(),
+        };
+        for (idx, inc) in store.iter().enumerate() {
+            if inc.is_reported() && changes.emitted.get(&idx) != Some(&inc.version) {
+                changes.push(idx, inc, Change::Updated, None);
+            }
+        }
+        changes.out
     }
 
     fn publish(&self, now: EventTime) {
@@ -374,6 +403,46 @@ impl Pipeline {
                 self.metrics.checkpoint_failures.inc();
                 tracing::error!(error = %e, "checkpoint failed: positions not committed");
                 false
+            }
+        }
+    }
+}
+
+/// Renders incident changes and remembers the version each was sent at.
+struct Changes<'a> {
+    metrics: &'a Metrics,
+    emitted: &'a mut FxHashMap<usize, u32>,
+    out: Vec<Outgoing>,
+}
+
+impl Changes<'_> {
+    fn push(
+        &mut self,
+        idx: usize,
+        inc: &correlate::Incident,
+        change: Change,
+        merged_into: Option<&str>,
+    ) {
+        self.emitted.insert(idx, inc.version);
+        let report = IncidentReport::new(inc);
+        self.metrics
+            .incidents
+            .get_or_create(&ChangeLabels {
+                rule: report.rule.clone(),
+                change: change_name(change),
+            })
+            .inc();
+        match serde_json::to_vec(&Update {
+            change: change_name(change),
+            merged_into,
+            incident: &report,
+        }) {
+            Ok(json) => self.out.push(Outgoing {
+                id: report.id.clone(),
+                json,
+            }),
+            Err(e) => {
+                tracing::error!(incident = %report.id, error = %e, "cannot render incident")
             }
         }
     }

@@ -133,6 +133,13 @@ impl Serve {
         self.stderr.lock().unwrap().join("\n")
     }
 
+    /// SIGKILL: a crash, no drain, no final checkpoint.
+    pub(crate) fn crash(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
     /// SIGTERM, then the exit status (the drain must finish in time).
     pub(crate) fn terminate(mut self) -> (ExitStatus, String) {
         let pid = self.child.id().to_string();
