@@ -47,8 +47,12 @@ impl SourceHealth {
     }
 
     /// Remembers the latest error (shown by `/readyz`).
+    #[allow(clippy::needless_pass_by_value)] // callers hand over the error they hold
     pub fn set_error(&self, error: impl ToString) {
-        *self.last_error.lock().unwrap_or_else(PoisonError::into_inner) = Some(error.to_string());
+        *self
+            .last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(error.to_string());
     }
 
     pub fn last_error(&self) -> Option<String> {
