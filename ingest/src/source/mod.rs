@@ -22,6 +22,7 @@
 pub mod alertmanager;
 mod health;
 mod intake;
+pub mod kubernetes;
 
 pub use health::{Health, SourceHealth};
 pub use intake::{Closed, Delivery, Intake, Position, StreamId, TrySendError};
