@@ -532,6 +532,12 @@ async fn pod_logs_resume_without_repeating_or_losing_lines() {
             "2026-04-02T10:00:09.500000000Z",
             "line 5 (second instance)",
         ),
+        // Too long: its head is taken, the rest dropped and counted.
+        log_line(
+            "ledger-0",
+            "2026-04-02T10:00:09.550000000Z",
+            &"x".repeat(300 << 10),
+        ),
         log_line("ledger-0", "2026-04-02T10:00:09.600000000Z", "line 6"),
     ];
     let rec = Recording::parse(&lines.join("\n"));
@@ -573,8 +579,12 @@ async fn pod_logs_resume_without_repeating_or_losing_lines() {
     stop(&cancel, task).await;
 
     let stream = "kubernetes/logs/apps/ledger-0/app";
+    let mut got = messages(&collected);
+    let long = got.remove(5).1;
+    let prefix = "2026-04-02T10:00:09.550000000Z ".len();
+    assert_eq!(long, "x".repeat((256 << 10) - prefix));
     assert_eq!(
-        messages(&collected),
+        got,
         [
             "line 1",
             "line 2",
@@ -624,8 +634,8 @@ async fn pod_logs_resume_without_repeating_or_losing_lines() {
         .into_iter()
         .find(|s| s.name == "kubernetes/logs")
         .unwrap();
-    assert_eq!(logs.records.load(std::sync::atomic::Ordering::Relaxed), 6);
-    assert!(logs.rejected().is_empty());
+    assert_eq!(logs.records.load(std::sync::atomic::Ordering::Relaxed), 7);
+    assert_eq!(logs.rejected(), vec![("oversized_log_line", 1)]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -706,4 +716,95 @@ async fn the_log_stream_cap_holds_and_waiting_containers_follow_later() {
     stop(&cancel, task).await;
     assert_eq!(collected.lines().len(), 3);
     assert_eq!(logs().rejected(), vec![("max_streams", 1)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_deleted_while_the_watch_relists_is_reported_deleted() {
+    let mut deleted: Value =
+        serde_json::from_str(&app_pod("DELETED", "gone-0", "gone", "g-1", 0)).unwrap();
+    deleted["object"]["metadata"]["deletionTimestamp"] = "2026-04-02T10:01:00Z".into();
+    let lines = [
+        app_pod("ADDED", "keep-0", "keep", "k-1", 0),
+        app_pod("ADDED", "gone-0", "gone", "g-1", 0),
+        // While the watch is expired: gone-0 goes, keep-0 restarts.
+        deleted.to_string(),
+        app_pod("MODIFIED", "keep-0", "keep", "k-2", 1),
+    ];
+    let rec = Recording::parse(&lines.join("\n"));
+    let server = ApiServer::start(&rec, Options::default()).await;
+    server.release(2);
+    server.expire(Resource::Pods, 2);
+
+    let (intake, rx) = Intake::bounded(16);
+    let collected = Collected::spawn(rx);
+    let health = Health::default();
+    let cancel = CancellationToken::new();
+    let task = start(
+        Settings {
+            events: false,
+            nodes: false,
+            ..settings(&server.kubeconfig())
+        },
+        intake,
+        &health,
+        &cancel,
+    );
+    collected.until("the initial list", |l| l.len() == 2).await;
+    eventually("connected", || health.sources()[0].is_connected()).await;
+    server.release(rec.steps.len());
+    collected
+        .until("the relist", |l| {
+            l.iter().any(|(_, v, _)| v["type"] == "DELETED")
+                && l.iter().any(|(_, v, _)| rec.steps[3].carried_by(3, v))
+        })
+        .await;
+    stop(&cancel, task).await;
+
+    // The deletion was never streamed: the watch missed it. The relist no
+    // longer has gone-0, and the source says so.
+    let lines = collected.lines();
+    let gone: Vec<&Value> = lines
+        .iter()
+        .filter(|(_, v, _)| v["type"] == "DELETED")
+        .map(|(_, v, _)| v)
+        .collect();
+    assert_eq!(gone.len(), 1, "{lines:#?}");
+    assert_eq!(gone[0]["object"]["kind"], "Pod");
+    assert_eq!(gone[0]["object"]["apiVersion"], "v1");
+    assert_eq!(gone[0]["object"]["metadata"]["name"], "gone-0");
+    assert_eq!(gone[0]["object"]["metadata"]["namespace"], "apps");
+    assert_eq!(gone[0]["object"]["metadata"]["uid"], "uid-gone-0");
+    assert!(
+        gone[0]["observedAt"]
+            .as_str()
+            .unwrap()
+            .parse::<jiff::Timestamp>()
+            .is_ok()
+    );
+    assert_eq!(list_requests(&server, "/api/v1/pods").len(), 2);
+
+    // The decoder takes it as the pod's end.
+    let mut decoder = Decoder::default();
+    let mut states = Vec::new();
+    for (_, _, text) in &lines {
+        let mut events = Vec::new();
+        decoder
+            .decode(text, Origin::default(), &mut events)
+            .unwrap();
+        states.extend(
+            events
+                .iter()
+                .map(|e| format!("{} {}", e.entity.name, e.reason)),
+        );
+    }
+    // (Lists are in name order; keep-0's restart arrives with the relist.)
+    assert_eq!(
+        states,
+        [
+            "gone-0 Running",
+            "keep-0 Running",
+            "keep-0 Running",
+            "gone-0 Deleted"
+        ]
+    );
 }

@@ -32,7 +32,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use futures::{AsyncBufReadExt, FutureExt, StreamExt, stream};
+use futures::{AsyncBufReadExt, AsyncReadExt, FutureExt, StreamExt, stream};
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 use kube::api::LogParams;
 use kube::runtime::{WatchStreamExt, watcher};
@@ -47,6 +47,9 @@ use crate::source::{Delivery, Health, Intake, SourceHealth, StreamId};
 
 /// Lines per delivery at most.
 const BATCH: usize = 256;
+/// The longest log line taken; the rest of a longer one is dropped (and
+/// counted: `oversized_log_line`).
+const MAX_LINE: u64 = 256 << 10;
 /// Reconnect delays while a container runs but its log stream keeps ending.
 const RETRY_MIN: Duration = Duration::from_millis(500);
 const RETRY_MAX: Duration = Duration::from_secs(30);
@@ -706,16 +709,26 @@ impl Job {
         let mut reader = Box::pin(reader);
         let mut lines = Vec::new();
         let mut buf = Vec::with_capacity(1024);
+        // Inside the dropped tail of an oversized line.
+        let mut skipping = false;
         loop {
             buf.clear();
+            let mut limited = (&mut reader).take(MAX_LINE);
             let read = tokio::select! {
                 () = self.cancel.cancelled() => return Ok(()),
-                r = reader.read_until(b'\n', &mut buf) => r,
+                r = limited.read_until(b'\n', &mut buf) => r,
             };
             match read {
                 Ok(0) => {
                     self.flush(&mut lines, delivered).await;
                     return Ok(());
+                }
+                Ok(_) if skipping => skipping = !buf.ends_with(b"\n"),
+                Ok(n) if n as u64 == MAX_LINE && !buf.ends_with(b"\n") => {
+                    self.shared.health.reject("oversized_log_line");
+                    tracing::warn!(stream = %self.stream, max_bytes = MAX_LINE, "log line too long, the rest dropped");
+                    skipping = true;
+                    self.line(&buf, &mut lines);
                 }
                 // A whole line, or the last one of a log that ended without
                 // a newline.

@@ -16,7 +16,9 @@
 //! - **Relists are not deduplicated here.** A relist re-sends every object;
 //!   the decoder already drops an Event whose uid and count it has seen and a
 //!   Pod or Node whose state did not change, so no duplicate signal arises,
-//!   and the source keeps no copy of the cluster.
+//!   and the source keeps no copy of the cluster (only the identity of the
+//!   Pods, Nodes and storage objects it delivered, to report as `DELETED`
+//!   those a relist no longer has).
 //! - **Event time from the objects, or from the wall clock.** With
 //!   [`Settings::stamp_observed_at`] (the live default) Pod and Node lines
 //!   carry `observedAt` (now, RFC 3339), as a recorder writes them; without
@@ -224,6 +226,7 @@ pub async fn run_with_client(
                 &health,
                 &cancel,
             );
+            let watch = watch.tracking_deletions();
             tasks.spawn(watch.run(scoped::<Pod>(&client, ns.as_deref()), config()));
         }
         if settings.volumes {
@@ -235,7 +238,7 @@ pub async fn run_with_client(
                 &cancel,
             );
             let api = scoped::<PersistentVolumeClaim>(&client, ns.as_deref());
-            tasks.spawn(watch.run(api, config()));
+            tasks.spawn(watch.tracking_deletions().run(api, config()));
         }
     }
     if settings.nodes {
@@ -246,6 +249,7 @@ pub async fn run_with_client(
             &health,
             &cancel,
         );
+        let watch = watch.tracking_deletions();
         tasks.spawn(watch.run(Api::<Node>::all(client.clone()), config()));
     }
     if settings.volumes {
@@ -256,9 +260,10 @@ pub async fn run_with_client(
             &health,
             &cancel,
         );
+        let watch = watch.tracking_deletions();
         tasks.spawn(watch.run(Api::<PersistentVolume>::all(client.clone()), config()));
     }
-    if let Some(logs) = settings.pod_logs {
+    if let Some(logs) = settings.pod_logs.filter(|l| !l.selectors.is_empty()) {
         let follower = logs::Follower::new(
             client.clone(),
             logs,

@@ -10,7 +10,15 @@
 //! ready together go out as one delivery. `managedFields` and the
 //! `last-applied-configuration` annotation are dropped: no decoder reads
 //! them and they are often most of an object.
+//!
+//! A relist does not say what was deleted while the watch was away: an
+//! object missing from it is simply gone. For Pods, Nodes and storage
+//! objects (whose state the decoder remembers) the watch keeps the uid,
+//! namespace and name of what it delivered, and after a relist reports each
+//! vanished object as a `DELETED` line of its identity alone, stamped
+//! `observedAt` = now (the deletion has no time of its own).
 
+use std::collections::{HashMap, HashSet};
 use std::fmt::Debug;
 use std::sync::Arc;
 
@@ -38,6 +46,49 @@ pub(super) struct Watch {
     intake: Intake,
     health: Arc<SourceHealth>,
     cancel: CancellationToken,
+    /// Report objects that vanish across a relist.
+    track_deletions: bool,
+}
+
+/// What a watch delivered, by uid: (namespace, name).
+#[derive(Debug, Default)]
+struct Known {
+    objects: HashMap<String, (Option<String>, String)>,
+    /// Uids listed since the last `Init`, until `InitDone`.
+    listing: Option<HashSet<String>>,
+    listed_once: bool,
+}
+
+impl Known {
+    fn seen<K: Resource>(&mut self, object: &K, deleted: bool) {
+        let meta = object.meta();
+        let Some(uid) = meta.uid.clone() else { return };
+        if deleted {
+            self.objects.remove(&uid);
+            return;
+        }
+        if let Some(listing) = &mut self.listing {
+            listing.insert(uid.clone());
+        }
+        let name = meta.name.clone().unwrap_or_default();
+        self.objects.insert(uid, (meta.namespace.clone(), name));
+    }
+
+    /// After a list: the objects delivered before that it no longer has.
+    fn listed(&mut self) -> Vec<(String, Option<String>, String)> {
+        let listing = self.listing.take().unwrap_or_default();
+        let relist = std::mem::replace(&mut self.listed_once, true);
+        let mut gone = Vec::new();
+        self.objects.retain(|uid, (ns, name)| {
+            let keep = listing.contains(uid);
+            if !keep && relist {
+                gone.push((uid.clone(), ns.take(), std::mem::take(name)));
+            }
+            keep
+        });
+        gone.sort();
+        gone
+    }
 }
 
 /// The line of one watch event, as the replay contract reads it.
@@ -61,6 +112,24 @@ pub(super) fn render<K: Serialize>(
         object,
         observed_at,
     })
+}
+
+/// The `DELETED` line of an object known only by its identity.
+fn vanished<K: Resource>(uid: &str, namespace: Option<&str>, name: &str, now: &str) -> String
+where
+    K::DynamicType: Default,
+{
+    let dt = K::DynamicType::default();
+    let mut metadata = serde_json::json!({"name": name, "uid": uid});
+    if let Some(ns) = namespace {
+        metadata["namespace"] = ns.into();
+    }
+    serde_json::json!({
+        "type": "DELETED",
+        "object": {"apiVersion": K::api_version(&dt), "kind": K::kind(&dt), "metadata": metadata},
+        "observedAt": now,
+    })
+    .to_string()
 }
 
 /// Drops what no decoder reads and what makes objects large.
@@ -88,7 +157,14 @@ impl Watch {
             stamp,
             intake: intake.clone(),
             cancel: cancel.clone(),
+            track_deletions: false,
         }
+    }
+
+    /// Reports objects that vanish across a relist (see the module docs).
+    pub(super) fn tracking_deletions(mut self) -> Watch {
+        self.track_deletions = true;
+        self
     }
 
     pub(super) fn health(&self) -> &Arc<SourceHealth> {
@@ -107,6 +183,7 @@ impl Watch {
     pub(super) async fn run<K>(self, api: Api<K>, config: watcher::Config)
     where
         K: Resource + Clone + DeserializeOwned + Serialize + Debug + Send + 'static,
+        K::DynamicType: Default,
     {
         let _ = self.run_until(api, config, |_| false).await;
     }
@@ -121,7 +198,9 @@ impl Watch {
     ) -> Option<watcher::Error>
     where
         K: Resource + Clone + DeserializeOwned + Serialize + Debug + Send + 'static,
+        K::DynamicType: Default,
     {
+        let mut known = self.track_deletions.then(Known::default);
         let events = watcher(api, config).default_backoff().ready_chunks(BATCH);
         let mut events = std::pin::pin!(events);
         loop {
@@ -140,10 +219,23 @@ impl Watch {
                 let (type_, mut object) = match event {
                     Ok(watcher::Event::Init) => {
                         tracing::debug!(stream = %self.stream, "listing");
+                        if let Some(k) = &mut known {
+                            k.listing = Some(HashSet::new());
+                        }
                         continue;
                     }
                     Ok(watcher::Event::InitDone) => {
                         live = true;
+                        if let Some(k) = &mut known {
+                            let gone = k.listed();
+                            if !gone.is_empty() {
+                                tracing::info!(stream = %self.stream, count = gone.len(), "objects deleted while relisting");
+                            }
+                            let now = jiff::Timestamp::now().to_string();
+                            lines.extend(gone.into_iter().map(|(uid, ns, name)| {
+                                vanished::<K>(&uid, ns.as_deref(), &name, &now)
+                            }));
+                        }
                         continue;
                     }
                     Ok(watcher::Event::InitApply(o)) => ("ADDED", o),
@@ -161,6 +253,9 @@ impl Watch {
                         continue;
                     }
                 };
+                if let Some(k) = &mut known {
+                    k.seen(&object, type_ == "DELETED");
+                }
                 slim(&mut object);
                 match render(type_, &object, observed_at.as_deref()) {
                     Ok(line) => lines.push(line),
