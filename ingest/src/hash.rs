@@ -17,6 +17,9 @@ pub(crate) enum Domain {
     Pod = 4,
     Node = 5,
     PodName = 6,
+    Claim = 7,
+    Volume = 8,
+    PodClaims = 9,
 }
 
 /// Hash of `parts` (each followed by a 0xff separator, a byte no UTF-8 text

@@ -3,7 +3,8 @@
 //! Fields set: `component` (the reporting component or controller),
 //! `count` (occurrences so far, at least 1), `action` (when present),
 //! `repeat` (`true` when this Event uid was seen before: an update of the
-//! same ongoing occurrence, never a new signal).
+//! same ongoing occurrence, never a new signal), `csi_drivers` (about a Pod
+//! whose claims are bound to CSI volumes, when the topology knows them).
 //!
 //! The entity is the involved object (`regarding`); a Node has no namespace
 //! (its Events live in `default`) and is its own node; a Pod takes its node
@@ -181,6 +182,7 @@ impl Decoder {
                 .cloned()
         };
 
+        let mut csi_drivers = None;
         let mut entity = Entity {
             kind,
             namespace: None,
@@ -209,6 +211,10 @@ impl Decoder {
                     }
                     None => entity.node = host,
                 }
+                csi_drivers = entity
+                    .namespace
+                    .as_deref()
+                    .and_then(|ns| self.topology.csi_drivers(ns, &entity.name));
             }
             "ReplicaSet" | "Job" => {
                 entity.namespace = non_empty(&namespace).cloned();
@@ -231,7 +237,7 @@ impl Decoder {
             _ => Severity::Info,
         };
 
-        let mut fields = Vec::with_capacity(4);
+        let mut fields = Vec::with_capacity(5);
         if let Some(component) = component {
             fields.push(("component", component));
         }
@@ -240,6 +246,9 @@ impl Decoder {
             fields.push(("action", action));
         }
         fields.push(("repeat", flag(repeat)));
+        if let Some(drivers) = csi_drivers {
+            fields.push(("csi_drivers", Cow::Owned(drivers)));
+        }
 
         out.push(Event {
             time,

@@ -6,7 +6,7 @@
 //! | shape | detected by | events |
 //! | --- | --- | --- |
 //! | watch event | `object` (+ `type`) | as its object |
-//! | bare object | `kind` (+ `apiVersion` or `metadata`) | Event → `k8s-event`; Pod → `pod`, Node → `node` on a transition |
+//! | bare object | `kind` (+ `apiVersion` or `metadata`) | Event → `k8s-event`; Pod → `pod`, Node → `node` on a transition; PersistentVolumeClaim, PersistentVolume → none (topology only) |
 //! | Alertmanager v4 body | `alerts` / `version` | one `alert` per new alert delivery |
 //! | Vector log | `kubernetes` + `message` | one `log` |
 //! | Fluent Bit log | `kubernetes` + `log` | one `log` |
@@ -16,11 +16,18 @@
 //!
 //! | source | fields |
 //! | --- | --- |
-//! | `k8s-event` | `component`, `count`, `action` (if any), `repeat` (`true` for an update of an Event uid already seen) |
-//! | `pod` | `previous`, `phase`, `status_reason` (if any), `restarts`, `last_reason` / `exit_code` / `last_message` (if any), `containers`, `owner_kind` (if owned), `scheduled` |
+//! | `k8s-event` | `component`, `count`, `action` (if any), `repeat` (`true` for an update of an Event uid already seen), `csi_drivers` (see below) |
+//! | `pod` | `previous`, `phase`, `status_reason` (if any), `restarts`, `last_reason` / `exit_code` / `last_message` (if any), `containers`, `owner_kind` (if owned), `scheduled`, `csi_drivers` (see below) |
 //! | `node` | `previous`, `ready_status`, `pressure`, `unschedulable` |
 //! | `alert` | `status`, `fingerprint`, `receiver`, `description` (each if any) |
 //! | `log` | `stream` (if any) |
+//!
+//! `csi_drivers`: on records about a Pod whose claims are bound to CSI
+//! volumes, the drivers those volumes need, sorted and comma-joined
+//! (`ebs.csi.aws.com,nfs.csi.k8s.io`); absent when no PersistentVolumeClaim
+//! and PersistentVolume records taught the topology (see `volume`). A rule
+//! joins on it through a capture, e.g. `fields: {csi_drivers:
+//! '(?P<driver>[^,]+)'}`.
 //!
 //! The decoder is stateful (see the crate docs): the state tables are keyed
 //! by stable hashes and bounded by [`Limits`].
@@ -34,6 +41,7 @@ mod owners;
 mod pod;
 mod snapshot;
 mod times;
+mod volume;
 mod wire;
 
 use std::borrow::Cow;
@@ -56,7 +64,8 @@ use wire::{Record, Str, non_empty};
 /// Bounds of the decoder's state tables.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
-    /// Pods and Nodes remembered (topology cache, last states).
+    /// Pods and Nodes remembered (topology cache, last states); also the
+    /// bound of each storage table (pod claims, claims, volumes).
     pub max_objects: usize,
     /// Kubernetes Event uids and alert deliveries remembered for dedupe.
     pub max_occurrences: usize,
@@ -75,7 +84,8 @@ impl Default for Limits {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Decoded {
     /// This many events were pushed (0 for a watch BOOKMARK, an Event's
-    /// DELETED, an empty alert list).
+    /// DELETED, an empty alert list, a PersistentVolumeClaim or
+    /// PersistentVolume).
     Events(usize),
     /// Nothing new: a relist replay of a Kubernetes Event already seen with
     /// this count and time, or a redelivery of every alert of the body. The
@@ -98,6 +108,8 @@ pub struct DecodeStats {
     pub k8s_events: u64,
     pub pods: u64,
     pub nodes: u64,
+    /// PersistentVolumeClaim and PersistentVolume records (topology only).
+    pub volumes: u64,
     pub alert_bodies: u64,
     /// Alerts inside the bodies.
     pub alerts: u64,
@@ -276,10 +288,18 @@ impl Decoder {
                 self.stats.nodes += 1;
                 self.node(rec, deleted, ctx, out)
             }
+            "PersistentVolumeClaim" => {
+                self.stats.volumes += 1;
+                self.volume(rec, volume::StorageKind::Claim, deleted, ctx)
+            }
+            "PersistentVolume" => {
+                self.stats.volumes += 1;
+                self.volume(rec, volume::StorageKind::Volume, deleted, ctx)
+            }
             other => Err(DecodeError::Unsupported {
                 path: format!("{}kind", ctx.prefix),
                 value: other.into(),
-                expected: "Event, Pod or Node",
+                expected: "Event, Pod, Node, PersistentVolumeClaim or PersistentVolume",
             }),
         }
     }

@@ -15,7 +15,11 @@
 //! `restarts` (sum of restart counts), `last_reason` / `exit_code` /
 //! `last_message` (the container's `lastState.terminated`, when present),
 //! `containers` (init and regular container names, comma-joined, spec order),
-//! `owner_kind` (outermost owner, when owned), `scheduled` (`true`/`false`).
+//! `owner_kind` (outermost owner, when owned), `scheduled` (`true`/`false`),
+//! `csi_drivers` (when the topology knows CSI volumes behind the pod's
+//! claims). Every record refreshes the pod's claims in the topology:
+//! `spec.volumes[].persistentVolumeClaim.claimName`, and `<pod>-<volume>` for
+//! a generic ephemeral volume.
 //! `container` is the container the state comes from, else the one with the
 //! most restarts. Labels are the pod's labels. Severity is warning for a
 //! failing state (a waiting reason other than `ContainerCreating` /
@@ -229,6 +233,20 @@ impl Decoder {
             containers: &container_names,
         });
 
+        let mut claims: Vec<Cow<'_, str>> = Vec::new();
+        for v in spec.volumes.iter().flatten() {
+            let claim = v.persistent_volume_claim.as_ref();
+            if let Some(c) = claim.and_then(|c| non_empty(&c.claim_name)) {
+                claims.push(Cow::Borrowed(c.as_ref()));
+            } else if v.ephemeral.is_some()
+                && let Some(volume) = non_empty(&v.name)
+            {
+                claims.push(Cow::Owned(format!("{name}-{volume}")));
+            }
+        }
+        let claims: Vec<&str> = claims.iter().map(|c| c.as_ref()).collect();
+        self.topology.observe_pod_claims(&namespace, &name, &claims);
+
         let summary = summarise(deleted, terminating, node.is_some(), &status);
         let restarts: u64 = status
             .init_container_statuses
@@ -315,6 +333,9 @@ impl Decoder {
             fields.push(("owner_kind", top.kind.clone()));
         }
         fields.push(("scheduled", flag(node.is_some())));
+        if let Some(drivers) = self.topology.csi_drivers(&namespace, &name) {
+            fields.push(("csi_drivers", Cow::Owned(drivers)));
+        }
 
         let labels: Labels<'a> = meta
             .labels

@@ -25,12 +25,12 @@ use super::node::{NodeSeen, NodeState};
 use super::pod::PodSeen;
 use super::{DecodeStats, Decoder, Limits};
 use crate::bounded::Bounded;
-use crate::topology::{PodInfo, Topology};
+use crate::topology::{ClaimInfo, PodClaims, PodInfo, Topology, VolumeInfo};
 
 /// The schema version of [`DecoderSnapshot`] bytes. Bump it with any change
 /// to a type below (the golden test in `ingest/tests/checkpoint.rs` fails
 /// until you do).
-pub const FORMAT_VERSION: u16 = 1;
+pub const FORMAT_VERSION: u16 = 2;
 
 /// One bounded table: its two generations and its eviction count.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -55,6 +55,12 @@ struct PodInfoSnap {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct DecoderSnapshot {
     topology: Table<PodInfoSnap>,
+    /// (namespace, pod, claims)
+    pod_claims: Table<(String, String, Vec<String>)>,
+    /// (namespace, claim, volume)
+    claims: Table<(String, String, String)>,
+    /// (volume, CSI driver)
+    volumes: Table<(String, Option<String>)>,
     /// (count, event time in µs)
     events: Table<(u64, i64)>,
     /// (state, restarts)
@@ -148,15 +154,16 @@ fn node_code(s: NodeState) -> u8 {
 impl Decoder {
     /// A copy of everything the decoder remembers.
     pub fn snapshot(&self) -> DecoderSnapshot {
-        let [young, old] = self.topology.generations();
-        let pods =
-            |g: Vec<(u64, &PodInfo)>| g.into_iter().map(|(k, p)| (k, pod_info_snap(p))).collect();
+        let (pods, pod_claims, claims, volumes) = self.topology.tables();
         DecoderSnapshot {
-            topology: Table {
-                young: pods(young),
-                old: pods(old),
-                evicted: self.topology.evicted(),
-            },
+            topology: table(pods, pod_info_snap),
+            pod_claims: table(pod_claims, |p| {
+                (p.namespace.clone(), p.name.clone(), p.claims.clone())
+            }),
+            claims: table(claims, |c| {
+                (c.namespace.clone(), c.name.clone(), c.volume.clone())
+            }),
+            volumes: table(volumes, |v| (v.name.clone(), v.driver.clone())),
             events: table(&self.events, |e| (e.count, e.time.as_micros())),
             pods: table(&self.pods, |p| (p.state.to_string(), p.restarts)),
             nodes: table(&self.nodes, |n| {
@@ -171,16 +178,21 @@ impl Decoder {
     /// (with smaller limits than it was taken under, the surplus counts as
     /// evicted).
     pub fn restore(limits: Limits, snap: DecoderSnapshot) -> Decoder {
-        let t = snap.topology;
-        let pods = |g: Vec<(u64, PodInfoSnap)>| -> Vec<(u64, PodInfo)> {
-            g.into_iter().map(|(k, p)| (k, pod_info(p))).collect()
-        };
+        let max = limits.max_objects;
         Decoder {
-            topology: Topology::from_generations(
-                limits.max_objects,
-                pods(t.young),
-                pods(t.old),
-                t.evicted,
+            topology: Topology::from_tables(
+                bounded(max, snap.topology, pod_info),
+                bounded(max, snap.pod_claims, |(namespace, name, claims)| PodClaims {
+                    namespace,
+                    name,
+                    claims,
+                }),
+                bounded(max, snap.claims, |(namespace, name, volume)| ClaimInfo {
+                    namespace,
+                    name,
+                    volume,
+                }),
+                bounded(max, snap.volumes, |(name, driver)| VolumeInfo { name, driver }),
             ),
             events: bounded(limits.max_occurrences, snap.events, |(count, time)| {
                 EventSeen {

@@ -320,7 +320,8 @@ pub(crate) struct Series<'a> {
     pub(crate) last_observed_time: Option<Str<'a>>,
 }
 
-/// A Pod's or a Node's spec (the fields read of either).
+/// A Pod's, Node's, PersistentVolumeClaim's or PersistentVolume's spec (the
+/// fields read of each).
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Spec<'a> {
@@ -331,6 +332,43 @@ pub(crate) struct Spec<'a> {
     #[serde(borrow)]
     pub(crate) containers: Option<Vec<Named<'a>>>,
     pub(crate) unschedulable: Option<bool>,
+    /// A Pod's volumes (only their claims are read).
+    #[serde(borrow)]
+    pub(crate) volumes: Option<Vec<PodVolume<'a>>>,
+    /// A PersistentVolumeClaim's bound volume.
+    #[serde(borrow)]
+    pub(crate) volume_name: Option<Str<'a>>,
+    /// A PersistentVolume's CSI source.
+    #[serde(borrow)]
+    pub(crate) csi: Option<CsiSource<'a>>,
+    /// A PersistentVolume's claim.
+    #[serde(borrow)]
+    pub(crate) claim_ref: Option<Box<ObjectRef<'a>>>,
+}
+
+/// One of a Pod's `spec.volumes`: a claim, or a generic ephemeral volume
+/// (whose claim is named `<pod>-<volume>`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct PodVolume<'a> {
+    #[serde(borrow)]
+    pub(crate) name: Option<Str<'a>>,
+    #[serde(borrow)]
+    pub(crate) persistent_volume_claim: Option<ClaimSource<'a>>,
+    pub(crate) ephemeral: Option<de::IgnoredAny>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ClaimSource<'a> {
+    #[serde(borrow)]
+    pub(crate) claim_name: Option<Str<'a>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct CsiSource<'a> {
+    #[serde(borrow)]
+    pub(crate) driver: Option<Str<'a>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -23,6 +23,7 @@ pub mod alertmanager;
 mod health;
 mod intake;
 pub mod kafka;
+pub mod kubernetes;
 
 pub use health::{Health, SourceHealth};
 pub use intake::{Closed, Delivery, Intake, Position, StreamId, TrySendError};
