@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use anyhow::{Result, bail};
 use correlate::EngineConfig;
+use ingest::source::kubernetes::{self, LogSelector, PodLogSettings};
 use ingest::source::{alertmanager, kafka};
 use serde_saphyr::{Location, Spanned};
 
@@ -43,7 +44,7 @@ pub(crate) struct ServeConfig {
     pub(crate) idle_timeout: Duration,
     pub(crate) checkpoint_interval: Duration,
     pub(crate) alertmanager: Option<alertmanager::Settings>,
-    pub(crate) kubernetes: Option<KubernetesConfig>,
+    pub(crate) kubernetes: Option<kubernetes::Settings>,
     pub(crate) kafka: Option<kafka::Settings>,
     pub(crate) stdout: bool,
     pub(crate) kafka_sink: Option<KafkaSinkConfig>,
@@ -64,32 +65,6 @@ impl Default for ServeConfig {
             kafka_sink: None,
         }
     }
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct KubernetesConfig {
-    pub(crate) kubeconfig: Option<PathBuf>,
-    pub(crate) context: Option<String>,
-    pub(crate) namespaces: Vec<String>,
-    pub(crate) events: bool,
-    pub(crate) pods: bool,
-    pub(crate) nodes: bool,
-    pub(crate) volumes: bool,
-    pub(crate) stamp_observed_at: bool,
-    pub(crate) pod_logs: Option<PodLogsConfig>,
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct PodLogsConfig {
-    pub(crate) max_streams: usize,
-    pub(crate) select: Vec<LogSelectorConfig>,
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct LogSelectorConfig {
-    pub(crate) namespace: Option<String>,
-    pub(crate) labels: String,
-    pub(crate) container: Option<String>,
 }
 
 /// librdkafka properties; values may be secrets, so `Debug` shows keys only.
@@ -283,45 +258,53 @@ fn validate(c: &mut Checker<'_>, raw: &RawConfig, base: &Path) -> Config {
     }
 }
 
-fn kubernetes(c: &mut Checker<'_>, k: &RawKubernetes, base: &Path) -> Option<KubernetesConfig> {
+fn kubernetes(c: &mut Checker<'_>, k: &RawKubernetes, base: &Path) -> Option<kubernetes::Settings> {
     if !Checker::flag(k.enabled.as_ref(), true) {
         return None;
     }
-    let pod_logs = k
-        .pod_logs
-        .as_ref()
-        .map(|l| &l.value)
-        .map(|l| PodLogsConfig {
+    let pod_logs = k.pod_logs.as_ref().map(|l| {
+        if l.value.select.is_empty() {
+            c.error(
+                l.referenced,
+                "sources.kubernetes.pod_logs.select",
+                "name at least one selector (namespace, labels, container)",
+            );
+        }
+        let l = &l.value;
+        let field = "sources.kubernetes.pod_logs";
+        let selectors = l
+            .select
+            .iter()
+            .map(|s| {
+                let labels = s
+                    .labels
+                    .as_ref()
+                    .map(|l| l.value.clone())
+                    .unwrap_or_default();
+                if let Some(raw) = &s.labels
+                    && let Err(e) = kubernetes::check_label_selector(&raw.value)
+                {
+                    c.error(raw.referenced, &format!("{field}.select.labels"), e);
+                }
+                LogSelector {
+                    namespace: s.namespace.as_ref().map(|n| n.value.clone()),
+                    labels,
+                    container: s.container.as_ref().map(|n| n.value.clone()),
+                }
+            })
+            .collect();
+        PodLogSettings {
+            selectors,
             max_streams: c
                 .count(
                     l.max_streams.as_ref(),
                     "sources.kubernetes.pod_logs.max_streams",
                 )
                 .unwrap_or(100),
-            select: l
-                .select
-                .iter()
-                .map(|s| LogSelectorConfig {
-                    namespace: s.namespace.as_ref().map(|n| n.value.clone()),
-                    labels: s
-                        .labels
-                        .as_ref()
-                        .map(|l| l.value.clone())
-                        .unwrap_or_default(),
-                    container: s.container.as_ref().map(|n| n.value.clone()),
-                })
-                .collect(),
-        });
-    if let Some(l) = &k.pod_logs
-        && l.value.select.is_empty()
-    {
-        c.error(
-            l.referenced,
-            "sources.kubernetes.pod_logs.select",
-            "name at least one selector (namespace, labels, container)",
-        );
-    }
-    Some(KubernetesConfig {
+            backlog: c.duration(l.backlog.as_ref(), "sources.kubernetes.pod_logs.backlog"),
+        }
+    });
+    Some(kubernetes::Settings {
         kubeconfig: k.kubeconfig.as_ref().map(|p| base.join(&p.value)),
         context: c.text(k.context.as_ref(), "sources.kubernetes.context"),
         namespaces: k.namespaces.iter().map(|n| n.value.clone()).collect(),

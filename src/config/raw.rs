@@ -112,6 +112,9 @@ pub(super) struct RawKubernetes {
 pub(super) struct RawPodLogs {
     #[serde(default)]
     pub(super) max_streams: Option<Count>,
+    /// How far back a container's log is read when first opened.
+    #[serde(default)]
+    pub(super) backlog: Option<Text>,
     #[serde(default)]
     pub(super) select: Vec<RawLogSelector>,
 }

@@ -103,3 +103,23 @@ fn resolves_paths_against_the_config_file() {
     assert_eq!(c.serve.state_dir, PathBuf::from("/etc/epicenter/state"));
     assert_eq!(c.engine.lateness, correlate::Span::from_secs(30));
 }
+
+#[test]
+fn kubernetes_log_selectors_are_checked_where_they_are_written() {
+    let msg = errors(
+        "sources:\n  kubernetes:\n    pod_logs:\n      select:\n        - labels: 'app in (a,b'\n",
+    );
+    assert!(
+        msg.contains("c.yaml:5:19: sources.kubernetes.pod_logs.select.labels: unbalanced"),
+        "{msg}"
+    );
+    let c = parse(
+        "sources:\n  kubernetes:\n    namespaces: [a]\n    pod_logs:\n      backlog: 10m\n      select:\n        - {labels: app=vault, container: vault}\n",
+    )
+    .unwrap();
+    let k = c.serve.kubernetes.unwrap();
+    assert_eq!(k.namespaces, ["a"]);
+    let logs = k.pod_logs.unwrap();
+    assert_eq!(logs.selectors[0].labels, "app=vault");
+    assert_eq!(logs.backlog, Some(Duration::from_secs(600)));
+}

@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result};
 use ingest::Limits;
-use ingest::source::{Health, Intake, alertmanager, kafka};
+use ingest::source::{Health, Intake, alertmanager, kafka, kubernetes};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -140,6 +140,17 @@ async fn serve(config: Config, rules: Arc<correlate::rules::RuleSet>) -> Result<
     });
 
     let mut sources = Vec::new();
+    if let Some(settings) = &serve.kubernetes {
+        sources.push(spawn_source(
+            kubernetes::SOURCE,
+            kubernetes::run(
+                settings.clone(),
+                intake.clone(),
+                health.clone(),
+                cancel.child_token(),
+            ),
+        ));
+    }
     if let Some(settings) = &serve.kafka {
         sources.push(spawn_source(
             kafka::SOURCE,

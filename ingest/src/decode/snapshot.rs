@@ -182,17 +182,22 @@ impl Decoder {
         Decoder {
             topology: Topology::from_tables(
                 bounded(max, snap.topology, pod_info),
-                bounded(max, snap.pod_claims, |(namespace, name, claims)| PodClaims {
-                    namespace,
-                    name,
-                    claims,
+                bounded(max, snap.pod_claims, |(namespace, name, claims)| {
+                    PodClaims {
+                        namespace,
+                        name,
+                        claims,
+                    }
                 }),
                 bounded(max, snap.claims, |(namespace, name, volume)| ClaimInfo {
                     namespace,
                     name,
                     volume,
                 }),
-                bounded(max, snap.volumes, |(name, driver)| VolumeInfo { name, driver }),
+                bounded(max, snap.volumes, |(name, driver)| VolumeInfo {
+                    name,
+                    driver,
+                }),
             ),
             events: bounded(limits.max_occurrences, snap.events, |(count, time)| {
                 EventSeen {
