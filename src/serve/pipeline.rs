@@ -281,7 +281,9 @@ impl Pipeline {
                 Err(e) => {
                     self.decode_errors += 1;
                     self.metrics.decode_errors.get_or_create(&labels).inc();
-                    if self.decode_errors <= LOGGED_ERRORS || self.decode_errors.is_multiple_of(1000) {
+                    if self.decode_errors <= LOGGED_ERRORS
+                        || self.decode_errors.is_multiple_of(1000)
+                    {
                         tracing::warn!(source = d.source, stream = %d.stream, record = i, position = ?d.position, error = %e, total = self.decode_errors, "record skipped");
                     }
                 }
