@@ -1,0 +1,160 @@
+//! Kafka end to end: records/s through `epicenter serve` itself, from a
+//! topic to the engine (decoded, classified, correlated, checkpointed).
+//!
+//! Produces N contract records of 200-300 bytes (`testkit::contract_line`:
+//! Vector and Fluent Bit logs, core/v1 Events, Alertmanager bodies)
+//! round-robin into a topic of P partitions on librdkafka's mock cluster
+//! (which keeps about 5 MB per partition, hence many partitions), starts the
+//! release binary with a Kafka source on it (stdout sink off), and polls
+//! `/metrics` every 10 ms: records/s is N over the time from the first
+//! record counted to the last. The broker runs in this process, so its CPU
+//! is not the service's; the serve process's CPU time is reported apart.
+//!
+//! ```text
+//! serve_kafka [--records N] [--partitions P] [--bin target/release/epicenter]
+//! ```
+#![allow(clippy::print_stdout)] // the report is the output
+
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::mocking::MockCluster;
+
+const TOPIC: &str = "records";
+
+fn arg(name: &str) -> Option<String> {
+    let mut args = std::env::args().skip_while(|a| a != name);
+    args.next()?;
+    args.next()
+}
+
+/// One sample of serve's /metrics, by exact name and labels.
+fn metric(port: u16, sample: &str) -> Option<f64> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(sample)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("serve_kafka: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<(), String> {
+    let records: u64 = arg("--records")
+        .map_or(Ok(240_000), |v| v.parse())
+        .map_err(|e| format!("--records: {e}"))?;
+    let partitions: i32 = arg("--partitions")
+        .map_or(Ok(16), |v| v.parse())
+        .map_err(|e| format!("--partitions: {e}"))?;
+    let bin = arg("--bin").unwrap_or_else(|| "target/release/epicenter".to_string());
+
+    let cluster = MockCluster::new(1).map_err(|e| e.to_string())?;
+    cluster
+        .create_topic(TOPIC, partitions, 1)
+        .map_err(|e| e.to_string())?;
+    let bootstrap = cluster.bootstrap_servers();
+    let rt = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+    let bytes = rt.block_on(async {
+        let producer = testkit::producer(&bootstrap).map_err(|e| e.to_string())?;
+        let mut bytes = 0usize;
+        let mut seq = 0;
+        while seq < records {
+            let end = (seq + 50_000).min(records);
+            let batch: Vec<(i32, Vec<u8>)> = (seq..end)
+                .map(|s| {
+                    let line = testkit::contract_line("e2e", s).into_bytes();
+                    bytes += line.len();
+                    ((s % partitions as u64) as i32, line)
+                })
+                .collect();
+            testkit::produce(&producer, TOPIC, &batch)
+                .await
+                .map_err(|e| e.to_string())?;
+            seq = end;
+        }
+        Ok::<_, String>(bytes)
+    })?;
+    println!(
+        "produced {records} records ({:.0} bytes avg) into {partitions} partitions",
+        bytes as f64 / records as f64
+    );
+
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| e.to_string())?
+        .port();
+    let config = dir.path().join("epicenter.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen: 127.0.0.1:{port}\nstate_dir: state\nsources:\n  alertmanager: {{enabled: false}}\n  kafka: {{brokers: '{bootstrap}', topics: [{TOPIC}], group: bench}}\nsinks:\n  stdout: {{enabled: false}}\n"
+        ),
+    )
+    .map_err(|e| e.to_string())?;
+    let mut child = Command::new(&bin)
+        .args(["serve", "--config"])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("{bin}: {e}"))?;
+    let sample = r#"epicenter_records_total{source="kafka"}"#;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let (mut first, mut last) = (None, None);
+    while Instant::now() < deadline {
+        let n = metric(port, sample).unwrap_or(0.0);
+        if n > 0.0 && first.is_none() {
+            first = Some((Instant::now(), n));
+        }
+        if n >= records as f64 {
+            last = Some(Instant::now());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let cpu = cpu_seconds(child.id());
+    let errors = metric(port, r#"epicenter_decode_errors_total{source="kafka"}"#).unwrap_or(0.0);
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    let (Some((t0, n0)), Some(t1)) = (first, last) else {
+        return Err("serve did not take every record within 5 minutes".to_string());
+    };
+    let secs = t1.duration_since(t0).as_secs_f64();
+    println!(
+        "serve took {records} records: {:.0} records/s ({:.2} s from the first count, {n0} already counted then); serve CPU {cpu:.2} s in all; decode errors {errors}",
+        (records as f64 - n0) / secs,
+        secs
+    );
+    Ok(())
+}
