@@ -28,6 +28,8 @@
 //!   released log lines of that container as `<timestamp> <text>` with
 //!   `timestamps=true`, from `sinceTime` (whole seconds, lines at or after
 //!   it); `follow=true` keeps the stream open for further releases.
+//!   `sinceSeconds` is logged but not applied: it counts back from the wall
+//!   clock, and recordings keep their own times.
 //!   [`ApiServer::cut_log`] breaks a log connection (half a line, then an
 //!   error) and [`ApiServer::end_log`] ends it cleanly (the container exited).
 //!
