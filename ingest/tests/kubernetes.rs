@@ -488,6 +488,8 @@ fn log_line(pod: &str, timestamp: &str, message: &str) -> String {
     .to_string()
 }
 
+/// Follow container `app` of the pods in `apps` labelled `labels`; the first
+/// read of a log from the container's start.
 fn log_settings(server: &ApiServer, labels: &str, max_streams: usize) -> Settings {
     Settings {
         events: false,
@@ -659,12 +661,12 @@ async fn the_log_stream_cap_holds_and_waiting_containers_follow_later() {
     let collected = Collected::spawn(rx);
     let health = Health::default();
     let cancel = CancellationToken::new();
-    let task = start(
-        log_settings(&server, "app=fleet", 2),
-        intake,
-        &health,
-        &cancel,
-    );
+    let mut fleet = log_settings(&server, "app=fleet", 2);
+    if let Some(logs) = &mut fleet.pod_logs {
+        // The default: a first read goes 10 minutes back.
+        logs.backlog = PodLogSettings::default().backlog;
+    }
+    let task = start(fleet, intake, &health, &cancel);
     let logs = || {
         health
             .sources()
@@ -716,6 +718,16 @@ async fn the_log_stream_cap_holds_and_waiting_containers_follow_later() {
     stop(&cancel, task).await;
     assert_eq!(collected.lines().len(), 3);
     assert_eq!(logs().rejected(), vec![("max_streams", 1)]);
+    let log_requests: Vec<apiserver::Request> = server
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/log"))
+        .collect();
+    assert_eq!(log_requests.len(), 3, "{log_requests:?}");
+    for r in &log_requests {
+        assert_eq!(r.query.get("sinceSeconds").map(String::as_str), Some("600"));
+        assert!(!r.query.contains_key("sinceTime"));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

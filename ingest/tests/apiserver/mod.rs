@@ -28,6 +28,8 @@
 //!   released log lines of that container as `<timestamp> <text>` with
 //!   `timestamps=true`, from `sinceTime` (whole seconds, lines at or after
 //!   it); `follow=true` keeps the stream open for further releases.
+//!   `sinceSeconds` is logged but not applied: it counts back from the wall
+//!   clock, and recordings keep their own times.
 //!   [`ApiServer::cut_log`] breaks a log connection (half a line, then an
 //!   error) and [`ApiServer::end_log`] ends it cleanly (the container exited).
 //!
@@ -286,10 +288,10 @@ impl World {
         BASE + self.released as u64
     }
 
-    /// The objects of `resource` as of `at` (a resourceVersion), by
-    /// (namespace, name).
-    fn objects_at(&self, resource: Resource, at: u64) -> BTreeMap<(String, String), Value> {
-        let mut out = BTreeMap::new();
+    /// The objects of `resource` as of `at` (a resourceVersion), in
+    /// (namespace, name) order.
+    fn objects_at(&self, resource: Resource, at: u64) -> Vec<&Value> {
+        let mut out: BTreeMap<(&str, &str), &Value> = BTreeMap::new();
         let upto = ((at - BASE) as usize).min(self.released);
         for step in &self.steps[..upto] {
             let Step::Watch {
@@ -303,23 +305,18 @@ impl World {
             if *r != resource {
                 continue;
             }
+            let meta = &object["metadata"];
             let key = (
-                object["metadata"]["namespace"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned(),
-                object["metadata"]["name"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned(),
+                meta["namespace"].as_str().unwrap_or_default(),
+                meta["name"].as_str().unwrap_or_default(),
             );
             if type_ == "DELETED" {
                 out.remove(&key);
             } else {
-                out.insert(key, object.clone());
+                out.insert(key, object);
             }
         }
-        out
+        out.into_values().collect()
     }
 }
 
@@ -705,19 +702,10 @@ async fn list(shared: Arc<Shared>, view: View, req: &Request) -> Response {
         },
         None => (world.current_rv(), 0),
     };
-    let items: Vec<Value> = world
+    let items: Vec<&Value> = world
         .objects_at(view.resource, at)
-        .into_values()
+        .into_iter()
         .filter(|o| view.shows(o))
-        .map(|o| {
-            let mut o = view.render(&o);
-            // List items carry no kind or apiVersion.
-            if let Some(m) = o.as_object_mut() {
-                m.remove("kind");
-                m.remove("apiVersion");
-            }
-            o
-        })
         .collect();
     let limit = req
         .query
@@ -727,7 +715,18 @@ async fn list(shared: Arc<Shared>, view: View, req: &Request) -> Response {
         .unwrap_or(usize::MAX)
         .min(world.options.max_page.unwrap_or(usize::MAX));
     let end = offset.saturating_add(limit).min(items.len());
-    let page = items.get(offset.min(end)..end).unwrap_or_default().to_vec();
+    let page: Vec<Value> = items[offset.min(end)..end]
+        .iter()
+        .map(|o| {
+            let mut o = view.render(o);
+            // List items carry no kind or apiVersion.
+            if let Some(m) = o.as_object_mut() {
+                m.remove("kind");
+                m.remove("apiVersion");
+            }
+            o
+        })
+        .collect();
     let mut metadata = json!({"resourceVersion": at.to_string()});
     if end < items.len() {
         metadata["continue"] = json!(format!("{at}:{end}"));

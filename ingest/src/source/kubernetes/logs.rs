@@ -32,7 +32,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use futures::{AsyncBufReadExt, AsyncReadExt, FutureExt, StreamExt, stream};
+use futures::{AsyncBufReadExt, AsyncReadExt, StreamExt, stream};
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 use kube::api::LogParams;
 use kube::runtime::{WatchStreamExt, watcher};
@@ -206,6 +206,52 @@ struct RecordPod<'a> {
     pod_labels: &'a BTreeMap<String, String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pod_owner: Option<&'a str>,
+}
+
+/// One line read from a log.
+enum Read {
+    /// A whole line, or the last one of a log that ended without a newline.
+    Line(Vec<u8>),
+    /// The first [`MAX_LINE`] bytes of a longer line; the rest was skipped.
+    Oversized(Vec<u8>),
+}
+
+/// The lines of a log, as they arrive; ends at the end of the log, or after
+/// an error.
+fn read_lines<R>(reader: R) -> impl futures::Stream<Item = std::io::Result<Read>>
+where
+    R: futures::AsyncBufRead + Unpin,
+{
+    stream::unfold(Some(reader), |reader| async move {
+        let mut reader = reader?;
+        let mut buf = Vec::with_capacity(256);
+        match (&mut reader)
+            .take(MAX_LINE)
+            .read_until(b'\n', &mut buf)
+            .await
+        {
+            Ok(0) => None,
+            Ok(n) if n as u64 == MAX_LINE && !buf.ends_with(b"\n") => {
+                let mut rest = Vec::new();
+                loop {
+                    rest.clear();
+                    match (&mut reader)
+                        .take(MAX_LINE)
+                        .read_until(b'\n', &mut rest)
+                        .await
+                    {
+                        Ok(0) => break,
+                        Ok(_) if rest.ends_with(b"\n") => break,
+                        Ok(_) => {}
+                        Err(e) => return Some((Err(e), None)),
+                    }
+                }
+                Some((Ok(Read::Oversized(buf)), Some(reader)))
+            }
+            Ok(_) => Some((Ok(Read::Line(buf)), Some(reader))),
+            Err(e) => Some((Err(e), None)),
+        }
+    })
 }
 
 /// A followed container: pod uid and container name.
@@ -706,49 +752,39 @@ impl Job {
             () = self.cancel.cancelled() => return Ok(()),
             r = api.log_stream(&self.pod.name, &params) => r.map_err(|e| e.to_string())?,
         };
-        let mut reader = Box::pin(reader);
+        // The lines that are ready together make one delivery.
+        let mut chunks = std::pin::pin!(read_lines(Box::pin(reader)).ready_chunks(BATCH));
         let mut lines = Vec::new();
-        let mut buf = Vec::with_capacity(1024);
-        // Inside the dropped tail of an oversized line.
-        let mut skipping = false;
         loop {
-            buf.clear();
-            let mut limited = (&mut reader).take(MAX_LINE);
-            let read = tokio::select! {
+            let chunk = tokio::select! {
                 () = self.cancel.cancelled() => return Ok(()),
-                r = limited.read_until(b'\n', &mut buf) => r,
+                chunk = chunks.next() => chunk,
             };
-            match read {
-                Ok(0) => {
-                    self.flush(&mut lines, delivered).await;
-                    return Ok(());
-                }
-                Ok(_) if skipping => skipping = !buf.ends_with(b"\n"),
-                Ok(n) if n as u64 == MAX_LINE && !buf.ends_with(b"\n") => {
-                    self.shared.health.reject("oversized_log_line");
-                    tracing::warn!(stream = %self.stream, max_bytes = MAX_LINE, "log line too long, the rest dropped");
-                    skipping = true;
-                    self.line(&buf, &mut lines);
-                }
-                // A whole line, or the last one of a log that ended without
-                // a newline.
-                Ok(_) => self.line(&buf, &mut lines),
-                // A line cut off by a dropped connection is not taken: the
-                // reconnection reads it again, whole.
-                Err(e) => {
-                    self.flush(&mut lines, delivered).await;
-                    return Err(e.to_string());
+            let Some(chunk) = chunk else {
+                return Ok(());
+            };
+            let mut failed = None;
+            for read in chunk {
+                match read {
+                    Ok(Read::Line(raw)) => self.line(&raw, &mut lines),
+                    Ok(Read::Oversized(head)) => {
+                        self.shared.health.reject("oversized_log_line");
+                        tracing::warn!(stream = %self.stream, max_bytes = MAX_LINE, "log line too long, the rest dropped");
+                        self.line(&head, &mut lines);
+                    }
+                    // A line cut off by a dropped connection is not taken:
+                    // the reconnection reads it again, whole.
+                    Err(e) => {
+                        failed = Some(e.to_string());
+                        break;
+                    }
                 }
             }
-            // Deliver now unless another whole line is already here (a
-            // partial one may take its time).
-            let more = reader
-                .as_mut()
-                .fill_buf()
-                .now_or_never()
-                .is_some_and(|r| r.is_ok_and(|b| b.contains(&b'\n')));
-            if (lines.len() >= BATCH || !more) && !self.flush(&mut lines, delivered).await {
+            if !self.flush(&mut lines, delivered).await {
                 return Ok(());
+            }
+            if let Some(e) = failed {
+                return Err(e);
             }
         }
     }

@@ -100,9 +100,10 @@ pub struct PodLogSettings {
     /// wait for a free slot and are counted (`max_streams` rejections).
     pub max_streams: usize,
     /// On first opening a container's log, read only this far back
-    /// (`sinceSeconds`); `None`: from the container's start, as a log
-    /// shipper does on its first run. Reconnections always resume after the
-    /// last line read.
+    /// (`sinceSeconds`; default 10 minutes: enough for a crash-looping
+    /// container's last words, not hours of history that would only be late
+    /// records after a restart of the service); `None`: from the container's
+    /// start. Reconnections always resume after the last line read.
     pub backlog: Option<Duration>,
 }
 
@@ -111,7 +112,7 @@ impl Default for PodLogSettings {
         PodLogSettings {
             selectors: Vec::new(),
             max_streams: 100,
-            backlog: None,
+            backlog: Some(Duration::from_secs(600)),
         }
     }
 }

@@ -294,7 +294,7 @@ impl Watch {
 
     /// Hands `lines` to the pipeline, waiting for room; `false` when the
     /// pipeline is shut down or the watch cancelled.
-    pub(super) async fn deliver(&self, lines: Vec<String>) -> bool {
+    async fn deliver(&self, lines: Vec<String>) -> bool {
         let n = lines.len() as u64;
         let delivery = Delivery::new(SOURCE, self.stream.clone(), lines);
         tokio::select! {
