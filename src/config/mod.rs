@@ -301,7 +301,9 @@ fn kubernetes(c: &mut Checker<'_>, k: &RawKubernetes, base: &Path) -> Option<kub
                     "sources.kubernetes.pod_logs.max_streams",
                 )
                 .unwrap_or(100),
-            backlog: c.duration(l.backlog.as_ref(), "sources.kubernetes.pod_logs.backlog"),
+            backlog: c
+                .duration(l.backlog.as_ref(), "sources.kubernetes.pod_logs.backlog")
+                .or(PodLogSettings::default().backlog),
         }
     });
     Some(kubernetes::Settings {
