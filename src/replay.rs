@@ -14,8 +14,7 @@ use correlate::{Engine, EngineConfig, Event, IncidentReport, Origin, Span};
 use ingest::{Decoded, Decoder, Limits, Lines, Parsed};
 use sinks::ndjson::NdjsonSink;
 
-use crate::config::Config;
-use crate::rules_cmd;
+use crate::config;
 
 /// How many malformed lines are shown before only counting.
 const SHOWN_ERRORS: u64 = 20;
@@ -264,18 +263,9 @@ impl Replayer {
 }
 
 pub(crate) fn run(args: &Args) -> Result<ExitCode> {
-    let config = match &args.config {
-        Some(p) => Config::load(p)?,
-        None => Config::default(),
-    };
-    let mut rule_dirs = config.rules.clone();
-    rule_dirs.extend(args.rules.iter().cloned());
-    let rules = match rules_cmd::load(&rule_dirs) {
-        Ok(r) => r,
-        Err(errors) => {
-            eprintln!("{errors}");
-            return Ok(ExitCode::from(2));
-        }
+    let (config, rules) = match config::load_with_rules(args.config.as_deref(), &args.rules)? {
+        Ok(loaded) => loaded,
+        Err(code) => return Ok(code),
     };
     let mut engine_config = config.engine;
     if let Some(l) = args.lateness {

@@ -16,49 +16,13 @@ use std::time::Duration;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Message};
 use serde_json::Value;
-use support::{Serve, wait_for};
+use support::{Serve, apply, latest, wait_for};
 use testkit::Tansu;
 
 const LATENESS: &str = "10s";
 
 fn example() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/nfs-csi-cascade.ndjson")
-}
-
-/// The fields of an incident that are final once its records are in.
-fn essence(i: &Value) -> Value {
-    let mut e = serde_json::Map::new();
-    for k in [
-        "id",
-        "rule",
-        "title",
-        "root_cause",
-        "affected",
-        "first_seen",
-        "opened_at",
-        "signals",
-    ] {
-        e.insert(k.to_string(), i[k].clone());
-    }
-    Value::Object(e)
-}
-
-/// The latest state of each incident, by id; merged ones leave.
-fn latest(changes: impl IntoIterator<Item = Value>) -> BTreeMap<String, Value> {
-    let mut out = BTreeMap::new();
-    apply(&mut out, changes);
-    out
-}
-
-fn apply(state: &mut BTreeMap<String, Value>, changes: impl IntoIterator<Item = Value>) {
-    for c in changes {
-        let id = c["id"].as_str().unwrap().to_string();
-        if c["change"] == "merged" {
-            state.remove(&id);
-        } else {
-            state.insert(id, essence(&c));
-        }
-    }
 }
 
 fn replay() -> BTreeMap<String, Value> {

@@ -18,42 +18,12 @@ use std::process::Command;
 
 use apiserver::{ApiServer, Options, Recording, Resource};
 use serde_json::Value;
-use support::{Serve, wait_for};
+use support::{Serve, latest, wait_for};
 
 const LATENESS: &str = "10s";
 
 fn recording_path() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("ingest/tests/apiserver/csi-cascade.ndjson")
-}
-
-fn essence(i: &Value) -> Value {
-    let mut e = serde_json::Map::new();
-    for k in [
-        "id",
-        "rule",
-        "title",
-        "root_cause",
-        "affected",
-        "first_seen",
-        "opened_at",
-        "signals",
-    ] {
-        e.insert(k.to_string(), i[k].clone());
-    }
-    Value::Object(e)
-}
-
-fn latest(changes: impl IntoIterator<Item = Value>) -> BTreeMap<String, Value> {
-    let mut out = BTreeMap::new();
-    for c in changes {
-        let id = c["id"].as_str().unwrap().to_string();
-        if c["change"] == "merged" {
-            out.remove(&id);
-        } else {
-            out.insert(id, essence(&c));
-        }
-    }
-    out
 }
 
 /// Replay's incidents and signal count for the recording.

@@ -116,6 +116,28 @@ impl Config {
     }
 }
 
+/// The config (`--config`, else the defaults) and its rules plus `extra_rules`
+/// (`--rules`); `Ok(Err(code))` when the rules do not load (every error is
+/// printed).
+pub(crate) fn load_with_rules(
+    config: Option<&Path>,
+    extra_rules: &[PathBuf],
+) -> Result<Result<(Config, std::sync::Arc<correlate::rules::RuleSet>), std::process::ExitCode>> {
+    let config = match config {
+        Some(p) => Config::load(p)?,
+        None => Config::default(),
+    };
+    let mut dirs = config.rules.clone();
+    dirs.extend(extra_rules.iter().cloned());
+    match crate::rules_cmd::load(&dirs) {
+        Ok(rules) => Ok(Ok((config, rules))),
+        Err(errors) => {
+            eprintln!("{errors}");
+            Ok(Err(std::process::ExitCode::from(2)))
+        }
+    }
+}
+
 /// `epicenter config check FILE`: the config and the rules it names.
 pub(crate) fn check(path: &Path) -> Result<std::process::ExitCode> {
     let config = match Config::load(path) {

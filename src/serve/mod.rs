@@ -31,8 +31,7 @@ use ingest::source::{Health, Intake, alertmanager, kafka, kubernetes};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
-use crate::rules_cmd;
+use crate::config::{self, Config};
 
 use self::checkpoint::StateDir;
 use self::metrics::Metrics;
@@ -52,18 +51,9 @@ pub(crate) struct Args {
 }
 
 pub(crate) fn run(args: &Args) -> Result<ExitCode> {
-    let config = match &args.config {
-        Some(p) => Config::load(p)?,
-        None => Config::default(),
-    };
-    let mut rule_dirs = config.rules.clone();
-    rule_dirs.extend(args.rules.iter().cloned());
-    let rules = match rules_cmd::load(&rule_dirs) {
-        Ok(r) => r,
-        Err(errors) => {
-            eprintln!("{errors}");
-            return Ok(ExitCode::from(2));
-        }
+    let (config, rules) = match config::load_with_rules(args.config.as_deref(), &args.rules)? {
+        Ok(loaded) => loaded,
+        Err(code) => return Ok(code),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -54,6 +54,49 @@ pub(crate) fn program(names: &[&str], install: &str) -> PathBuf {
     );
 }
 
+/// The fields of an incident that are final once its records are in.
+pub(crate) fn essence(i: &serde_json::Value) -> serde_json::Value {
+    let mut e = serde_json::Map::new();
+    for k in [
+        "id",
+        "rule",
+        "title",
+        "root_cause",
+        "affected",
+        "first_seen",
+        "opened_at",
+        "signals",
+    ] {
+        e.insert(k.to_string(), i[k].clone());
+    }
+    serde_json::Value::Object(e)
+}
+
+/// Applies incident changes (or replay's incidents) to the latest state by
+/// id; a `merged` change removes the incident.
+pub(crate) fn apply(
+    state: &mut std::collections::BTreeMap<String, serde_json::Value>,
+    changes: impl IntoIterator<Item = serde_json::Value>,
+) {
+    for c in changes {
+        let id = c["id"].as_str().unwrap().to_string();
+        if c["change"] == "merged" {
+            state.remove(&id);
+        } else {
+            state.insert(id, essence(&c));
+        }
+    }
+}
+
+/// The latest state of each incident, by id.
+pub(crate) fn latest(
+    changes: impl IntoIterator<Item = serde_json::Value>,
+) -> std::collections::BTreeMap<String, serde_json::Value> {
+    let mut out = std::collections::BTreeMap::new();
+    apply(&mut out, changes);
+    out
+}
+
 /// A running `epicenter serve`.
 pub(crate) struct Serve {
     child: Child,
