@@ -374,3 +374,18 @@ fn every_shipped_rule_file_is_embedded_in_the_binary() {
     let embedded = bin().arg("replay").arg(&example).output().expect("run");
     assert_eq!(embedded.stdout, replay(&example).stdout);
 }
+
+/// The incident document is two-way: sinks that read it back (the outbox,
+/// the history) see what `replay` printed, field for field.
+#[test]
+fn replay_output_reads_back_as_incident_reports() {
+    for s in streams() {
+        let out = replay(&s);
+        for line in String::from_utf8(out.stdout).expect("utf-8").lines() {
+            let report: correlate::IncidentReport = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("{}: {e}: {line}", s.display()));
+            let again = serde_json::to_string(&report).expect("serializes");
+            assert_eq!(again, line, "{}: a report does not round-trip", s.display());
+        }
+    }
+}

@@ -99,10 +99,10 @@ pub struct Member {
 }
 
 /// What an absence rule found missing.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct AbsenceFacts {
     /// Signals that were not seen.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub absent: Vec<String>,
     /// The window in which nothing of them was seen.
     pub since: EventTime,

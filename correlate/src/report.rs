@@ -4,14 +4,14 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::incident::{AbsenceFacts, Incident, Role, Status};
+use crate::incident::{AbsenceFacts, Incident, Role, RuleKind, Status};
 use crate::model::{Entity, Severity};
 use crate::time::{EventTime, Span};
 
 /// An entity as reported: kind, namespace, name, node.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct EntityRef {
     pub kind: String,
     pub namespace: Option<String>,
@@ -30,7 +30,7 @@ impl From<&Entity<'_>> for EntityRef {
     }
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RootCause {
     pub signal: String,
     pub summary: String,
@@ -38,7 +38,7 @@ pub struct RootCause {
     pub attributes: BTreeMap<String, String>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Affected {
     #[serde(flatten)]
     pub entity: EntityRef,
@@ -46,7 +46,7 @@ pub struct Affected {
     pub role: Role,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Tie {
     pub entity: String,
     pub signal: String,
@@ -54,40 +54,40 @@ pub struct Tie {
     pub first: EventTime,
     pub last: EventTime,
     pub records: u64,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub joined_by: Vec<String>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Window {
     pub before: Span,
     pub after: Span,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Merged {
     pub id: String,
     pub rule: String,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Explanation {
     pub rule: String,
-    pub kind: &'static str,
-    #[serde(skip_serializing_if = "String::is_empty")]
+    pub kind: RuleKind,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub description: String,
     pub window: Window,
     pub ties: Vec<Tie>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub absence: Option<AbsenceFacts>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub merged: Vec<Merged>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resolved_by: Option<String>,
 }
 
 /// One output line of `epicenter replay`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct IncidentReport {
     pub id: String,
     pub rule: String,
@@ -157,7 +157,7 @@ impl IncidentReport {
             version: inc.version,
             explanation: Explanation {
                 rule: inc.rule_id.clone(),
-                kind: inc.rule.kind().as_str(),
+                kind: inc.rule.kind(),
                 description: inc.description.clone(),
                 window: Window {
                     before: inc.window_before,

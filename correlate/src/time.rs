@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// An instant in event time: microseconds since the Unix epoch.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -55,6 +55,22 @@ impl fmt::Display for EventTime {
 impl Serialize for EventTime {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)
+    }
+}
+
+/// Reads what `Serialize` writes: RFC 3339, or `@<µs>us` for instants
+/// outside the calendar (`EventTime::MIN`).
+impl<'de> Deserialize<'de> for EventTime {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<EventTime, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        if let Some(us) = s.strip_prefix('@').and_then(|r| r.strip_suffix("us")) {
+            return us
+                .parse()
+                .map(EventTime)
+                .map_err(|_| serde::de::Error::custom(format_args!("`{s}` is not a time")));
+        }
+        EventTime::parse_rfc3339(&s)
+            .ok_or_else(|| serde::de::Error::custom(format_args!("`{s}` is not an RFC 3339 time")))
     }
 }
 
@@ -110,6 +126,14 @@ impl Serialize for Span {
     }
 }
 
+impl<'de> Deserialize<'de> for Span {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Span, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Span::parse(&s)
+            .ok_or_else(|| serde::de::Error::custom(format_args!("`{s}` is not a duration")))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,5 +154,20 @@ mod tests {
         assert_eq!(Span::parse("1h"), Some(Span::from_secs(3600)));
         assert_eq!(Span::parse("soon"), None);
         assert_eq!(Span::from_secs(150).to_string(), "2m30s");
+    }
+
+    #[test]
+    fn times_and_spans_read_back_what_they_write() {
+        for t in [
+            EventTime::parse_rfc3339("2026-03-16T08:00:00.194216Z").expect("valid"),
+            EventTime::MIN,
+        ] {
+            let json = serde_json::to_string(&t).expect("serializes");
+            assert_eq!(serde_json::from_str::<EventTime>(&json).expect("reads"), t);
+        }
+        let s = Span::from_secs(3600 + 120);
+        let json = serde_json::to_string(&s).expect("serializes");
+        assert_eq!(serde_json::from_str::<Span>(&json).expect("reads"), s);
+        assert!(serde_json::from_str::<EventTime>("\"soon\"").is_err());
     }
 }

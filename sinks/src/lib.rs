@@ -2,10 +2,24 @@
 //!
 //! Every sink takes [`correlate::IncidentReport`]s, the contract-shaped view
 //! of an incident, so what a person reads in Slack, what a pipeline reads
-//! from Kafka and what `epicenter replay` prints are one document.
+//! from Kafka, what the history stores and what `epicenter replay` prints
+//! are one document.
+//!
+//! - Streams for machines: [`ndjson`] (stdout, files) and [`kafka`] take
+//!   every change ([`change::IncidentChange`]).
+//! - Notifications for people: [`notify`] decides which changes are worth a
+//!   message, routes them and renders them for Slack, ntfy and webhooks.
+//! - [`outbox`]: the durable queue in the state directory every delivery
+//!   goes through: retries with backoff and jitter, rate limits, dead
+//!   letters, and idempotency across restarts.
+//! - [`history`]: every incident version as Parquet, queried with
+//!   read-only SQL (DataFusion).
 //!
 //! Design choice: sinks never see engine internals and never depend on
 //! `ingest`; the binary wires the two ends together.
 
+pub mod change;
+pub mod history;
 pub mod kafka;
 pub mod ndjson;
+pub mod notify;

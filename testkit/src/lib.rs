@@ -15,6 +15,10 @@
 //! the working directory, its environment variables cleared, no topic
 //! auto-creation.
 
+pub mod ntfy;
+pub mod slack;
+pub mod webhook;
+
 use std::fmt;
 use std::fs::File;
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};

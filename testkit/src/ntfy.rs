@@ -1,0 +1,1 @@
+//! A local ntfy service for tests (being written).

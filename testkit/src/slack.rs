@@ -1,0 +1,1 @@
+//! A local slack service for tests (being written).

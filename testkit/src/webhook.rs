@@ -1,0 +1,1 @@
+//! A local webhook service for tests (being written).
