@@ -2,6 +2,8 @@
 //! rules and correlation in `correlate`, output in `sinks`.
 
 mod config;
+mod query;
+mod record;
 mod replay;
 mod rule_files;
 mod rule_tests;
@@ -44,6 +46,8 @@ enum Command {
     Replay(replay::Args),
     /// Run the live service: sources in, incidents out, state checkpointed.
     Serve(serve::Args),
+    /// Query the incident history with read-only SQL.
+    Query(query::Args),
     /// Check a configuration file.
     Config {
         #[command(subcommand)]
@@ -102,6 +106,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Replay(args) => replay::run(&args),
         Command::Serve(args) => serve::run(&args),
+        Command::Query(args) => query::run(&args),
         Command::Config { command } => match command {
             ConfigCommand::Check { file } => config::check(&file),
         },

@@ -15,6 +15,7 @@ use ingest::{Decoded, Decoder, Limits, Lines, Parsed};
 use sinks::ndjson::NdjsonSink;
 
 use crate::config;
+use crate::record::HistoryRecorder;
 
 /// How many malformed lines are shown before only counting.
 const SHOWN_ERRORS: u64 = 20;
@@ -33,6 +34,10 @@ pub(crate) struct Args {
     /// Print throughput and engine counters on stderr at the end.
     #[arg(long)]
     stats: bool,
+    /// Also write every incident version to the incident history in DIR
+    /// (Parquet; query it with `epicenter query --history DIR`).
+    #[arg(long, value_name = "DIR")]
+    history: Option<PathBuf>,
     /// Input files (NDJSON); `-` reads standard input.
     #[arg(required = true, value_name = "FILE")]
     files: Vec<PathBuf>,
@@ -67,6 +72,10 @@ pub(crate) struct Replayer {
     files: u32,
     /// A spare allocation for the events of one line.
     events: Vec<Event<'static>>,
+    /// `--history`: records incident versions as they change.
+    history: Option<HistoryRecorder>,
+    /// The first failure to write the history (ends the replay).
+    history_error: Option<anyhow::Error>,
 }
 
 /// Lines per batch: small enough that a batch is still in cache when it is
@@ -184,6 +193,25 @@ impl Replayer {
             bytes: 0,
             files: 0,
             events: Vec::with_capacity(8),
+            history: None,
+            history_error: None,
+        }
+    }
+
+    /// Records incident versions into the history as they change.
+    pub(crate) fn with_history(mut self, recorder: HistoryRecorder) -> Replayer {
+        self.history = Some(recorder);
+        self
+    }
+
+    fn record(&mut self, updates: &[correlate::IncidentUpdate]) {
+        if updates.is_empty() || self.history_error.is_some() {
+            return;
+        }
+        if let Some(h) = &mut self.history
+            && let Err(e) = h.record(&self.engine, updates)
+        {
+            self.history_error = Some(e);
         }
     }
 
@@ -237,11 +265,13 @@ impl Replayer {
                 {
                     // No event, but the record's time still moves the watermark.
                     Ok(Decoded::Duplicate { time } | Decoded::Unchanged { time }) => {
-                        self.engine.observe(time);
+                        let updates = self.engine.observe(time);
+                        self.record(&updates);
                     }
                     Ok(_) => {
                         for ev in &evs {
-                            self.engine.push(ev);
+                            let updates = self.engine.push(ev);
+                            self.record(&updates);
                         }
                     }
                     Err(e) => self.malformed.report(name, *n, &e),
@@ -256,9 +286,18 @@ impl Replayer {
         parsed.into_owner()
     }
 
-    pub(crate) fn finish(mut self) -> (Engine, Decoder, Malformed) {
-        self.engine.finish();
-        (self.engine, self.decoder, self.malformed)
+    /// Flushes every window; with `--history`, writes the history out.
+    pub(crate) fn finish(mut self) -> Result<(Engine, Decoder, Malformed, u64)> {
+        let updates = self.engine.finish();
+        self.record(&updates);
+        if let Some(e) = self.history_error.take() {
+            return Err(e);
+        }
+        let rows = match self.history.take() {
+            Some(h) => h.finish(&self.engine)?,
+            None => 0,
+        };
+        Ok((self.engine, self.decoder, self.malformed, rows))
     }
 }
 
@@ -306,7 +345,10 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
     });
 
     let started = Instant::now();
-    let mut replayer = Replayer::new(rules, engine_config);
+    let mut replayer = Replayer::new(rules.clone(), engine_config);
+    if let Some(dir) = &args.history {
+        replayer = replayer.with_history(HistoryRecorder::open(dir, &rules)?);
+    }
     for (name, reader, _) in inputs {
         replayer.feed(&name, reader, progress.as_ref())?;
     }
@@ -314,7 +356,7 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
         p.finish_and_clear();
     }
     let bytes = replayer.bytes;
-    let (engine, decoder, malformed) = replayer.finish();
+    let (engine, decoder, malformed, history_rows) = replayer.finish()?;
     let elapsed = started.elapsed();
 
     let stdout = io::stdout();
@@ -331,6 +373,12 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
         );
     } else if malformed.count > 0 {
         eprintln!("epicenter: {} malformed lines skipped", malformed.count);
+    }
+    if let Some(dir) = &args.history {
+        eprintln!(
+            "epicenter: {history_rows} incident versions written to the history in {}",
+            dir.display()
+        );
     }
     if args.stats {
         let s = engine.stats();

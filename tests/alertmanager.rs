@@ -160,7 +160,7 @@ fn bad_requests_get_the_documented_answers_and_are_counted() {
         &["--rules", &rules_dir()],
     );
     let url = format!("{}/api/v1/alertmanager", serve.base);
-    let client = reqwest::blocking::Client::new();
+    let client = testkit::blocking_client();
     let post = |body: String, token: &str| {
         let r = client
             .post(&url)

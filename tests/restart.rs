@@ -60,7 +60,7 @@ fn body(starts_at: &str, resolved_at: Option<&str>) -> String {
 }
 
 fn post(serve: &Serve, body: String) {
-    let r = reqwest::blocking::Client::new()
+    let r = testkit::blocking_client()
         .post(format!("{}/api/v1/alertmanager", serve.base))
         .body(body)
         .send()

@@ -99,7 +99,7 @@ pub struct Member {
 }
 
 /// What an absence rule found missing.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AbsenceFacts {
     /// Signals that were not seen.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -30,7 +30,7 @@ impl From<&Entity<'_>> for EntityRef {
     }
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RootCause {
     pub signal: String,
     pub summary: String,
@@ -38,7 +38,7 @@ pub struct RootCause {
     pub attributes: BTreeMap<String, String>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Affected {
     #[serde(flatten)]
     pub entity: EntityRef,
@@ -46,7 +46,7 @@ pub struct Affected {
     pub role: Role,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tie {
     pub entity: String,
     pub signal: String,
@@ -58,19 +58,19 @@ pub struct Tie {
     pub joined_by: Vec<String>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Window {
     pub before: Span,
     pub after: Span,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Merged {
     pub id: String,
     pub rule: String,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Explanation {
     pub rule: String,
     pub kind: RuleKind,
@@ -87,7 +87,7 @@ pub struct Explanation {
 }
 
 /// One output line of `epicenter replay`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IncidentReport {
     pub id: String,
     pub rule: String,

@@ -30,7 +30,7 @@ async fn start(settings: Settings, queue: usize) -> Receiver {
         url: format!("http://{addr}{PATH}"),
         rx,
         health,
-        client: reqwest::Client::new(),
+        client: testkit::http_client(),
     }
 }
 

@@ -23,3 +23,5 @@ pub mod history;
 pub mod kafka;
 pub mod ndjson;
 pub mod notify;
+pub mod outbox;
+pub mod stream;

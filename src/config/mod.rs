@@ -9,6 +9,7 @@
 //! or logs.
 
 mod check;
+mod notify;
 mod raw;
 
 use std::collections::BTreeMap;
@@ -24,6 +25,7 @@ use ingest::source::{alertmanager, kafka};
 use serde_saphyr::{Location, Spanned};
 
 use self::check::{Checker, Env};
+pub(crate) use self::notify::{NotifierConfig, NotifyConfig};
 use self::raw::{RawConfig, RawKafkaSink, RawKafkaSource, RawKubernetes, RawSinks};
 
 /// Validated settings.
@@ -47,7 +49,29 @@ pub(crate) struct ServeConfig {
     pub(crate) kubernetes: Option<kubernetes::Settings>,
     pub(crate) kafka: Option<kafka::Settings>,
     pub(crate) stdout: bool,
+    pub(crate) file_sink: Option<PathBuf>,
     pub(crate) kafka_sink: Option<KafkaSinkConfig>,
+    pub(crate) history: Option<HistoryConfig>,
+    pub(crate) notify: NotifyConfig,
+    /// Deliveries a target may have queued before the pipeline waits.
+    pub(crate) outbox_max_pending: u64,
+    pub(crate) api: ApiConfig,
+    pub(crate) external_url: Option<String>,
+}
+
+/// The incident history (`sinks.history`).
+#[derive(Debug, Clone)]
+pub(crate) struct HistoryConfig {
+    pub(crate) dir: PathBuf,
+    pub(crate) flush_interval: Duration,
+    pub(crate) max_rows: usize,
+}
+
+/// `/api/v1/*`.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ApiConfig {
+    pub(crate) token: Option<String>,
+    pub(crate) limits: sinks::history::QueryLimits,
 }
 
 impl Default for ServeConfig {
@@ -62,7 +86,17 @@ impl Default for ServeConfig {
             kubernetes: None,
             kafka: None,
             stdout: true,
+            file_sink: None,
             kafka_sink: None,
+            history: Some(HistoryConfig {
+                dir: PathBuf::from("epicenter-state/history"),
+                flush_interval: Duration::from_secs(5),
+                max_rows: 50_000,
+            }),
+            notify: NotifyConfig::default(),
+            outbox_max_pending: 100_000,
+            api: ApiConfig::default(),
+            external_url: None,
         }
     }
 }
@@ -169,11 +203,18 @@ pub(crate) fn check(path: &Path) -> Result<std::process::ExitCode> {
     if s.stdout {
         sinks.push("stdout");
     }
+    if s.file_sink.is_some() {
+        sinks.push("file");
+    }
     if s.kafka_sink.is_some() {
         sinks.push("kafka");
     }
+    if s.history.is_some() {
+        sinks.push("history");
+    }
+    let notifiers: Vec<String> = s.notify.targets.iter().map(|t| t.name.clone()).collect();
     eprintln!(
-        "{}: ok ({} signals, {} correlations, {} absences; listen {}; sources: {}; sinks: {})",
+        "{}: ok ({} signals, {} correlations, {} absences; listen {}; sources: {}; sinks: {}; notifiers: {})",
         path.display(),
         rules.signals.len(),
         rules.correlations.len(),
@@ -188,6 +229,11 @@ pub(crate) fn check(path: &Path) -> Result<std::process::ExitCode> {
             "none".to_string()
         } else {
             sinks.join(", ")
+        },
+        if notifiers.is_empty() {
+            "none".to_string()
+        } else {
+            notifiers.join(", ")
         },
     );
     Ok(std::process::ExitCode::SUCCESS)
@@ -235,6 +281,40 @@ fn validate(c: &mut Checker<'_>, raw: &RawConfig, base: &Path) -> Config {
     if let Some(d) = c.text(raw.state_dir.as_ref(), "state_dir") {
         serve.state_dir = base.join(d);
     }
+    if let Some(h) = serve.history.as_mut() {
+        h.dir = serve.state_dir.join("history");
+    }
+    if let Some(u) = &raw.external_url {
+        let v = u.value.trim().trim_end_matches('/');
+        if reqwest::Url::parse(v).is_ok_and(|p| p.host().is_some()) {
+            serve.external_url = Some(v.to_string());
+        } else {
+            c.error(
+                u.referenced,
+                "external_url",
+                "not a URL (e.g. https://epicenter.example.com)",
+            );
+        }
+    }
+    if let Some(o) = &raw.outbox
+        && let Some(n) = c.count(o.max_pending.as_ref(), "outbox.max_pending")
+    {
+        serve.outbox_max_pending = n as u64;
+    }
+    if let Some(a) = &raw.api {
+        if let Some(t) = &a.token {
+            serve.api.token = c.expand(t, "api.token");
+        }
+        if let Some(d) = c.duration(a.query_timeout.as_ref(), "api.query_timeout") {
+            serve.api.limits.timeout = d;
+        }
+        if let Some(n) = c.count(a.max_rows.as_ref(), "api.max_rows") {
+            serve.api.limits.max_rows = n;
+        }
+        if let Some(m) = c.size(a.query_memory.as_ref(), "api.query_memory") {
+            serve.api.limits.memory = m;
+        }
+    }
     if let Some(p) = &raw.pipeline {
         if let Some(q) = c.count(p.queue.as_ref(), "pipeline.queue") {
             serve.queue = q;
@@ -270,7 +350,10 @@ fn validate(c: &mut Checker<'_>, raw: &RawConfig, base: &Path) -> Config {
         }
     }
     if let Some(s) = &raw.sinks {
-        sinks(c, s, &mut serve);
+        sinks(c, s, base, &mut serve);
+    }
+    if let Some(n) = &raw.notify {
+        serve.notify = notify::validate(c, n, serve.external_url.as_deref());
     }
 
     Config {
@@ -384,9 +467,42 @@ fn kafka_source(c: &mut Checker<'_>, raw: &Spanned<RawKafkaSource>) -> Option<ka
     })
 }
 
-fn sinks(c: &mut Checker<'_>, s: &RawSinks, serve: &mut ServeConfig) {
+fn sinks(c: &mut Checker<'_>, s: &RawSinks, base: &Path, serve: &mut ServeConfig) {
     if let Some(o) = &s.stdout {
         serve.stdout = Checker::flag(o.enabled.as_ref(), true);
+    }
+    if let Some(f) = &s.file
+        && Checker::flag(f.value.enabled.as_ref(), true)
+    {
+        let path = required(
+            c,
+            f.value.path.as_ref(),
+            f.referenced,
+            "sinks.file.path",
+            "incidents.ndjson",
+        );
+        serve.file_sink = path.map(|p| base.join(p));
+    }
+    if let Some(h) = &s.history {
+        if Checker::flag(h.enabled.as_ref(), true) {
+            let mut history = serve.history.clone().unwrap_or(HistoryConfig {
+                dir: serve.state_dir.join("history"),
+                flush_interval: Duration::from_secs(5),
+                max_rows: 50_000,
+            });
+            if let Some(d) = c.text(h.dir.as_ref(), "sinks.history.dir") {
+                history.dir = base.join(d);
+            }
+            if let Some(d) = c.duration(h.flush_interval.as_ref(), "sinks.history.flush_interval") {
+                history.flush_interval = d;
+            }
+            if let Some(n) = c.count(h.max_rows.as_ref(), "sinks.history.max_rows") {
+                history.max_rows = n;
+            }
+            serve.history = Some(history);
+        } else {
+            serve.history = None;
+        }
     }
     if let Some(k) = &s.kafka {
         serve.kafka_sink = kafka_sink(c, k);

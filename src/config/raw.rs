@@ -30,6 +30,37 @@ pub(super) struct RawConfig {
     pub(super) sources: Option<RawSources>,
     #[serde(default)]
     pub(super) sinks: Option<RawSinks>,
+    #[serde(default)]
+    pub(super) notify: Option<super::notify::RawNotify>,
+    #[serde(default)]
+    pub(super) outbox: Option<RawOutbox>,
+    #[serde(default)]
+    pub(super) api: Option<RawApi>,
+    /// Where people reach this epicenter (links in notifications).
+    #[serde(default)]
+    pub(super) external_url: Option<Text>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawOutbox {
+    /// Deliveries a sink may have queued before the pipeline waits.
+    #[serde(default)]
+    pub(super) max_pending: Option<Count>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawApi {
+    /// Bearer token for `/api/v1/query` and `/api/v1/incidents`.
+    #[serde(default)]
+    pub(super) token: Option<Text>,
+    #[serde(default)]
+    pub(super) query_timeout: Option<Text>,
+    #[serde(default)]
+    pub(super) max_rows: Option<Count>,
+    #[serde(default)]
+    pub(super) query_memory: Option<Text>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -155,7 +186,37 @@ pub(super) struct RawSinks {
     #[serde(default)]
     pub(super) stdout: Option<RawStdout>,
     #[serde(default)]
+    pub(super) file: Option<Spanned<RawFileSink>>,
+    #[serde(default)]
     pub(super) kafka: Option<Spanned<RawKafkaSink>>,
+    #[serde(default)]
+    pub(super) history: Option<RawHistory>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawFileSink {
+    #[serde(default)]
+    pub(super) enabled: Option<Flag>,
+    /// NDJSON appended here; relative to the config file.
+    #[serde(default)]
+    pub(super) path: Option<Text>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawHistory {
+    #[serde(default)]
+    pub(super) enabled: Option<Flag>,
+    /// Default: `history` in the state directory.
+    #[serde(default)]
+    pub(super) dir: Option<Text>,
+    /// How long changes may wait to be written together.
+    #[serde(default)]
+    pub(super) flush_interval: Option<Text>,
+    /// Changes written at most in one go.
+    #[serde(default)]
+    pub(super) max_rows: Option<Count>,
 }
 
 #[derive(Debug, Default, Deserialize)]

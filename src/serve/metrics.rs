@@ -64,7 +64,9 @@ pub(crate) struct Metrics {
     pub(crate) checkpoint_failures: Counter,
     pub(crate) checkpoint_bytes: Gauge,
     checkpoint_seconds: Histogram,
-    pub(crate) sink_failures: Family<SourceLabels, Counter>,
+    /// Batches of changes the outbox could not take (retried).
+    pub(crate) outbox_errors: Counter,
+    outbox: Arc<Mutex<Option<sinks::outbox::Outbox>>>,
     view: Arc<Mutex<EngineView>>,
 }
 
@@ -123,12 +125,14 @@ impl Metrics {
             "Time to flush the sinks and write a checkpoint",
             checkpoint_seconds.clone(),
         );
-        let sink_failures = Family::<SourceLabels, Counter>::default();
+        let outbox_errors = Counter::default();
         registry.register(
-            "sink_failures",
-            "Failed incident deliveries (retried), by sink",
-            sink_failures.clone(),
+            "outbox_errors",
+            "Batches of incident changes the outbox could not store (retried)",
+            outbox_errors.clone(),
         );
+        let outbox = Arc::new(Mutex::new(None));
+        registry.register_collector(Box::new(OutboxCollector(outbox.clone())));
         let view = Arc::new(Mutex::new(EngineView::default()));
         registry.register_collector(Box::new(HealthCollector(health)));
         registry.register_collector(Box::new(EngineCollector {
@@ -146,9 +150,15 @@ impl Metrics {
             checkpoint_failures,
             checkpoint_bytes,
             checkpoint_seconds,
-            sink_failures,
+            outbox_errors,
+            outbox,
             view,
         }
+    }
+
+    /// Reads the outbox's state at every scrape.
+    pub(crate) fn watch_outbox(&self, outbox: sinks::outbox::Outbox) {
+        *self.outbox.lock().unwrap_or_else(PoisonError::into_inner) = Some(outbox);
     }
 
     pub(crate) fn observe_latency(&self, d: Duration) {
@@ -205,6 +215,108 @@ impl Collector for HealthCollector {
                     rejected.encode_family(&[("source", s.name.as_str()), ("reason", reason)])?,
                 )?;
             }
+        }
+        Ok(())
+    }
+}
+
+/// The outbox's targets and the notification policy, read at scrape time.
+#[derive(Debug)]
+struct OutboxCollector(Arc<Mutex<Option<sinks::outbox::Outbox>>>);
+
+impl Collector for OutboxCollector {
+    fn encode(&self, mut e: DescriptorEncoder<'_>) -> fmt::Result {
+        let Some(outbox) = self
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+        else {
+            return Ok(());
+        };
+        let targets = outbox.status();
+        type Field = fn(&sinks::outbox::TargetStatus) -> f64;
+        let gauges: [(&str, &str, Field); 3] = [
+            ("outbox_pending", "Deliveries queued, by sink", |t| {
+                t.pending as f64
+            }),
+            (
+                "outbox_oldest_pending_seconds",
+                "Age of the oldest queued delivery, by sink (0 when none)",
+                |t| t.oldest_pending_seconds,
+            ),
+            (
+                "outbox_dead_letters",
+                "Deliveries given up on and kept, by sink",
+                |t| t.dead as f64,
+            ),
+        ];
+        for (name, help, f) in gauges {
+            let mut fam = e.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            for t in &targets {
+                ConstGauge::new(f(t))
+                    .encode(fam.encode_family(&[("sink", t.name.as_str()), ("kind", t.kind)])?)?;
+            }
+        }
+        type Count = fn(&sinks::outbox::TargetStatus) -> u64;
+        let counters: [(&str, &str, Count); 5] = [
+            ("outbox_delivered", "Deliveries made, by sink", |t| {
+                t.delivered
+            }),
+            (
+                "sink_failures",
+                "Failed delivery attempts (retried or dead-lettered), by sink",
+                |t| t.failed_attempts,
+            ),
+            (
+                "outbox_dead_lettered",
+                "Deliveries dead-lettered since start, by sink",
+                |t| t.dead_lettered,
+            ),
+            (
+                "outbox_recovered",
+                "In-doubt notifications found delivered on asking the service (not sent twice), by sink",
+                |t| t.recovered,
+            ),
+            (
+                "outbox_coalesced",
+                "Notifications folded into one already queued for the same incident, by sink",
+                |t| t.coalesced,
+            ),
+        ];
+        for (name, help, f) in counters {
+            let mut fam = e.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for t in &targets {
+                ConstCounter::new(f(t))
+                    .encode(fam.encode_family(&[("sink", t.name.as_str()), ("kind", t.kind)])?)?;
+            }
+        }
+        let p = outbox.policy_status();
+        let mut sent = e.encode_descriptor(
+            "notifications",
+            "Notifications decided, by event (opened, updated, resolved)",
+            None,
+            MetricType::Counter,
+        )?;
+        for (event, n) in [
+            ("opened", p.opened),
+            ("updated", p.updated),
+            ("resolved", p.resolved),
+        ] {
+            ConstCounter::new(n).encode(sent.encode_family(&[("event", event)])?)?;
+        }
+        let mut held = e.encode_descriptor(
+            "notifications_suppressed",
+            "Incident changes that told nobody: quiet (nothing a person acts on), deferred (throttled), unrouted (no receiver)",
+            None,
+            MetricType::Counter,
+        )?;
+        for (reason, n) in [
+            ("quiet", p.quiet),
+            ("deferred", p.deferred),
+            ("unrouted", p.unrouted),
+        ] {
+            ConstCounter::new(n).encode(held.encode_family(&[("reason", reason)])?)?;
         }
         Ok(())
     }

@@ -13,12 +13,15 @@
 //! sources stop; the engine thread drains what was accepted, flushes the
 //! outbox and writes a final checkpoint; exit 0.
 
+mod api;
 mod checkpoint;
 mod http;
 mod metrics;
 mod outbox;
 mod pipeline;
 mod watermark;
+
+pub(crate) use self::outbox::signal_sources;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -35,9 +38,12 @@ use crate::config::{self, Config};
 
 use self::checkpoint::StateDir;
 use self::metrics::Metrics;
-use self::outbox::{Outbox, Sinks};
 use self::pipeline::{Pipeline, wall_clock};
 use self::watermark::Watermarks;
+
+/// How long shutdown lets the outbox deliver what is queued; the rest is
+/// delivered after the next start.
+const OUTBOX_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -84,20 +90,14 @@ async fn serve(config: Config, rules: Arc<correlate::rules::RuleSet>) -> Result<
     let (intake, rx) = Intake::bounded(serve.queue);
     let (committed, committed_rx) = watch::channel(Vec::new());
 
-    let kafka_sink = match &serve.kafka_sink {
-        Some(k) => Some(
-            sinks::kafka::KafkaSink::new(&k.brokers, &k.topic, &k.options.0)
-                .context("sinks.kafka")?,
-        ),
-        None => None,
-    };
-    let (outbox, outbox_task) = Outbox::start(
-        Sinks {
-            stdout: serve.stdout,
-            kafka: kafka_sink,
-        },
-        metrics.clone(),
-    );
+    let outbox = outbox::open(
+        serve,
+        &serve.state_dir,
+        outbox::signal_sources(&rules),
+        outbox::wall_clock(),
+    )?;
+    metrics.watch_outbox(outbox.clone());
+    let outbox_tasks = outbox.start();
     let resume = pipeline::positions_list(&restored.positions);
 
     let started = Arc::new(AtomicBool::new(false));
@@ -106,6 +106,11 @@ async fn serve(config: Config, rules: Arc<correlate::rules::RuleSet>) -> Result<
         metrics: metrics.clone(),
         started: started.clone(),
     });
+    app = app.merge(api::router(api::Api::new(
+        serve.history.as_ref().map(|h| h.dir.clone()),
+        serve.api.clone(),
+        outbox.clone(),
+    )));
     let mut receiver_health = None;
     if let Some(settings) = &serve.alertmanager {
         let h = health.register(alertmanager::SOURCE);
@@ -192,8 +197,9 @@ async fn serve(config: Config, rules: Arc<correlate::rules::RuleSet>) -> Result<
     for s in sources {
         let _ = s.await;
     }
-    drop(outbox);
-    let _ = outbox_task.await;
+    if let Err(e) = outbox.shutdown(OUTBOX_GRACE, outbox_tasks).await {
+        tracing::error!(error = %e, "outbox shutdown");
+    }
     match result {
         Ok(Ok(())) => Ok(ExitCode::SUCCESS),
         Ok(Err(e)) => {

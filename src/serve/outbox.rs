@@ -1,120 +1,96 @@
-//! Where incident changes leave the pipeline: one task that delivers them,
-//! in order, to every configured sink, and answers flush requests once
-//! everything queued before them is delivered.
-//!
-//! Delivery is retried until it succeeds (a Kafka outage stalls the outbox,
-//! the bounded queue stalls the pipeline, and the webhook answers 503: load
-//! is shed at the edge, where senders retry, never by dropping incidents).
-//! A checkpoint flushes first, so it never covers an undelivered change.
+//! The outbox as `serve` configures it: one target per configured sink
+//! (stdout, file, Kafka, the history) and per notifier of every receiver,
+//! the policy and routes of `notify:`, the store in the state directory.
 
-use std::io::Write as _;
-use std::sync::Arc;
-use std::time::Duration;
+use std::path::Path;
 
-use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
+use anyhow::{Context, Result};
+use sinks::history::HistoryWriter;
+use sinks::notify::Notifier;
+use sinks::notify::ntfy::NtfyNotifier;
+use sinks::notify::slack::SlackNotifier;
+use sinks::notify::webhook::WebhookNotifier;
+use sinks::outbox::{self, Clock, Outbox, Settings, Target};
+use sinks::stream::{FileSink, HistorySink, StreamSink};
 
-use super::metrics::{Metrics, SourceLabels};
+use crate::config::{NotifierConfig, ServeConfig};
 
-/// One incident change, rendered.
-#[derive(Debug, Clone)]
-pub(crate) struct Outgoing {
-    /// The incident id: the Kafka key, the message to update in place.
-    pub(crate) id: String,
-    pub(crate) json: Vec<u8>,
-}
-
-#[derive(Debug)]
-enum Msg {
-    Send(Vec<Outgoing>),
-    Flush(oneshot::Sender<()>),
-}
-
-/// The pipeline's handle on the delivery task.
-#[derive(Debug, Clone)]
-pub(crate) struct Outbox {
-    tx: mpsc::Sender<Msg>,
-}
-
-/// The sinks the task delivers to.
-#[derive(Debug, Default)]
-pub(crate) struct Sinks {
-    pub(crate) stdout: bool,
-    pub(crate) kafka: Option<sinks::kafka::KafkaSink>,
-}
-
-/// Batches of changes queued before the pipeline waits.
-const QUEUE: usize = 256;
-const RETRY_FIRST: Duration = Duration::from_millis(200);
-const RETRY_MAX: Duration = Duration::from_secs(10);
-
-impl Outbox {
-    pub(crate) fn start(sinks: Sinks, metrics: Arc<Metrics>) -> (Outbox, JoinHandle<()>) {
-        let (tx, rx) = mpsc::channel(QUEUE);
-        let task = tokio::spawn(deliver(rx, sinks, metrics));
-        (Outbox { tx }, task)
+/// Opens the outbox in `state_dir` with every configured target.
+pub(crate) fn open(
+    serve: &ServeConfig,
+    state_dir: &Path,
+    signal_sources: std::collections::BTreeMap<String, String>,
+    clock: Clock,
+) -> Result<Outbox> {
+    let mut targets = Vec::new();
+    if serve.stdout {
+        targets.push(Target::stream("stdout", StreamSink::Stdout));
     }
-
-    /// Queues changes (waits while the queue is full).
-    pub(crate) async fn send(&self, batch: Vec<Outgoing>) {
-        if !batch.is_empty() && self.tx.send(Msg::Send(batch)).await.is_err() {
-            tracing::error!("outbox task is gone: incident changes not delivered");
+    if let Some(path) = &serve.file_sink {
+        let f = FileSink::open(path).with_context(|| format!("sinks.file: {}", path.display()))?;
+        targets.push(Target::stream("file", StreamSink::File(f)));
+    }
+    if let Some(k) = &serve.kafka_sink {
+        let sink = sinks::kafka::KafkaSink::new(&k.brokers, &k.topic, &k.options.0)
+            .context("sinks.kafka")?;
+        targets.push(Target::stream("kafka", StreamSink::Kafka(sink)));
+    }
+    if let Some(h) = &serve.history {
+        let writer = HistoryWriter::open(&h.dir, signal_sources)
+            .with_context(|| format!("sinks.history: {}", h.dir.display()))?;
+        let mut t = Target::stream(
+            "history",
+            StreamSink::History(HistorySink::new(writer, clock.clone())),
+        );
+        t.linger = h.flush_interval;
+        t.max_batch = h.max_rows;
+        targets.push(t);
+    }
+    for n in &serve.notify.targets {
+        let notifier = match &n.notifier {
+            NotifierConfig::Slack(s) => Notifier::Slack(
+                SlackNotifier::new(s.clone()).with_context(|| format!("notifier {}", n.name))?,
+            ),
+            NotifierConfig::Ntfy(s) => Notifier::Ntfy(
+                NtfyNotifier::new(s.clone()).with_context(|| format!("notifier {}", n.name))?,
+            ),
+            NotifierConfig::Webhook(s) => Notifier::Webhook(
+                WebhookNotifier::new(s.clone()).with_context(|| format!("notifier {}", n.name))?,
+            ),
+        };
+        let mut t = Target::notifier(n.name.clone(), notifier);
+        t.retry = n.retry.clone();
+        t.rate = n.rate;
+        targets.push(t);
+    }
+    let mut settings = Settings::new(state_dir.join("outbox.redb"));
+    settings.policy = serve.notify.policy.clone();
+    settings.route = serve.notify.route.clone();
+    settings.receivers = serve.notify.receivers.clone();
+    settings.max_pending = serve.outbox_max_pending;
+    let outbox = Outbox::open(settings, targets, clock).context("cannot open the outbox")?;
+    for t in outbox.status() {
+        if t.pending > 0 || t.dead > 0 {
+            tracing::info!(target_name = %t.name, pending = t.pending, dead = t.dead, "outbox resumed");
         }
     }
-
-    /// Returns once everything queued so far is delivered; false if the
-    /// delivery task is gone.
-    pub(crate) async fn flush(&self) -> bool {
-        let (tx, rx) = oneshot::channel();
-        if self.tx.send(Msg::Flush(tx)).await.is_err() {
-            return false;
-        }
-        rx.await.is_ok()
-    }
+    Ok(outbox)
 }
 
-async fn deliver(mut rx: mpsc::Receiver<Msg>, sinks: Sinks, metrics: Arc<Metrics>) {
-    while let Some(msg) = rx.recv().await {
-        match msg {
-            Msg::Flush(done) => {
-                let _ = done.send(());
-            }
-            Msg::Send(batch) => {
-                if sinks.stdout {
-                    write_stdout(&batch);
-                }
-                if let Some(kafka) = &sinks.kafka {
-                    let pairs: Vec<(String, Vec<u8>)> = batch
-                        .iter()
-                        .map(|o| (o.id.clone(), o.json.clone()))
-                        .collect();
-                    let mut wait = RETRY_FIRST;
-                    while let Err(e) = kafka.deliver(&pairs).await {
-                        metrics
-                            .sink_failures
-                            .get_or_create(&SourceLabels {
-                                source: "kafka".to_string(),
-                            })
-                            .inc();
-                        tracing::warn!(sink = "kafka", error = %e, retry_in_ms = wait.as_millis() as u64, "incident delivery failed");
-                        tokio::time::sleep(wait).await;
-                        wait = (wait * 2).min(RETRY_MAX);
-                    }
-                }
-            }
-        }
-    }
+/// Each signal's source(s), for the history's `incident_signals` table.
+pub(crate) fn signal_sources(
+    rules: &correlate::rules::RuleSet,
+) -> std::collections::BTreeMap<String, String> {
+    rules
+        .signals
+        .iter()
+        .map(|s| {
+            let sources: Vec<&str> = s.sources.iter().map(|x| x.as_str()).collect();
+            (s.id.clone(), sources.join(","))
+        })
+        .collect()
 }
 
-fn write_stdout(batch: &[Outgoing]) {
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    for o in batch {
-        let ok = out.write_all(&o.json).and_then(|()| out.write_all(b"\n"));
-        if let Err(e) = ok {
-            tracing::error!(sink = "stdout", error = %e, "cannot write incident");
-            return;
-        }
-    }
-    let _ = out.flush();
+pub(crate) fn wall_clock() -> Clock {
+    outbox::wall_clock()
 }

@@ -21,13 +21,13 @@ use correlate::{Engine, Event, EventTime, IncidentReport, IncidentUpdate, Origin
 use ingest::source::{Delivery, Position};
 use ingest::{Decoded, Decoder};
 use rustc_hash::FxHashMap;
-use serde::Serialize;
+use sinks::change::{ChangeKind, IncidentChange};
+use sinks::outbox::{Outbox, Outgoing};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::checkpoint::{Checkpoint, StateDir};
 use super::metrics::{ChangeLabels, EngineView, Metrics, SourceLabels};
-use super::outbox::{Outbox, Outgoing};
 use super::watermark::Watermarks;
 use crate::replay::recycle;
 
@@ -94,27 +94,6 @@ impl std::fmt::Debug for Pipeline {
             .field("records", &self.records)
             .field("positions", &self.positions)
             .finish_non_exhaustive()
-    }
-}
-
-/// The change of one incident to report, with the newest wins except that
-/// an opening is never hidden behind an update in the same batch.
-#[derive(Serialize)]
-struct Update<'a> {
-    change: &'static str,
-    /// For `merged`: the incident that absorbed this one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    merged_into: Option<&'a str>,
-    #[serde(flatten)]
-    incident: &'a IncidentReport,
-}
-
-fn change_name(c: Change) -> &'static str {
-    match c {
-        Change::Opened => "opened",
-        Change::Updated => "updated",
-        Change::Resolved => "resolved",
-        Change::Merged => "merged",
     }
 }
 
@@ -224,7 +203,24 @@ impl Pipeline {
                 self.metrics.observe_latency(latency);
             }
         }
-        self.outbox.send(batch).await;
+        self.deliver(batch).await;
+    }
+
+    /// Hands changes to the outbox. A store that fails (a full disk) is
+    /// retried until it works: the pipeline stalls, the intake fills, and
+    /// sources shed load at the edge; nothing is dropped.
+    async fn deliver(&self, batch: Vec<Outgoing>) {
+        if batch.is_empty() {
+            return;
+        }
+        self.outbox.wait_for_room().await;
+        let mut wait = Duration::from_millis(100);
+        while let Err(e) = self.outbox.enqueue(&batch) {
+            self.metrics.outbox_errors.inc();
+            tracing::error!(error = %e, retry_in_ms = wait.as_millis() as u64, "cannot queue incident changes in the outbox");
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_secs(10));
+        }
     }
 
     async fn on_tick(&mut self) {
@@ -233,7 +229,7 @@ impl Pipeline {
         let updates = self.engine.advance(watermark);
         let mut batch = self.render(&updates);
         batch.extend(self.refresh());
-        self.outbox.send(batch).await;
+        self.deliver(batch).await;
         self.publish(now);
     }
 
@@ -374,13 +370,14 @@ impl Pipeline {
         });
     }
 
-    /// Flushes the outbox, writes the state, then publishes the positions
-    /// it covers (the Kafka source commits them). False if it failed.
+    /// Makes the outbox durable, writes the state, then publishes the
+    /// positions it covers (the Kafka source commits them). False if it
+    /// failed.
     async fn checkpoint(&mut self) -> bool {
         let started = Instant::now();
-        if !self.outbox.flush().await {
+        if let Err(e) = self.outbox.sync() {
             self.metrics.checkpoint_failures.inc();
-            tracing::error!("checkpoint skipped: the outbox is gone");
+            tracing::error!(error = %e, "checkpoint skipped: the outbox cannot be made durable");
             return false;
         }
         match self
@@ -427,24 +424,23 @@ impl Changes<'_> {
     ) {
         self.emitted.insert(idx, inc.version);
         let report = IncidentReport::new(inc);
+        let change = ChangeKind::from(change);
         self.metrics
             .incidents
             .get_or_create(&ChangeLabels {
                 rule: report.rule.clone(),
-                change: change_name(change),
+                change: change.as_str(),
             })
             .inc();
-        match serde_json::to_vec(&Update {
-            change: change_name(change),
-            merged_into,
-            incident: &report,
+        let id = report.id.clone();
+        match Outgoing::new(IncidentChange {
+            change,
+            merged_into: merged_into.map(str::to_string),
+            incident: report,
         }) {
-            Ok(json) => self.out.push(Outgoing {
-                id: report.id.clone(),
-                json,
-            }),
+            Ok(o) => self.out.push(o),
             Err(e) => {
-                tracing::error!(incident = %report.id, error = %e, "cannot render incident")
+                tracing::error!(incident = %id, error = %e, "cannot render incident")
             }
         }
     }

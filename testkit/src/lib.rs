@@ -33,6 +33,20 @@ use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode;
 
+/// An HTTP client for tests. reqwest is built without a TLS provider of
+/// its own (the binary and the sinks install rustls' ring provider); tests
+/// install it here before building a client.
+pub fn http_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
+
+/// A blocking HTTP client for tests (see [`http_client`]).
+pub fn blocking_client() -> reqwest::blocking::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::blocking::Client::new()
+}
+
 /// How to install the broker, named in the error when it is missing.
 pub const INSTALL: &str = "cargo install tansu --locked --no-default-features --features libsql";
 

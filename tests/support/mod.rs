@@ -136,7 +136,7 @@ impl Serve {
             dir: dir.to_path_buf(),
             stdout,
             stderr,
-            client: reqwest::blocking::Client::new(),
+            client: testkit::blocking_client(),
         };
         wait_for("serve to answer /healthz", || {
             serve.get("/healthz").filter(|(s, _)| *s == 200)
@@ -246,7 +246,7 @@ impl Alertmanager {
             child,
             base: format!("http://127.0.0.1:{port}"),
         };
-        let client = reqwest::blocking::Client::new();
+        let client = testkit::blocking_client();
         wait_for("alertmanager to be ready", || {
             client
                 .get(format!("{}/-/ready", am.base))
@@ -259,7 +259,7 @@ impl Alertmanager {
 
     /// Pushes alerts through Alertmanager's own API, as Prometheus does.
     pub(crate) fn push(&self, alerts: &serde_json::Value) {
-        let r = reqwest::blocking::Client::new()
+        let r = testkit::blocking_client()
             .post(format!("{}/api/v2/alerts", self.base))
             .json(alerts)
             .send()

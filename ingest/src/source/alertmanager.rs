@@ -189,10 +189,5 @@ fn bad_request(r: &Receiver, reason: String) -> Response {
 /// Compares a presented secret with the expected one in time independent of
 /// where they differ.
 fn same_secret(given: &[u8], expected: &[u8]) -> bool {
-    given.len() == expected.len()
-        && given
-            .iter()
-            .zip(expected)
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
+    subtle::ConstantTimeEq::ct_eq(given, expected).into()
 }

@@ -114,7 +114,7 @@ pub struct Link {
 }
 
 /// One notification: the incident as it is now, and why it is sent.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Notification {
     pub event: Event,
     /// 1 for the opening, then +1 for each notification of this incident:

@@ -1,0 +1,391 @@
+//! `/api/v1`: the incident history and the outbox, over HTTP.
+//!
+//! - `GET /api/v1/query?sql=SELECT...&format=json|ndjson|csv|table`: the
+//!   same read-only SQL as `epicenter query` (DDL, DML, COPY and file access
+//!   are refused with 400 and the reason).
+//! - `GET /api/v1/incidents?status=&rule=&namespace=&since=&limit=`: the
+//!   newest version of each incident, newest first (a fixed query over
+//!   `incidents_latest`, values escaped).
+//! - `GET /api/v1/outbox`: every delivery target (pending, dead letters,
+//!   failures) and the notification policy's counters;
+//!   `GET /api/v1/outbox/dead?sink=NAME&limit=N`: its newest dead letters.
+//!
+//! With `api.token` set, every route wants `Authorization: Bearer <token>`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::{Deserialize, Serialize};
+use sinks::history::{Format, QueryError, Sql};
+use sinks::outbox::Outbox;
+use tokio::sync::OnceCell;
+
+use crate::config::ApiConfig;
+
+#[derive(Clone)]
+pub(crate) struct Api {
+    history: Option<PathBuf>,
+    config: ApiConfig,
+    outbox: Outbox,
+    /// Opened at the first query (the store may not exist before).
+    sql: Arc<OnceCell<Sql>>,
+}
+
+impl std::fmt::Debug for Api {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Api")
+            .field("history", &self.history)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Api {
+    pub(crate) fn new(history: Option<PathBuf>, config: ApiConfig, outbox: Outbox) -> Api {
+        Api {
+            history,
+            config,
+            outbox,
+            sql: Arc::new(OnceCell::new()),
+        }
+    }
+
+    fn authorized(&self, headers: &HeaderMap) -> bool {
+        let Some(token) = &self.config.token else {
+            return true;
+        };
+        let expected = format!("Bearer {token}");
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .map_or(&[][..], |v| v.as_bytes());
+        subtle::ConstantTimeEq::ct_eq(given, expected.as_bytes()).into()
+    }
+
+    async fn sql(&self) -> Result<&Sql, ApiError> {
+        let Some(dir) = &self.history else {
+            return Err(ApiError(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the history is disabled (sinks.history.enabled: false)".to_string(),
+            ));
+        };
+        self.sql
+            .get_or_try_init(|| Sql::open(dir, self.config.limits.clone()))
+            .await
+            .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+    }
+}
+
+pub(crate) fn router(api: Api) -> Router {
+    Router::new()
+        .route("/api/v1/query", get(query))
+        .route("/api/v1/incidents", get(incidents))
+        .route("/api/v1/outbox", get(outbox))
+        .route("/api/v1/outbox/dead", get(dead))
+        .with_state(api)
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    (status, axum::Json(ErrorBody { error: message })).into_response()
+}
+
+/// A refusal with its status.
+#[derive(Debug)]
+struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        error(self.0, &self.1)
+    }
+}
+
+fn unauthorized() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Bearer")],
+        axum::Json(ErrorBody {
+            error: "missing or wrong bearer token",
+        }),
+    )
+        .into_response()
+}
+
+fn parse_format(f: Option<&str>) -> Result<Format, ApiError> {
+    match f.unwrap_or("json") {
+        "json" => Ok(Format::Json),
+        "ndjson" => Ok(Format::Ndjson),
+        "csv" => Ok(Format::Csv),
+        "table" => Ok(Format::Table),
+        other => Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("format `{other}` is not json, ndjson, csv or table"),
+        )),
+    }
+}
+
+fn content_type(f: Format) -> &'static str {
+    match f {
+        Format::Json => "application/json",
+        Format::Ndjson => "application/x-ndjson",
+        Format::Csv => "text/csv; charset=utf-8",
+        Format::Table => "text/plain; charset=utf-8",
+    }
+}
+
+async fn run(api: &Api, sql: &str, format: Format) -> Response {
+    let engine = match api.sql().await {
+        Ok(s) => s,
+        Err(e) => return e.into_response(),
+    };
+    match engine.query(sql, format).await {
+        Ok(body) => ([(header::CONTENT_TYPE, content_type(format))], body).into_response(),
+        Err(e @ (QueryError::Refused(_) | QueryError::Invalid(_))) => {
+            error(StatusCode::BAD_REQUEST, &e.to_string())
+        }
+        Err(e @ QueryError::Timeout(_)) => error(StatusCode::GATEWAY_TIMEOUT, &e.to_string()),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+#[derive(Deserialize)]
+struct QueryParams {
+    sql: Option<String>,
+    format: Option<String>,
+}
+
+async fn query(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    Query(p): Query<QueryParams>,
+) -> Response {
+    if !api.authorized(&headers) {
+        return unauthorized();
+    }
+    let Some(sql) = p.sql.filter(|s| !s.trim().is_empty()) else {
+        return error(StatusCode::BAD_REQUEST, "give the query as ?sql=SELECT ...");
+    };
+    let format = match parse_format(p.format.as_deref()) {
+        Ok(f) => f,
+        Err(e) => return e.into_response(),
+    };
+    run(&api, &sql, format).await
+}
+
+#[derive(Deserialize)]
+struct IncidentParams {
+    status: Option<String>,
+    rule: Option<String>,
+    namespace: Option<String>,
+    /// RFC 3339: opened at or after.
+    since: Option<String>,
+    limit: Option<usize>,
+    format: Option<String>,
+}
+
+/// A SQL string literal.
+fn literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// The query behind `/api/v1/incidents`.
+fn incidents_sql(p: &IncidentParams) -> Result<String, String> {
+    let mut filters = Vec::new();
+    if let Some(s) = &p.status {
+        if !matches!(s.as_str(), "firing" | "resolved") {
+            return Err(format!("status `{s}` is not firing or resolved"));
+        }
+        filters.push(format!("status = {}", literal(s)));
+    }
+    if let Some(r) = &p.rule {
+        filters.push(format!("rule = {}", literal(r)));
+    }
+    if let Some(ns) = &p.namespace {
+        let ns = literal(ns);
+        filters.push(format!(
+            "(root_namespace = {ns} OR id IN (SELECT incident_id FROM incident_entities WHERE namespace = {ns}))"
+        ));
+    }
+    if let Some(since) = &p.since {
+        if correlate::EventTime::parse_rfc3339(since).is_none() {
+            return Err(format!("since `{since}` is not an RFC 3339 time"));
+        }
+        filters.push(format!("opened_at >= TIMESTAMP {}", literal(since)));
+    }
+    let limit = p.limit.unwrap_or(100).clamp(1, 10_000);
+    let filter = if filters.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", filters.join(" AND "))
+    };
+    Ok(format!(
+        "SELECT * FROM incidents_latest{filter} ORDER BY opened_at DESC, id LIMIT {limit}"
+    ))
+}
+
+async fn incidents(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    Query(p): Query<IncidentParams>,
+) -> Response {
+    if !api.authorized(&headers) {
+        return unauthorized();
+    }
+    let format = match parse_format(p.format.as_deref()) {
+        Ok(f) => f,
+        Err(e) => return e.into_response(),
+    };
+    match incidents_sql(&p) {
+        Ok(sql) => run(&api, &sql, format).await,
+        Err(e) => error(StatusCode::BAD_REQUEST, &e),
+    }
+}
+
+#[derive(Serialize)]
+struct TargetJson {
+    sink: String,
+    kind: &'static str,
+    pending: u64,
+    dead_letters: u64,
+    oldest_pending_seconds: f64,
+    delivered: u64,
+    failed_attempts: u64,
+    recovered: u64,
+    coalesced: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_error: Option<String>,
+}
+
+#[derive(Serialize)]
+struct OutboxJson {
+    sinks: Vec<TargetJson>,
+    notifications: PolicyJson,
+}
+
+#[derive(Serialize)]
+struct PolicyJson {
+    opened: u64,
+    updated: u64,
+    resolved: u64,
+    quiet: u64,
+    deferred: u64,
+    unrouted: u64,
+}
+
+async fn outbox(State(api): State<Api>, headers: HeaderMap) -> Response {
+    if !api.authorized(&headers) {
+        return unauthorized();
+    }
+    let p = api.outbox.policy_status();
+    axum::Json(OutboxJson {
+        sinks: api
+            .outbox
+            .status()
+            .into_iter()
+            .map(|t| TargetJson {
+                sink: t.name,
+                kind: t.kind,
+                pending: t.pending,
+                dead_letters: t.dead,
+                oldest_pending_seconds: t.oldest_pending_seconds,
+                delivered: t.delivered,
+                failed_attempts: t.failed_attempts,
+                recovered: t.recovered,
+                coalesced: t.coalesced,
+                last_error: t.last_error,
+            })
+            .collect(),
+        notifications: PolicyJson {
+            opened: p.opened,
+            updated: p.updated,
+            resolved: p.resolved,
+            quiet: p.quiet,
+            deferred: p.deferred,
+            unrouted: p.unrouted,
+        },
+    })
+    .into_response()
+}
+
+#[derive(Deserialize)]
+struct DeadParams {
+    sink: String,
+    limit: Option<usize>,
+}
+
+#[derive(Serialize)]
+struct DeadJson {
+    sink: String,
+    seq: u64,
+    incident: String,
+    failures: u32,
+    enqueued_at: String,
+    dead_at: String,
+    error: String,
+    /// The undelivered document (null if unreadable).
+    payload: serde_json::Value,
+}
+
+async fn dead(State(api): State<Api>, headers: HeaderMap, Query(p): Query<DeadParams>) -> Response {
+    if !api.authorized(&headers) {
+        return unauthorized();
+    }
+    let letters = match api
+        .outbox
+        .dead_letters(&p.sink, p.limit.unwrap_or(50).clamp(1, 1000))
+    {
+        Ok(l) => l,
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    };
+    let time = |us: i64| correlate::EventTime::from_micros(us).to_string();
+    let out: Vec<DeadJson> = letters
+        .into_iter()
+        .map(|d| DeadJson {
+            sink: d.target,
+            seq: d.seq,
+            incident: d.incident,
+            failures: d.failures,
+            enqueued_at: time(d.enqueued_at),
+            dead_at: time(d.dead_at),
+            error: d.error,
+            payload: serde_json::from_slice(&d.payload).unwrap_or(serde_json::Value::Null),
+        })
+        .collect();
+    axum::Json(out).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn incident_filters_are_escaped_literals() {
+        let p = IncidentParams {
+            status: Some("firing".to_string()),
+            rule: Some("x' OR '1'='1".to_string()),
+            namespace: Some("shop".to_string()),
+            since: Some("2026-11-01T00:00:00Z".to_string()),
+            limit: Some(5),
+            format: None,
+        };
+        let sql = incidents_sql(&p).expect("valid");
+        assert!(sql.contains("rule = 'x'' OR ''1''=''1'"), "{sql}");
+        assert!(sql.ends_with("LIMIT 5"), "{sql}");
+        let bad = IncidentParams {
+            status: Some("open".to_string()),
+            rule: None,
+            namespace: None,
+            since: None,
+            limit: None,
+            format: None,
+        };
+        assert!(incidents_sql(&bad).is_err());
+    }
+}
