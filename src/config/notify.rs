@@ -72,22 +72,32 @@ pub(super) struct RawReceiver {
     pub(super) webhook: Vec<Spanned<RawWebhook>>,
 }
 
-/// What every notifier config may say about its delivery.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawDelivery {
-    /// Per request (`10s`).
-    #[serde(default)]
-    pub(super) timeout: Option<Text>,
-    /// Deliveries per period after a burst: `1/s`, `20/m`.
-    #[serde(default)]
-    pub(super) rate_limit: Option<Text>,
-    #[serde(default)]
-    pub(super) burst: Option<Count>,
-    /// Dead-letter a notification failing this long (`24h`).
-    #[serde(default)]
-    pub(super) give_up_after: Option<Text>,
+/// What every notifier config may say about its delivery (the keys are
+/// repeated in each notifier's raw struct: `serde(flatten)` would lose
+/// their positions).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct RawDelivery<'r> {
+    timeout: Option<&'r Text>,
+    rate_limit: Option<&'r Text>,
+    burst: Option<&'r Count>,
+    give_up_after: Option<&'r Text>,
 }
+
+macro_rules! delivery_of {
+    ($($t:ty),*) => {$(
+        impl $t {
+            fn delivery(&self) -> RawDelivery<'_> {
+                RawDelivery {
+                    timeout: self.timeout.as_ref(),
+                    rate_limit: self.rate_limit.as_ref(),
+                    burst: self.burst.as_ref(),
+                    give_up_after: self.give_up_after.as_ref(),
+                }
+            }
+        }
+    )*};
+}
+delivery_of!(RawSlack, RawNtfy, RawWebhook);
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -104,8 +114,17 @@ pub(super) struct RawSlack {
     pub(super) webhook_url: Option<Text>,
     #[serde(default)]
     pub(super) mention: Option<Text>,
-    #[serde(flatten)]
-    pub(super) delivery: RawDelivery,
+    /// Per request (`10s`).
+    #[serde(default)]
+    pub(super) timeout: Option<Text>,
+    /// Deliveries per period after a burst: `1/s`, `20/m`.
+    #[serde(default)]
+    pub(super) rate_limit: Option<Text>,
+    #[serde(default)]
+    pub(super) burst: Option<Count>,
+    /// Dead-letter a notification failing this long (`24h`).
+    #[serde(default)]
+    pub(super) give_up_after: Option<Text>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -126,8 +145,17 @@ pub(super) struct RawNtfy {
     pub(super) publish: Option<Text>,
     #[serde(default)]
     pub(super) tags: Vec<Text>,
-    #[serde(flatten)]
-    pub(super) delivery: RawDelivery,
+    /// Per request (`10s`).
+    #[serde(default)]
+    pub(super) timeout: Option<Text>,
+    /// Deliveries per period after a burst: `1/s`, `20/m`.
+    #[serde(default)]
+    pub(super) rate_limit: Option<Text>,
+    #[serde(default)]
+    pub(super) burst: Option<Count>,
+    /// Dead-letter a notification failing this long (`24h`).
+    #[serde(default)]
+    pub(super) give_up_after: Option<Text>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -143,8 +171,17 @@ pub(super) struct RawWebhook {
     pub(super) secret: Option<Text>,
     #[serde(default)]
     pub(super) headers: BTreeMap<String, Text>,
-    #[serde(flatten)]
-    pub(super) delivery: RawDelivery,
+    /// Per request (`10s`).
+    #[serde(default)]
+    pub(super) timeout: Option<Text>,
+    /// Deliveries per period after a burst: `1/s`, `20/m`.
+    #[serde(default)]
+    pub(super) rate_limit: Option<Text>,
+    #[serde(default)]
+    pub(super) burst: Option<Count>,
+    /// Dead-letter a notification failing this long (`24h`).
+    #[serde(default)]
+    pub(super) give_up_after: Option<Text>,
 }
 
 /// A configured notifier, ready to be built.
@@ -405,14 +442,11 @@ fn target(
     receiver: &str,
     index: usize,
     notifier: NotifierConfig,
-    delivery: &RawDelivery,
+    delivery: RawDelivery<'_>,
     field: &str,
 ) -> NotifierTarget {
     let mut retry = RetrySettings::notifier();
-    if let Some(g) = c.duration(
-        delivery.give_up_after.as_ref(),
-        &format!("{field}.give_up_after"),
-    ) {
+    if let Some(g) = c.duration(delivery.give_up_after, &format!("{field}.give_up_after")) {
         retry.give_up_after = Some(g);
     }
     let default_rate = match notifier {
@@ -421,12 +455,12 @@ fn target(
         NotifierConfig::Ntfy(_) => Some((Duration::from_secs(1), 10)),
         NotifierConfig::Webhook(_) => None,
     };
-    let rate = match &delivery.rate_limit {
+    let rate = match delivery.rate_limit {
         Some(r) => rate_limit(c, r, &format!("{field}.rate_limit")),
         None => default_rate.map(|(every, _)| every),
     };
     let burst = c
-        .count(delivery.burst.as_ref(), &format!("{field}.burst"))
+        .count(delivery.burst, &format!("{field}.burst"))
         .or(default_rate.map(|(_, b)| b))
         .unwrap_or(1);
     NotifierTarget {
@@ -463,8 +497,8 @@ fn rate_limit(c: &mut Checker<'_>, v: &Text, field: &str) -> Option<Duration> {
     parsed.filter(|d| !d.is_zero())
 }
 
-fn timeout(c: &mut Checker<'_>, d: &RawDelivery, field: &str) -> Duration {
-    c.duration(d.timeout.as_ref(), &format!("{field}.timeout"))
+fn timeout(c: &mut Checker<'_>, d: RawDelivery<'_>, field: &str) -> Duration {
+    c.duration(d.timeout, &format!("{field}.timeout"))
         .unwrap_or(DEFAULT_TIMEOUT)
 }
 
@@ -472,7 +506,7 @@ fn slack<'r>(
     c: &mut Checker<'_>,
     raw: &'r Spanned<RawSlack>,
     field: &str,
-) -> Option<(SlackSettings, &'r RawDelivery)> {
+) -> Option<(SlackSettings, RawDelivery<'r>)> {
     let (s, at) = (&raw.value, raw.referenced);
     let target = match (&s.token, &s.webhook_url) {
         (Some(_), Some(w)) => {
@@ -520,14 +554,14 @@ fn slack<'r>(
             None
         }
     };
-    let timeout = timeout(c, &s.delivery, field);
+    let timeout = timeout(c, s.delivery(), field);
     Some((
         SlackSettings {
             target: target?,
             mention: s.mention.as_ref().map(|m| m.value.clone()),
             timeout,
         },
-        &s.delivery,
+        s.delivery(),
     ))
 }
 
@@ -535,7 +569,7 @@ fn ntfy<'r>(
     c: &mut Checker<'_>,
     raw: &'r Spanned<RawNtfy>,
     field: &str,
-) -> Option<(NtfySettings, &'r RawDelivery)> {
+) -> Option<(NtfySettings, RawDelivery<'r>)> {
     let (n, at) = (&raw.value, raw.referenced);
     let server = n
         .server
@@ -603,7 +637,7 @@ fn ntfy<'r>(
             NtfyPublish::Headers
         }
     };
-    let timeout = timeout(c, &n.delivery, field);
+    let timeout = timeout(c, n.delivery(), field);
     Some((
         NtfySettings {
             server,
@@ -613,7 +647,7 @@ fn ntfy<'r>(
             tags: n.tags.iter().map(|t| t.value.clone()).collect(),
             timeout,
         },
-        &n.delivery,
+        n.delivery(),
     ))
 }
 
@@ -623,7 +657,7 @@ fn webhook<'r>(
     field: &str,
     external_url: Option<&str>,
     receiver: &str,
-) -> Option<(WebhookSettings, &'r RawDelivery)> {
+) -> Option<(WebhookSettings, RawDelivery<'r>)> {
     let (w, at) = (&raw.value, raw.referenced);
     let u = match &w.url {
         Some(u) => {
@@ -662,7 +696,7 @@ fn webhook<'r>(
             headers.push((k.clone(), Secret::new(v)));
         }
     }
-    let timeout = timeout(c, &w.delivery, field);
+    let timeout = timeout(c, w.delivery(), field);
     Some((
         WebhookSettings {
             url: u?,
@@ -673,7 +707,7 @@ fn webhook<'r>(
             external_url: external_url.map(str::to_string),
             timeout,
         },
-        &w.delivery,
+        w.delivery(),
     ))
 }
 

@@ -123,3 +123,112 @@ fn kubernetes_log_selectors_are_checked_where_they_are_written() {
     assert_eq!(logs.selectors[0].labels, "app=vault");
     assert_eq!(logs.backlog, Some(Duration::from_secs(600)));
 }
+
+const NOTIFY: &str = r#"
+external_url: https://epicenter.example.com/
+notify:
+  throttle: 2m
+  blast_radius_steps: [3, 30]
+  links:
+    - {title: Runbook, url: "https://wiki/{rule}"}
+  route:
+    receiver: ops
+    routes:
+      - matchers: ['severity = "critical"', 'namespace =~ "prod-.*"']
+        receiver: pager
+        continue: true
+  receivers:
+    - name: ops
+      slack:
+        - {token: "${TOKEN}", channel: C0123, mention: "<!here>"}
+        - {webhook_url: "https://hooks.slack.com/services/T/B/${TOKEN}"}
+    - name: pager
+      ntfy:
+        - {server: "https://ntfy.example.com/", topic: oncall, user: bot, password: "${TOKEN}", publish: json, rate_limit: 30/m, burst: 2}
+      webhook:
+        - {url: "https://bridge.example.com/hook", format: alertmanager, secret: "${TOKEN}", headers: {Authorization: "Bearer ${TOKEN}"}, give_up_after: 1h, timeout: 3s}
+"#;
+
+#[test]
+fn notifications_are_configured_with_receivers_routes_and_secrets() {
+    let c = parse(NOTIFY).unwrap();
+    let n = &c.serve.notify;
+    assert_eq!(n.policy.throttle, Duration::from_secs(120));
+    assert_eq!(n.policy.blast_radius_steps, [3, 30]);
+    let names: Vec<&str> = n.targets.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "ops/slack/0",
+            "ops/slack/1",
+            "pager/ntfy/0",
+            "pager/webhook/0"
+        ]
+    );
+    assert_eq!(n.receivers["pager"], ["pager/ntfy/0", "pager/webhook/0"]);
+    assert_eq!(n.route.receivers, ["ops"]);
+    assert_eq!(n.route.routes[0].receivers, ["pager"]);
+    assert!(n.route.routes[0].continue_matching);
+    let ntfy = &n.targets[2];
+    let rate = ntfy.rate.unwrap();
+    assert_eq!((rate.every, rate.burst.get()), (Duration::from_secs(2), 2));
+    let hook = &n.targets[3];
+    assert_eq!(hook.retry.give_up_after, Some(Duration::from_secs(3600)));
+    match &hook.notifier {
+        NotifierConfig::Webhook(w) => {
+            assert_eq!(w.secret.as_ref().unwrap().expose(), "s3cret");
+            assert_eq!(
+                w.external_url.as_deref(),
+                Some("https://epicenter.example.com")
+            );
+            assert_eq!(w.timeout, Duration::from_secs(3));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        !format!("{n:?}").contains("s3cret"),
+        "secrets never appear in Debug"
+    );
+}
+
+#[test]
+fn notification_mistakes_are_reported_where_they_are() {
+    let msg = errors(
+        r#"notify:
+  links:
+    - {title: Runbook, url: "https://wiki/{rulez}"}
+  route:
+    receiver: nobody
+    routes:
+      - matchers: ['severity', 'rule =~ "("']
+        receiver: ops
+  receivers:
+    - name: ops
+      slack:
+        - {channel: C1}
+        - {token: t, webhook_url: "https://x"}
+      ntfy:
+        - {topic: "bad topic!", publish: carrier-pigeon, rate_limit: fast}
+      webhook:
+        - {url: "ftp://x", format: xml}
+    - name: ops
+      ntfy: [{topic: t}]
+"#,
+    );
+    for want in [
+        "c.yaml:3:29: notify.links.url: unknown placeholder {rulez}",
+        "c.yaml:5:15: notify.route.receiver: no receiver is named `nobody`",
+        "c.yaml:7:20: notify.route.routes.matchers: `severity` is not a matcher",
+        "c.yaml:7:32: notify.route.routes.matchers: bad regex",
+        "c.yaml:12:11: notify.receivers[ops].slack: give token and channel",
+        "notify.receivers[ops].slack: give either token (and channel) or webhook_url, not both",
+        "c.yaml:15:19: notify.receivers[ops].ntfy.topic: ntfy topics are 1 to 64",
+        "notify.receivers[ops].ntfy.publish: `carrier-pigeon` is not headers or json",
+        "c.yaml:15:70: notify.receivers[ops].ntfy.rate_limit: `fast` is not a rate",
+        "c.yaml:17:17: notify.receivers[ops].webhook.url: not an http(s) URL",
+        "notify.receivers[ops].webhook.format: `xml` is not incident or alertmanager",
+        "notify.receivers.name: receiver `ops` is defined twice",
+    ] {
+        assert!(msg.contains(want), "missing {want:?} in:\n{msg}");
+    }
+}
