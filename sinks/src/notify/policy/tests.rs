@@ -112,7 +112,7 @@ fn a_higher_severity_is_news_a_lower_one_is_not() {
     let mut warning = incident();
     warning.severity = Severity::Warning;
     let (_, told) = sent(p.decide(None, &change(ChangeKind::Opened, warning.clone()), 0));
-    let mut info = warning.clone();
+    let mut info = warning;
     info.severity = Severity::Info;
     assert_eq!(
         p.decide(Some(&told), &change(ChangeKind::Updated, info), 60 * MIN),
