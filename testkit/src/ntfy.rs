@@ -177,7 +177,8 @@ pub enum Fault {
     TooManyRequests { retry_after: Option<u64> },
     /// 500 (`internal server error`).
     ServerError,
-    /// The right answer, after this long.
+    /// The request is handled at once and answered after this long (a
+    /// sender that times out has published all the same).
     Delay(Duration),
 }
 
@@ -403,10 +404,15 @@ async fn handle(
             );
             return refuse(&shared, &method, &uri, &e);
         }
-        Some(Fault::Delay(d)) => tokio::time::sleep(d).await,
-        None => {}
+        Some(Fault::Delay(_)) | None => {}
     }
-    match route(&shared, &method, uri.path(), &headers, &body) {
+    // Processed at once, answered after the delay: a sender that gives up
+    // waiting does not undo the publication (it is in doubt).
+    let answer = route(&shared, &method, uri.path(), &headers, &body);
+    if let Some(Fault::Delay(d)) = fault {
+        tokio::time::sleep(d).await;
+    }
+    match answer {
         Ok(doc) => (
             StatusCode::OK,
             [(header::CONTENT_TYPE, "application/json")],

@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use correlate::IncidentReport;
+use correlate::incident::Role;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BlastRadius {
@@ -16,7 +17,9 @@ pub struct BlastRadius {
     pub entities: usize,
     /// Entities per kind, most first (`Pod` first on a tie).
     pub kinds: Vec<(String, usize)>,
-    /// Affected pods as `namespace/name`, in report order.
+    /// Affected pods as `namespace/name`: those showing effects (or the
+    /// condition, or the evidence) first, the root's own last, each group in
+    /// report order.
     pub pods: Vec<String>,
     /// Entities per namespace, most first.
     pub namespaces: Vec<(String, usize)>,
@@ -48,12 +51,16 @@ impl BlastRadius {
                 *nodes.entry(node).or_default() += 1;
             }
             if e.kind == "Pod" {
-                pods.push(match &e.namespace {
+                let name = match &e.namespace {
                     Some(ns) => format!("{ns}/{}", e.name),
                     None => e.name.clone(),
-                });
+                };
+                pods.push((a.role, name));
             }
         }
+        // The root cause is named already: its own pods go last.
+        pods.sort_by_key(|(role, _)| matches!(role, Role::Cause | Role::Merged));
+        let pods = pods.into_iter().map(|(_, name)| name).collect();
         let mut kinds = ranked(kinds);
         // Pods first among equals: they are what people count.
         kinds.sort_by(|a, b| {

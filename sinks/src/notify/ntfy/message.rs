@@ -426,8 +426,41 @@ fn code(s: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    fn pathological() -> Notification {
+        let incident = serde_json::from_str(include_str!(
+            "../../../tests/fixtures/incidents/nw-pathological-huge-unicode.json"
+        ))
+        .unwrap();
+        Notification {
+            event: Event::Updated,
+            sequence: 2,
+            reasons: vec![Reason::BlastRadius { from: 10, to: 3060 }],
+            links: vec![],
+            incident,
+        }
+    }
+
+    #[test]
+    fn tighter_limits_drop_detail_before_the_root_cause() {
+        let n = pathological();
+        let mut sizes = Vec::new();
+        for limit in [MESSAGE_LIMIT, 2500, 1800, 1200, 300] {
+            let body = body(&n, limit);
+            assert!(body.len() <= limit, "{limit}: {}", body.len());
+            assert!(body.starts_with("**Root cause:** DaemonSet `nfs-csi/csi-nfs-node`"));
+            if limit >= 1800 {
+                // A terser level fits whole: nothing is cut at the end.
+                assert!(body.ends_with("version 156"), "{limit}: {body}");
+                assert!(body.contains("**Blast radius:** 3000 pods"), "{limit}");
+            }
+            sizes.push(body.len());
+        }
+        assert!(sizes.windows(2).all(|w| w[0] > w[1]), "{sizes:?}");
+    }
 
     #[test]
     fn markdown_specials_are_escaped_and_lines_are_safe() {
