@@ -63,7 +63,15 @@ impl Request {
     pub fn json(&self) -> Option<serde_json::Value> {
         serde_json::from_slice(&self.body).ok()
     }
+
+    /// The `X-Epicenter-Signature` header, parsed.
+    pub fn signature(&self) -> Option<Signature> {
+        Signature::parse(self.header(SIGNATURE_HEADER)?)
+    }
 }
+
+/// The header epicenter signs webhooks in.
+pub const SIGNATURE_HEADER: &str = "x-epicenter-signature";
 
 /// A signature header `t=<unix seconds>,v1=<hex>[,v1=<hex>...]`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -67,7 +67,9 @@ pub enum NtfyAuth {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum NtfyPublish {
     /// `POST /<topic>/<sequence id>` with the body as the message and
-    /// `Title`, `Priority`, `Tags`, `Click`, `Markdown` headers.
+    /// `X-Title`, `X-Priority`, `X-Tags`, `X-Click`, `X-Markdown`,
+    /// `X-Actions` headers (ntfy's `Title`, `Priority`, ... by their `X-`
+    /// names).
     #[default]
     Headers,
     /// `POST /` with a JSON body (`topic`, `sequence_id`, `title`, ...).
