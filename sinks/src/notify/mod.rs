@@ -217,6 +217,28 @@ impl DeliveryError {
         }
     }
 
+    /// The same error with its reason rewritten (a notifier naming itself
+    /// and the service's own error text).
+    pub fn map_reason(self, f: impl FnOnce(&str) -> String) -> DeliveryError {
+        match self {
+            DeliveryError::Retry {
+                reason,
+                retry_after,
+                in_doubt,
+                progress,
+            } => DeliveryError::Retry {
+                reason: f(&reason),
+                retry_after,
+                in_doubt,
+                progress,
+            },
+            DeliveryError::Permanent { reason, progress } => DeliveryError::Permanent {
+                reason: f(&reason),
+                progress,
+            },
+        }
+    }
+
     pub fn is_permanent(&self) -> bool {
         matches!(self, DeliveryError::Permanent { .. })
     }
