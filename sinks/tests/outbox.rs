@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use correlate::{IncidentReport, Status};
 use sinks::change::{ChangeKind, IncidentChange};
@@ -37,8 +37,12 @@ fn csi() -> IncidentReport {
     incident("core-csi-driver-unavailable.json")
 }
 
+/// A second incident, still firing.
 fn stall() -> IncidentReport {
-    incident("nw-simultaneous-reboot-scheduler-stall-02544c3fba751369.json")
+    let mut inc = incident("nw-simultaneous-reboot-scheduler-stall-02544c3fba751369.json");
+    inc.status = Status::Firing;
+    inc.resolved_at = None;
+    inc
 }
 
 fn change(kind: ChangeKind, incident: IncidentReport) -> Outgoing {
@@ -118,8 +122,10 @@ fn quick(mut t: Target) -> Target {
 fn settings(dir: &Path, targets: &[&str]) -> Settings {
     let mut s = Settings::new(dir.join("outbox.redb"));
     s.policy.throttle = Duration::ZERO;
-    s.receivers
-        .insert("all".to_string(), targets.iter().map(|t| t.to_string()).collect());
+    s.receivers.insert(
+        "all".to_string(),
+        targets.iter().map(|t| t.to_string()).collect(),
+    );
     s.route = Route {
         receivers: vec!["all".to_string()],
         ..Route::default()
@@ -185,7 +191,10 @@ async fn every_change_reaches_every_stream_in_order_and_once_across_a_restart() 
         .unwrap()
     };
     let batches = [
-        vec![change(ChangeKind::Opened, csi()), change(ChangeKind::Opened, stall())],
+        vec![
+            change(ChangeKind::Opened, csi()),
+            change(ChangeKind::Opened, stall()),
+        ],
         vec![change(ChangeKind::Updated, with_new_effect(csi(), "x"))],
         vec![change(ChangeKind::Resolved, resolved(stall()))],
     ];
@@ -199,17 +208,32 @@ async fn every_change_reaches_every_stream_in_order_and_once_across_a_restart() 
         .flatten()
         .map(|o| String::from_utf8(o.json.clone()).unwrap())
         .collect();
-    wait_async("every change in the file", || (lines(&file).len() >= want.len()).then_some(())).await;
-    outbox.shutdown(Duration::from_secs(5), tasks).await.unwrap();
+    wait_async("every change in the file", || {
+        (lines(&file).len() >= want.len()).then_some(())
+    })
+    .await;
+    outbox
+        .shutdown(Duration::from_secs(5), tasks)
+        .await
+        .unwrap();
     assert_eq!(lines(&file), want, "every change, in order, once");
+    drop(outbox);
 
     // A restart delivers nothing again: the deliveries were recorded.
     let outbox = open();
     assert!(idle(&outbox));
     let tasks = outbox.start();
-    outbox.enqueue(&[change(ChangeKind::Updated, csi())]).unwrap();
-    wait_async("the new change", || (lines(&file).len() == want.len() + 1).then_some(())).await;
-    outbox.shutdown(Duration::from_secs(5), tasks).await.unwrap();
+    outbox
+        .enqueue(&[change(ChangeKind::Updated, csi())])
+        .unwrap();
+    wait_async("the new change", || {
+        (lines(&file).len() == want.len() + 1).then_some(())
+    })
+    .await;
+    outbox
+        .shutdown(Duration::from_secs(5), tasks)
+        .await
+        .unwrap();
     assert_eq!(lines(&file).len(), want.len() + 1);
 }
 
@@ -239,11 +263,19 @@ async fn people_hear_the_opening_the_news_and_the_end_once_each() {
         outbox.enqueue(&[c]).unwrap();
         wait_async("the outbox to deliver", || idle(&outbox).then_some(())).await;
     }
-    outbox.shutdown(Duration::from_secs(5), tasks).await.unwrap();
+    outbox
+        .shutdown(Duration::from_secs(5), tasks)
+        .await
+        .unwrap();
     let got = delivered(&hook.requests());
     let events: Vec<(&str, u64)> = got
         .iter()
-        .map(|b| (b["event"].as_str().unwrap(), b["sequence"].as_u64().unwrap()))
+        .map(|b| {
+            (
+                b["event"].as_str().unwrap(),
+                b["sequence"].as_u64().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(events, [("opened", 1), ("updated", 2), ("resolved", 3)]);
     assert_eq!(
@@ -272,7 +304,10 @@ async fn a_failing_endpoint_delays_delivery_and_newer_news_folds_into_what_waits
         .enqueue(&[
             change(ChangeKind::Opened, csi()),
             change(ChangeKind::Updated, news.clone()),
-            change(ChangeKind::Updated, with_new_effect(news, "mysql-cannot-lock-files")),
+            change(
+                ChangeKind::Updated,
+                with_new_effect(news, "mysql-cannot-lock-files"),
+            ),
         ])
         .unwrap();
     let tasks = outbox.start();
@@ -281,11 +316,20 @@ async fn a_failing_endpoint_delays_delivery_and_newer_news_folds_into_what_waits
     })
     .await;
     wait_async("an idle outbox", || idle(&outbox).then_some(())).await;
-    outbox.shutdown(Duration::from_secs(5), tasks).await.unwrap();
+    outbox
+        .shutdown(Duration::from_secs(5), tasks)
+        .await
+        .unwrap();
     let all = hook.requests();
     assert_eq!(all.len(), 4, "three refused, one delivered");
-    let keys: Vec<&str> = all.iter().map(|r| r.header("idempotency-key").unwrap()).collect();
-    assert!(keys.iter().all(|k| *k == keys[0]), "every attempt is the same notification: {keys:?}");
+    let keys: Vec<&str> = all
+        .iter()
+        .map(|r| r.header("idempotency-key").unwrap())
+        .collect();
+    assert!(
+        keys.iter().all(|k| *k == keys[0]),
+        "every attempt is the same notification: {keys:?}"
+    );
     let got = delivered(&all);
     assert_eq!(got.len(), 1);
     assert_eq!(got[0]["event"], "opened", "still the opening");
@@ -295,7 +339,10 @@ async fn a_failing_endpoint_delays_delivery_and_newer_news_folds_into_what_waits
         csi().affected.len() + 2
     );
     let status = &outbox.status()[0];
-    assert_eq!((status.failed_attempts, status.coalesced, status.dead), (3, 2, 0));
+    assert_eq!(
+        (status.failed_attempts, status.coalesced, status.dead),
+        (3, 2, 0)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -310,13 +357,18 @@ async fn a_retry_waits_as_long_as_the_service_asked() {
     )
     .unwrap();
     let tasks = outbox.start();
-    outbox.enqueue(&[change(ChangeKind::Opened, csi())]).unwrap();
+    outbox
+        .enqueue(&[change(ChangeKind::Opened, csi())])
+        .unwrap();
     let all = wait_async("the retry", || {
         let r = hook.requests();
         (r.len() >= 2).then_some(r)
     })
     .await;
-    outbox.shutdown(Duration::from_secs(5), tasks).await.unwrap();
+    outbox
+        .shutdown(Duration::from_secs(5), tasks)
+        .await
+        .unwrap();
     let gap = all[1].arrived.duration_since(all[0].arrived).unwrap();
     assert!(
         gap >= Duration::from_secs(2),
@@ -338,10 +390,16 @@ async fn a_permanent_refusal_is_dead_lettered_at_once_and_the_queue_moves_on() {
     .unwrap();
     let tasks = outbox.start();
     outbox
-        .enqueue(&[change(ChangeKind::Opened, csi()), change(ChangeKind::Opened, stall())])
+        .enqueue(&[
+            change(ChangeKind::Opened, csi()),
+            change(ChangeKind::Opened, stall()),
+        ])
         .unwrap();
     wait_async("both handled", || idle(&outbox).then_some(())).await;
-    outbox.shutdown(Duration::from_secs(5), tasks).await.unwrap();
+    outbox
+        .shutdown(Duration::from_secs(5), tasks)
+        .await
+        .unwrap();
     let all = hook.requests();
     assert_eq!(all.iter().map(|r| r.status).collect::<Vec<_>>(), [400, 200]);
     let dead = outbox.dead_letters("hook", 10).unwrap();
@@ -349,7 +407,11 @@ async fn a_permanent_refusal_is_dead_lettered_at_once_and_the_queue_moves_on() {
     assert_eq!(dead[0].incident, csi().id);
     assert!(dead[0].error.contains("400"), "{}", dead[0].error);
     let kept: serde_json::Value = serde_json::from_slice(&dead[0].payload).unwrap();
-    assert_eq!(kept["incident"]["id"], csi().id.as_str(), "the notification is kept whole");
+    assert_eq!(
+        kept["incident"]["id"],
+        csi().id.as_str(),
+        "the notification is kept whole"
+    );
     assert_eq!(outbox.status()[0].dead, 1);
 }
 
@@ -363,12 +425,25 @@ async fn a_notification_failing_past_the_give_up_time_is_dead_lettered() {
     target.retry.give_up_after = Some(Duration::from_secs(3600));
     let outbox = Outbox::open(settings(dir.path(), &["hook"]), vec![target], clock).unwrap();
     let tasks = outbox.start();
-    outbox.enqueue(&[change(ChangeKind::Opened, csi())]).unwrap();
-    wait_async("a few failed attempts", || (hook.requests().len() >= 2).then_some(())).await;
+    outbox
+        .enqueue(&[change(ChangeKind::Opened, csi())])
+        .unwrap();
+    // Time moves a second per look, so the retries come due.
+    wait_async("a few failed attempts", || {
+        now.fetch_add(1_000_000, Ordering::SeqCst);
+        (hook.requests().len() >= 2).then_some(())
+    })
+    .await;
     assert_eq!(outbox.status()[0].dead, 0, "still trying within the hour");
     now.fetch_add(3_600_000_001, Ordering::SeqCst);
-    wait_async("the dead letter", || (outbox.status()[0].dead == 1).then_some(())).await;
-    outbox.shutdown(Duration::from_secs(5), tasks).await.unwrap();
+    wait_async("the dead letter", || {
+        (outbox.status()[0].dead == 1).then_some(())
+    })
+    .await;
+    outbox
+        .shutdown(Duration::from_secs(5), tasks)
+        .await
+        .unwrap();
     assert_eq!(outbox.status()[0].pending, 0);
 }
 
@@ -381,16 +456,29 @@ async fn a_throttled_update_waits_and_then_tells_the_latest_state() {
     s.policy.throttle = Duration::from_secs(300);
     let outbox = Outbox::open(s, vec![Target::notifier("hook", webhook(&hook))], clock).unwrap();
     let tasks = outbox.start();
-    outbox.enqueue(&[change(ChangeKind::Opened, csi())]).unwrap();
-    wait_async("the opening", || (delivered(&hook.requests()).len() == 1).then_some(())).await;
+    outbox
+        .enqueue(&[change(ChangeKind::Opened, csi())])
+        .unwrap();
+    wait_async("the opening", || {
+        (delivered(&hook.requests()).len() == 1).then_some(())
+    })
+    .await;
     now.fetch_add(60_000_000, Ordering::SeqCst);
     let first = with_new_effect(csi(), "vault-boltdb-timeout");
     let second = with_new_effect(first.clone(), "mysql-cannot-lock-files");
-    outbox.enqueue(&[change(ChangeKind::Updated, first)]).unwrap();
-    outbox.enqueue(&[change(ChangeKind::Updated, second.clone())]).unwrap();
+    outbox
+        .enqueue(&[change(ChangeKind::Updated, first)])
+        .unwrap();
+    outbox
+        .enqueue(&[change(ChangeKind::Updated, second.clone())])
+        .unwrap();
     outbox.release_due().unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(delivered(&hook.requests()).len(), 1, "inside the throttle: held back");
+    assert_eq!(
+        delivered(&hook.requests()).len(),
+        1,
+        "inside the throttle: held back"
+    );
     assert_eq!(outbox.policy_status().deferred, 2);
     now.fetch_add(240_000_000, Ordering::SeqCst);
     outbox.release_due().unwrap();
@@ -399,7 +487,10 @@ async fn a_throttled_update_waits_and_then_tells_the_latest_state() {
         (d.len() == 2).then_some(d)
     })
     .await;
-    outbox.shutdown(Duration::from_secs(5), tasks).await.unwrap();
+    outbox
+        .shutdown(Duration::from_secs(5), tasks)
+        .await
+        .unwrap();
     assert_eq!(got[1]["event"], "updated");
     assert_eq!(
         got[1]["incident"]["affected"].as_array().unwrap().len(),
@@ -422,8 +513,10 @@ async fn routes_pick_receivers_and_whoever_announced_an_incident_hears_its_end()
     let phone = LocalNtfy::start();
     let mut s = Settings::new(dir.path().join("outbox.redb"));
     s.policy.throttle = Duration::ZERO;
-    s.receivers.insert("everyone".to_string(), vec!["hook".to_string()]);
-    s.receivers.insert("pager".to_string(), vec!["phone".to_string()]);
+    s.receivers
+        .insert("everyone".to_string(), vec!["hook".to_string()]);
+    s.receivers
+        .insert("pager".to_string(), vec!["phone".to_string()]);
     // Critical incidents page too; the rest only go to the webhook.
     s.route = Route {
         receivers: vec!["everyone".to_string()],
@@ -441,6 +534,7 @@ async fn routes_pick_receivers_and_whoever_announced_an_incident_hears_its_end()
                 routes: Vec::new(),
             },
         ],
+        ..Route::default()
     };
     let outbox = Outbox::open(
         s,
@@ -457,20 +551,33 @@ async fn routes_pick_receivers_and_whoever_announced_an_incident_hears_its_end()
     let mut warning = stall();
     warning.severity = correlate::Severity::Warning;
     outbox
-        .enqueue(&[change(ChangeKind::Opened, critical.clone()), change(ChangeKind::Opened, warning.clone())])
+        .enqueue(&[
+            change(ChangeKind::Opened, critical.clone()),
+            change(ChangeKind::Opened, warning.clone()),
+        ])
         .unwrap();
     wait_async("the openings", || idle(&outbox).then_some(())).await;
     // Its severity drops before it ends: routes would no longer page, but
     // the phone that showed it must be told it is over.
     let mut ended = resolved(critical.clone());
     ended.severity = correlate::Severity::Warning;
-    outbox.enqueue(&[change(ChangeKind::Resolved, ended)]).unwrap();
+    outbox
+        .enqueue(&[change(ChangeKind::Resolved, ended)])
+        .unwrap();
     wait_async("the resolution", || idle(&outbox).then_some(())).await;
-    outbox.shutdown(Duration::from_secs(5), tasks).await.unwrap();
+    outbox
+        .shutdown(Duration::from_secs(5), tasks)
+        .await
+        .unwrap();
 
     let hooked: Vec<(String, String)> = delivered(&hook.requests())
         .iter()
-        .map(|b| (b["incident"]["id"].as_str().unwrap().to_string(), b["event"].as_str().unwrap().to_string()))
+        .map(|b| {
+            (
+                b["incident"]["id"].as_str().unwrap().to_string(),
+                b["event"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
     assert_eq!(
         hooked,
@@ -480,10 +587,17 @@ async fn routes_pick_receivers_and_whoever_announced_an_incident_hears_its_end()
             (critical.id.clone(), "resolved".to_string())
         ]
     );
-    let paged: Vec<String> = phone.messages().iter().map(|m| m.sequence_id.clone()).collect();
+    let paged: Vec<String> = phone
+        .messages()
+        .iter()
+        .map(|m| m.sequence_id.clone())
+        .collect();
     assert!(paged.len() >= 2, "opening and resolution paged: {paged:?}");
-    assert!(paged.iter().all(|s| s == &paged[0]), "one notification on the phone: {paged:?}");
-    assert!(phone.phone("oncall").is_empty(), "cleared once resolved");
+    assert!(
+        paged.iter().all(|s| s == &paged[0]),
+        "one notification on the phone: {paged:?}"
+    );
+    assert!(phone.drawer("oncall").is_empty(), "cleared once resolved");
 }
 
 #[test]
@@ -504,31 +618,127 @@ fn a_restart_with_a_pending_outbox_delivers_every_notification_exactly_once() {
     // the notifications still queued.
     let rt = tokio::runtime::Runtime::new().unwrap();
     let outbox = open(&rt);
-    let tasks = rt.block_on(async { outbox.start() });
+    let tasks = {
+        let _guard = rt.enter();
+        outbox.start()
+    };
     outbox
-        .enqueue(&[change(ChangeKind::Opened, csi()), change(ChangeKind::Opened, stall())])
+        .enqueue(&[
+            change(ChangeKind::Opened, csi()),
+            change(ChangeKind::Opened, stall()),
+        ])
         .unwrap();
-    outbox.enqueue(&[change(ChangeKind::Resolved, resolved(stall()))]).unwrap();
-    wait("refused attempts", || (phone.refusals().len() >= 2).then_some(()));
-    rt.block_on(outbox.shutdown(Duration::from_millis(100), tasks)).unwrap();
+    outbox
+        .enqueue(&[change(ChangeKind::Resolved, resolved(stall()))])
+        .unwrap();
+    wait("refused attempts", || {
+        (phone.refusals().len() >= 2).then_some(())
+    });
+    rt.block_on(outbox.shutdown(Duration::from_millis(100), tasks))
+        .unwrap();
     drop(outbox);
     drop(rt);
     assert!(phone.messages().is_empty());
 
     // Second life: the server works again.
-    phone.fail_next(0, Fault::ServerError);
+    phone.clear_faults();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let outbox = open(&rt);
-    assert!(outbox.status()[0].pending >= 1, "the queue survived the restart");
-    let tasks = rt.block_on(async { outbox.start() });
+    assert!(
+        outbox.status()[0].pending >= 1,
+        "the queue survived the restart"
+    );
+    let tasks = {
+        let _guard = rt.enter();
+        outbox.start()
+    };
     wait("the queue to drain", || idle(&outbox).then_some(()));
-    rt.block_on(outbox.shutdown(Duration::from_secs(5), tasks)).unwrap();
+    rt.block_on(outbox.shutdown(Duration::from_secs(5), tasks))
+        .unwrap();
     let msgs = phone.messages();
     let csi_msgs = msgs.iter().filter(|m| m.sequence_id == csi().id).count();
     let stall_msgs = msgs.iter().filter(|m| m.sequence_id == stall().id).count();
     assert_eq!(csi_msgs, 1, "the CSI opening, once: {msgs:#?}");
-    assert_eq!(stall_msgs, 1, "the stall's opening and end folded into one resolved message");
-    let shown: Vec<String> = phone.phone("alerts").iter().map(|s| s.sequence_id.clone()).collect();
+    assert_eq!(
+        stall_msgs, 1,
+        "the stall's opening and end folded into one resolved message"
+    );
+    let shown: Vec<String> = phone
+        .drawer("alerts")
+        .iter()
+        .map(|s| s.message.sequence_id.clone())
+        .collect();
     assert_eq!(shown, [csi().id], "the ended one is cleared");
-    let _ = SystemTime::now();
+}
+
+fn slack(fake: &testkit::slack::FakeSlack, timeout: Duration) -> Notifier {
+    use sinks::notify::slack::{SlackNotifier, SlackSettings, SlackTarget};
+    Notifier::Slack(
+        SlackNotifier::new(SlackSettings {
+            target: SlackTarget::Api {
+                token: sinks::notify::Secret::new(fake.token()),
+                channel: testkit::slack::CHANNEL_ID.to_string(),
+                api_url: fake.api_url(),
+            },
+            mention: None,
+            timeout,
+        })
+        .unwrap(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slack_that_posts_but_answers_too_late_still_gets_each_message_once() {
+    use testkit::slack::{CHANNEL_ID, FakeSlack, FakeSlackOptions, Fault as SlackFault};
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeSlack::start(FakeSlackOptions::default());
+    // The opening is posted, but its answer comes after the client gave up
+    // (a timeout: in doubt); later, the same happens to the thread reply.
+    fake.fault_on(
+        "chat.postMessage",
+        SlackFault::Delay(Duration::from_secs(3)),
+        1,
+    );
+    let outbox = Outbox::open(
+        settings(dir.path(), &["slack"]),
+        vec![quick(Target::notifier(
+            "slack",
+            slack(&fake, Duration::from_millis(500)),
+        ))],
+        sinks::outbox::wall_clock(),
+    )
+    .unwrap();
+    let tasks = outbox.start();
+    outbox
+        .enqueue(&[change(ChangeKind::Opened, csi())])
+        .unwrap();
+    wait_async("the opening", || idle(&outbox).then_some(())).await;
+    fake.fault_on(
+        "chat.postMessage",
+        SlackFault::Delay(Duration::from_secs(3)),
+        1,
+    );
+    outbox
+        .enqueue(&[change(
+            ChangeKind::Updated,
+            with_new_effect(csi(), "vault-boltdb-timeout"),
+        )])
+        .unwrap();
+    wait_async("the update", || idle(&outbox).then_some(())).await;
+    outbox
+        .shutdown(Duration::from_secs(5), tasks)
+        .await
+        .unwrap();
+
+    let messages = fake.messages(CHANNEL_ID);
+    let top: Vec<_> = messages.iter().filter(|m| m.thread_ts.is_none()).collect();
+    assert_eq!(top.len(), 1, "one message for the incident: {messages:#?}");
+    assert_eq!(top[0].edits.len(), 1, "updated in place once");
+    assert_eq!(top[0].replies.len(), 1, "one thread reply for the update");
+    let status = &outbox.status()[0];
+    assert_eq!(
+        status.recovered, 2,
+        "both late answers were found delivered"
+    );
+    assert!(status.failed_attempts >= 2);
 }

@@ -307,6 +307,11 @@ impl LocalNtfy {
             .collect()
     }
 
+    /// Forgets every fault not yet answered: the server works again.
+    pub fn clear_faults(&self) {
+        self.shared.lock().faults.clear();
+    }
+
     /// The next `k` requests get `fault` (after any already queued).
     pub fn fail_next(&self, k: usize, fault: Fault) {
         self.shared
