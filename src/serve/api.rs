@@ -5,7 +5,8 @@
 //!   are refused with 400 and the reason).
 //! - `GET /api/v1/incidents?status=&rule=&namespace=&since=&limit=`: the
 //!   newest version of each incident, newest first (a fixed query over
-//!   `incidents_latest`, values escaped).
+//!   `incidents_latest`, values escaped); `GET /api/v1/incidents/{id}`:
+//!   one incident's newest version (the link in notifications).
 //! - `GET /api/v1/outbox`: every delivery target (pending, dead letters,
 //!   failures) and the notification policy's counters;
 //!   `GET /api/v1/outbox/dead?sink=NAME&limit=N`: its newest dead letters.
@@ -83,6 +84,7 @@ pub(crate) fn router(api: Api) -> Router {
     Router::new()
         .route("/api/v1/query", get(query))
         .route("/api/v1/incidents", get(incidents))
+        .route("/api/v1/incidents/{id}", get(incident))
         .route("/api/v1/outbox", get(outbox))
         .route("/api/v1/outbox/dead", get(dead))
         .with_state(api)
@@ -245,6 +247,33 @@ async fn incidents(
     match incidents_sql(&p) {
         Ok(sql) => run(&api, &sql, format).await,
         Err(e) => error(StatusCode::BAD_REQUEST, &e),
+    }
+}
+
+async fn incident(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    if !api.authorized(&headers) {
+        return unauthorized();
+    }
+    let engine = match api.sql().await {
+        Ok(s) => s,
+        Err(e) => return e.into_response(),
+    };
+    let sql = format!("SELECT * FROM incidents_latest WHERE id = {}", literal(&id));
+    let rows = match engine.query(&sql, Format::Json).await {
+        Ok(body) => body,
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    };
+    match serde_json::from_str::<Vec<serde_json::Value>>(&rows) {
+        Ok(mut v) if !v.is_empty() => axum::Json(v.swap_remove(0)).into_response(),
+        Ok(_) => error(
+            StatusCode::NOT_FOUND,
+            &format!("no incident {id} in the history"),
+        ),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     }
 }
 

@@ -121,7 +121,7 @@ async fn deliver_stream(
     let inner2 = inner.clone();
     blocking(move || match (result, first) {
         (Ok(()), _) => inner2.ack_stream(i, &seqs),
-        (Err(e), Some((seq, entry))) => inner2.fail(i, seq, entry, &e),
+        (Err(e), Some((seq, entry))) => inner2.fail(i, seq, entry, &e, false),
         (Err(_), None) => Ok(()),
     })
     .await
@@ -140,7 +140,7 @@ async fn deliver_notification(
         Err(e) => {
             let inner2 = inner.clone();
             let err = DeliveryError::permanent(format!("unreadable notification: {e}"));
-            return blocking(move || inner2.fail(i, seq, entry, &err)).await;
+            return blocking(move || inner2.fail(i, seq, entry, &err, false)).await;
         }
     };
     let receipt = store::receipt(&inner.db, &target.name, &entry.incident)?;
@@ -155,9 +155,10 @@ async fn deliver_notification(
                     .await;
             }
             Ok(None) => {}
+            // Slack cannot be asked now: the doubt stays, ask again later.
             Err(e) => {
                 let inner2 = inner.clone();
-                return blocking(move || inner2.fail(i, seq, entry, &e)).await;
+                return blocking(move || inner2.fail(i, seq, entry, &e, true)).await;
             }
         }
     }
@@ -175,7 +176,7 @@ async fn deliver_notification(
             if let Some(p) = e.progress() {
                 inner2.keep_receipt(i, &entry.incident, p)?;
             }
-            inner2.fail(i, seq, entry, &e)
+            inner2.fail(i, seq, entry, &e, false)
         }
     })
     .await
@@ -335,8 +336,17 @@ impl Inner {
         Ok(())
     }
 
-    /// A failed attempt: schedule the retry, or give up.
-    fn fail(&self, i: usize, seq: u64, entry: Entry, error: &DeliveryError) -> Result<()> {
+    /// A failed attempt: schedule the retry, or give up. `still_in_doubt`:
+    /// an earlier attempt may have landed and nobody could tell yet (the
+    /// failure was in asking), so the retry must ask first.
+    fn fail(
+        &self,
+        i: usize,
+        seq: u64,
+        entry: Entry,
+        error: &DeliveryError,
+        still_in_doubt: bool,
+    ) -> Result<()> {
         let target = self.target(i);
         let name = target.name.as_str();
         let now = (self.clock)();
@@ -371,7 +381,7 @@ impl Inner {
                 } => (*retry_after, *in_doubt),
                 DeliveryError::Permanent { .. } => (None, false),
             };
-            e.in_doubt = in_doubt;
+            e.in_doubt = in_doubt || still_in_doubt;
             let too_long = target.retry.give_up_after.is_some_and(|g| {
                 now.saturating_sub(e.enqueued_at)
                     >= i64::try_from(g.as_micros()).unwrap_or(i64::MAX)
