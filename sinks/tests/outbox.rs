@@ -238,6 +238,46 @@ async fn every_change_reaches_every_stream_in_order_and_once_across_a_restart() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_is_stored_once_for_all_streams_and_released_when_all_delivered() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.ndjson"), dir.path().join("b.ndjson"));
+    let outbox = Outbox::open(
+        Settings::new(dir.path().join("outbox.redb")),
+        vec![
+            Target::stream("a", StreamSink::File(FileSink::open(&a).unwrap())),
+            Target::stream("b", StreamSink::File(FileSink::open(&b).unwrap())),
+        ],
+        sinks::outbox::wall_clock(),
+    )
+    .unwrap();
+    outbox
+        .enqueue(&[
+            change(ChangeKind::Opened, csi()),
+            change(ChangeKind::Opened, stall()),
+        ])
+        .unwrap();
+    assert_eq!(
+        outbox.held_documents().unwrap(),
+        2,
+        "one document per change, not per stream"
+    );
+    let tasks = outbox.start();
+    wait_async("both streams", || {
+        (lines(&a).len() == 2 && lines(&b).len() == 2).then_some(())
+    })
+    .await;
+    wait_async("the documents released", || {
+        (outbox.held_documents().unwrap() == 0).then_some(())
+    })
+    .await;
+    outbox
+        .shutdown(Duration::from_secs(5), tasks)
+        .await
+        .unwrap();
+    assert_eq!(lines(&a), lines(&b));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn people_hear_the_opening_the_news_and_the_end_once_each() {
     let dir = tempfile::tempdir().unwrap();
     let hook = WebhookReceiver::start();

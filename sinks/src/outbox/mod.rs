@@ -473,7 +473,21 @@ impl Outbox {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
             let mut next = *seq;
+            let streams = u32::try_from(
+                inner
+                    .targets
+                    .iter()
+                    .filter(|t| matches!(t.sink, Sink::Stream(_)))
+                    .count(),
+            )
+            .unwrap_or(u32::MAX);
             for o in batch {
+                let doc = next;
+                if streams > 0 {
+                    t.docs
+                        .insert(doc, store::doc_value(streams, &o.json).as_slice())?;
+                    next += 1;
+                }
                 for (i, target) in inner.targets.iter().enumerate() {
                     if matches!(target.sink, Sink::Stream(_)) {
                         let entry = Entry {
@@ -484,7 +498,8 @@ impl Outbox {
                             enqueued_at: now,
                             next_at: now,
                             last_error: None,
-                            payload: o.json.clone(),
+                            payload: Vec::new(),
+                            doc: Some(doc),
                         };
                         t.queue.insert(
                             (target.name.as_str(), next),
@@ -635,6 +650,13 @@ impl Outbox {
         }
     }
 
+    /// Change documents still held for stream targets that have not
+    /// delivered them (each stored once, whatever the number of streams).
+    pub fn held_documents(&self) -> Result<u64> {
+        let txn = self.inner.db.begin_read()?;
+        Ok(redb::ReadableTableMetadata::len(&txn.open_table(store::DOCS)?)?)
+    }
+
     /// The newest dead letters of `target`.
     pub fn dead_letters(&self, target: &str, limit: usize) -> Result<Vec<DeadLetter>> {
         store::dead_letters(&self.inner.db, target, limit)
@@ -656,6 +678,7 @@ pub(crate) struct Tables<'t> {
     pub(crate) deferred: redb::Table<'t, &'static str, &'static [u8]>,
     pub(crate) dead: redb::Table<'t, (&'static str, u64), &'static [u8]>,
     pub(crate) meta: redb::Table<'t, &'static str, u64>,
+    pub(crate) docs: redb::Table<'t, u64, &'static [u8]>,
 }
 
 impl<'t> Tables<'t> {
@@ -668,6 +691,7 @@ impl<'t> Tables<'t> {
             deferred: txn.open_table(store::DEFERRED)?,
             dead: txn.open_table(store::DEAD)?,
             meta: txn.open_table(store::META)?,
+            docs: txn.open_table(store::DOCS)?,
         })
     }
 }
@@ -812,6 +836,7 @@ impl Inner {
                 next_at: now,
                 last_error: None,
                 payload: serde_json::to_vec(n).map_err(|e| Error::Encode(e.to_string()))?,
+                doc: None,
             };
             t.queue
                 .insert((name, *next), store::encode(&entry)?.as_slice())?;

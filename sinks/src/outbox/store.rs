@@ -9,10 +9,14 @@
 //! | `told`     | incident               | [`Told`]: what people were last told  |
 //! | `deferred` | incident               | [`Deferred`]: a throttled update      |
 //! | `dead`     | (target, seq)          | [`DeadLetter`]                        |
+//! | `docs`     | seq                    | refcount (u32 LE) + change JSON       |
 //! | `meta`     | name                   | u64 (`next_seq`)                      |
 //!
 //! Values are postcard (small, fast, serde); payloads inside them are the
 //! JSON documents sinks deliver, so nothing is re-rendered after a restart.
+//! A change goes to every stream target: its JSON is stored once in `docs`
+//! and the stream entries point at it (counted), so three streams do not
+//! write it three times.
 
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use serde::de::DeserializeOwned;
@@ -30,6 +34,7 @@ pub(super) const TOLD: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("
 pub(super) const DEFERRED: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("deferred");
 pub(super) const DEAD: TableDefinition<'_, (&str, u64), &[u8]> = TableDefinition::new("dead");
 pub(super) const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
+pub(super) const DOCS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("docs");
 
 pub(super) const NEXT_SEQ: &str = "next_seq";
 
@@ -49,8 +54,43 @@ pub(super) struct Entry {
     /// Not before this time.
     pub(super) next_at: WallMicros,
     pub(super) last_error: Option<String>,
-    /// JSON: an `IncidentChange` for streams, a `Notification` for notifiers.
+    /// JSON of a `Notification` (notifiers); empty for streams, whose
+    /// `IncidentChange` is the shared document `doc`.
     pub(super) payload: Vec<u8>,
+    pub(super) doc: Option<u64>,
+}
+
+/// A shared document: its reference count, then its JSON.
+pub(super) fn doc_value(refs: u32, json: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(4 + json.len());
+    v.extend_from_slice(&refs.to_le_bytes());
+    v.extend_from_slice(json);
+    v
+}
+
+pub(super) fn doc_parts(v: &[u8]) -> Result<(u32, &[u8])> {
+    match v.split_first_chunk::<4>() {
+        Some((refs, json)) => Ok((u32::from_le_bytes(*refs), json)),
+        None => Err(Error::Corrupt {
+            what: "shared document".to_string(),
+            reason: "shorter than its reference count".to_string(),
+        }),
+    }
+}
+
+/// Drops one reference to document `seq`, deleting it with the last.
+pub(super) fn release_doc(docs: &mut redb::Table<'_, u64, &'static [u8]>, seq: u64) -> Result<()> {
+    let current = docs.get(seq)?.map(|v| v.value().to_vec());
+    let Some(bytes) = current else {
+        return Ok(());
+    };
+    let (refs, json) = doc_parts(&bytes)?;
+    if refs <= 1 {
+        docs.remove(seq)?;
+    } else {
+        docs.insert(seq, doc_value(refs - 1, json).as_slice())?;
+    }
+    Ok(())
 }
 
 /// A throttled update waiting for its time.
@@ -108,6 +148,7 @@ pub(super) fn create_tables(db: &redb::Database) -> Result<()> {
         txn.open_table(DEFERRED)?;
         txn.open_table(DEAD)?;
         txn.open_table(META)?;
+        txn.open_table(DOCS)?;
     }
     txn.commit()?;
     Ok(())
@@ -117,10 +158,18 @@ pub(super) fn create_tables(db: &redb::Database) -> Result<()> {
 pub(super) fn head(db: &redb::Database, target: &str, n: usize) -> Result<Vec<(u64, Entry)>> {
     let txn = db.begin_read()?;
     let queue = txn.open_table(QUEUE)?;
+    let docs = txn.open_table(DOCS)?;
     let mut out = Vec::new();
     for item in queue.range((target, 0)..=(target, u64::MAX))?.take(n) {
         let (k, v) = item?;
-        out.push((k.value().1, decode(v.value(), "queue entry")?));
+        let mut e: Entry = decode(v.value(), "queue entry")?;
+        if let Some(d) = e.doc {
+            // The shared change document, materialised for delivery.
+            if let Some(v) = docs.get(d)? {
+                e.payload = doc_parts(v.value())?.1.to_vec();
+            }
+        }
+        out.push((k.value().1, e));
     }
     Ok(out)
 }
@@ -137,6 +186,7 @@ pub(super) fn census(db: &redb::Database) -> Result<Census> {
     let txn = db.begin_read()?;
     let queue = txn.open_table(QUEUE)?;
     let dead = txn.open_table(DEAD)?;
+    let docs = txn.open_table(DOCS)?;
     let mut pending: Vec<(String, u64, Option<WallMicros>)> = Vec::new();
     let mut max_seq: Option<u64> = None;
     for item in queue.iter()? {
@@ -160,6 +210,9 @@ pub(super) fn census(db: &redb::Database) -> Result<Census> {
             Some((t, n)) if t == target => *n += 1,
             _ => dead_counts.push((target.to_string(), 1)),
         }
+    }
+    if let Some(last) = docs.last()? {
+        max_seq = max_seq.max(Some(last.0.value()));
     }
     Ok(Census {
         pending,

@@ -230,8 +230,15 @@ impl Inner {
         txn.set_durability(Durability::None)?;
         {
             let mut queue = txn.open_table(store::QUEUE)?;
+            let mut docs = txn.open_table(store::DOCS)?;
             for &seq in seqs {
-                queue.remove((target.name.as_str(), seq))?;
+                let removed = queue
+                    .remove((target.name.as_str(), seq))?
+                    .map(|v| store::decode::<Entry>(v.value(), "queue entry"))
+                    .transpose()?;
+                if let Some(d) = removed.and_then(|e| e.doc) {
+                    store::release_doc(&mut docs, d)?;
+                }
             }
         }
         txn.commit()?;
@@ -404,7 +411,20 @@ impl Inner {
                     enqueued_at: e.enqueued_at,
                     dead_at: now,
                     error: error.to_string(),
-                    payload: e.payload.clone(),
+                    payload: match e.doc {
+                        Some(d) => {
+                            let json = t
+                                .docs
+                                .get(d)?
+                                .map(|v| v.value().to_vec())
+                                .unwrap_or_default();
+                            store::release_doc(&mut t.docs, d)?;
+                            store::doc_parts(&json)
+                                .map(|(_, j)| j.to_vec())
+                                .unwrap_or_default()
+                        }
+                        None => e.payload.clone(),
+                    },
                 };
                 t.dead
                     .insert((name, seq), store::encode(&letter)?.as_slice())?;
