@@ -11,8 +11,11 @@
 //! notification; Slack's costs one fsync more (the in-doubt mark before
 //! every post).
 //!
+//! `--enqueue-only` starts no delivery task: the enqueue rate alone, with
+//! nothing else competing for the store and the cores.
+//!
 //! ```text
-//! outbox [--notifications N] [--batch N] [--runs N]
+//! outbox [--notifications N] [--batch N] [--runs N] [--enqueue-only]
 //! ```
 #![allow(clippy::print_stdout)] // the report is the output
 
@@ -36,6 +39,7 @@ struct Args {
     notifications: usize,
     batch: usize,
     runs: usize,
+    enqueue_only: bool,
 }
 
 fn args() -> Result<Args, String> {
@@ -43,9 +47,14 @@ fn args() -> Result<Args, String> {
         notifications: 20_000,
         batch: 64,
         runs: 3,
+        enqueue_only: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
+        if flag == "--enqueue-only" {
+            a.enqueue_only = true;
+            continue;
+        }
         let mut value = || {
             it.next()
                 .and_then(|v| v.parse::<usize>().ok())
@@ -96,7 +105,13 @@ struct Run {
     delivered: Duration,
 }
 
-fn run(kind: &str, notifier: Notifier, batches: &[Vec<Outgoing>], n: usize) -> Result<Run, String> {
+fn run(
+    kind: &str,
+    notifier: Notifier,
+    batches: &[Vec<Outgoing>],
+    n: usize,
+    enqueue_only: bool,
+) -> Result<Run, String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let mut settings = Settings::new(dir.path().join("outbox.redb"));
     settings.policy.throttle = Duration::ZERO;
@@ -121,7 +136,7 @@ fn run(kind: &str, notifier: Notifier, batches: &[Vec<Outgoing>], n: usize) -> R
     )
     .map_err(|e| e.to_string())?;
     let started = Instant::now();
-    if std::env::var_os("ENQUEUE_ONLY").is_some() {
+    if enqueue_only {
         for b in batches {
             outbox.enqueue(b).map_err(|e| e.to_string())?;
         }
@@ -213,7 +228,7 @@ fn main() -> ExitCode {
                 .map(Notifier::Slack)
                 .map_err(|e| e.to_string()),
             };
-            let r = notifier.and_then(|n| run(kind, n, &batches, a.notifications));
+            let r = notifier.and_then(|n| run(kind, n, &batches, a.notifications, a.enqueue_only));
             match r {
                 Ok(r) => {
                     enq.push(a.notifications as f64 / r.enqueue.as_secs_f64());

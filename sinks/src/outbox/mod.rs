@@ -654,7 +654,9 @@ impl Outbox {
     /// delivered them (each stored once, whatever the number of streams).
     pub fn held_documents(&self) -> Result<u64> {
         let txn = self.inner.db.begin_read()?;
-        Ok(redb::ReadableTableMetadata::len(&txn.open_table(store::DOCS)?)?)
+        Ok(redb::ReadableTableMetadata::len(
+            &txn.open_table(store::DOCS)?,
+        )?)
     }
 
     /// The newest dead letters of `target`.
