@@ -22,8 +22,8 @@ const FLUSH_ROWS: usize = 50_000;
 #[derive(Debug)]
 pub(crate) struct HistoryRecorder {
     writer: HistoryWriter,
-    /// The version last recorded, per incident index.
-    recorded: FxHashMap<usize, u32>,
+    /// The version and status last recorded, per incident index.
+    recorded: FxHashMap<usize, (u32, Status)>,
     pub(crate) rows: u64,
 }
 
@@ -76,10 +76,11 @@ impl HistoryRecorder {
         merged_into: Option<String>,
         at: correlate::EventTime,
     ) {
-        if self.recorded.get(&idx) == Some(&inc.version) && change != ChangeKind::Merged {
+        let state = (inc.version, inc.status);
+        if self.recorded.get(&idx) == Some(&state) && change != ChangeKind::Merged {
             return;
         }
-        self.recorded.insert(idx, inc.version);
+        self.recorded.insert(idx, state);
         let c = IncidentChange {
             change,
             merged_into,
@@ -94,7 +95,7 @@ impl HistoryRecorder {
     pub(crate) fn finish(mut self, engine: &Engine) -> Result<u64> {
         let store = engine.store();
         for (idx, inc) in store.iter().enumerate() {
-            if inc.is_reported() && self.recorded.get(&idx) != Some(&inc.version) {
+            if inc.is_reported() && self.recorded.get(&idx) != Some(&(inc.version, inc.status)) {
                 let at = inc.resolved_at.unwrap_or(inc.last_seen).max(inc.last_seen);
                 let change = if inc.status == Status::Resolved {
                     ChangeKind::Resolved

@@ -111,24 +111,35 @@ impl FileSink {
 
 /// The history as a stream sink: each batch becomes Parquet files (see
 /// [`crate::history`]); changes it already stores (by outbox sequence
-/// number, after a crash) are skipped.
+/// number, after a crash) are skipped by the writer. A writer that stopped
+/// after a failed commit is reopened, which reads what was committed.
 #[derive(Clone)]
 pub struct HistorySink {
-    writer: Arc<Mutex<HistoryWriter>>,
+    writer: Arc<Mutex<Option<HistoryWriter>>>,
+    dir: PathBuf,
+    signal_sources: std::collections::BTreeMap<String, String>,
     /// Wall clock for `recorded_at`, injected.
     clock: crate::outbox::Clock,
 }
 
 impl std::fmt::Debug for HistorySink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HistorySink").finish_non_exhaustive()
+        f.debug_struct("HistorySink")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
     }
 }
 
 impl HistorySink {
-    pub fn new(writer: HistoryWriter, clock: crate::outbox::Clock) -> HistorySink {
+    pub fn new(
+        writer: HistoryWriter,
+        signal_sources: std::collections::BTreeMap<String, String>,
+        clock: crate::outbox::Clock,
+    ) -> HistorySink {
         HistorySink {
-            writer: Arc::new(Mutex::new(writer)),
+            dir: writer.dir().to_path_buf(),
+            writer: Arc::new(Mutex::new(Some(writer))),
+            signal_sources,
             clock,
         }
     }
@@ -148,21 +159,40 @@ impl HistorySink {
                 }
             }
         }
-        let writer = self.writer.clone();
+        let sink = self.clone();
         let now = EventTime::from_micros((self.clock)());
-        tokio::task::spawn_blocking(move || {
-            let mut w = writer.lock().unwrap_or_else(PoisonError::into_inner);
-            let done = w.last_seq();
-            for (seq, c) in &changes {
-                if done.is_none_or(|d| *seq > d) {
-                    w.append(c, now, Some(*seq));
+        tokio::task::spawn_blocking(move || sink.write(&changes, now))
+            .await
+            .map_err(|e| DeliveryError::retry(format!("history writer task: {e}")))?
+    }
+
+    fn write(
+        &self,
+        changes: &[(u64, IncidentChange)],
+        now: EventTime,
+    ) -> Result<(), DeliveryError> {
+        let mut slot = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        if slot.is_none() {
+            let w = HistoryWriter::open(&self.dir, self.signal_sources.clone())
+                .map_err(|e| DeliveryError::retry(format!("history: reopening: {e}")))?;
+            *slot = Some(w);
+        }
+        let Some(w) = slot.as_mut() else {
+            return Err(DeliveryError::retry("history: no writer"));
+        };
+        for (seq, c) in changes {
+            w.append(c, now, Some(*seq));
+        }
+        match w.flush() {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                if matches!(e, crate::history::Error::Poisoned { .. }) {
+                    // Reopened at the next attempt: what HEAD says is stored
+                    // is stored, the rest comes again from the outbox.
+                    *slot = None;
                 }
+                Err(DeliveryError::retry(format!("history: {e}")))
             }
-            w.flush()
-                .map(|_| ())
-                .map_err(|e| DeliveryError::retry(format!("history: {e}")))
-        })
-        .await
-        .map_err(|e| DeliveryError::retry(format!("history writer task: {e}")))?
+        }
     }
 }

@@ -199,7 +199,8 @@ fn literal(s: &str) -> String {
 
 /// The query behind `/api/v1/incidents`.
 fn incidents_sql(p: &IncidentParams) -> Result<String, String> {
-    let mut filters = Vec::new();
+    // A merged incident lives on in its survivor.
+    let mut filters = vec!["change <> 'merged'".to_string()];
     if let Some(s) = &p.status {
         if !matches!(s.as_str(), "firing" | "resolved") {
             return Err(format!("status `{s}` is not firing or resolved"));
@@ -212,7 +213,7 @@ fn incidents_sql(p: &IncidentParams) -> Result<String, String> {
     if let Some(ns) = &p.namespace {
         let ns = literal(ns);
         filters.push(format!(
-            "(root_namespace = {ns} OR id IN (SELECT incident_id FROM incident_entities WHERE namespace = {ns}))"
+            "(root_namespace = {ns} OR id IN (SELECT id FROM incident_entities WHERE namespace = {ns}))"
         ));
     }
     if let Some(since) = &p.since {
@@ -222,11 +223,7 @@ fn incidents_sql(p: &IncidentParams) -> Result<String, String> {
         filters.push(format!("opened_at >= TIMESTAMP {}", literal(since)));
     }
     let limit = p.limit.unwrap_or(100).clamp(1, 10_000);
-    let filter = if filters.is_empty() {
-        String::new()
-    } else {
-        format!(" WHERE {}", filters.join(" AND "))
-    };
+    let filter = format!(" WHERE {}", filters.join(" AND "));
     Ok(format!(
         "SELECT * FROM incidents_latest{filter} ORDER BY opened_at DESC, id LIMIT {limit}"
     ))

@@ -36,11 +36,11 @@ pub(crate) fn open(
         targets.push(Target::stream("kafka", StreamSink::Kafka(sink)));
     }
     if let Some(h) = &serve.history {
-        let writer = HistoryWriter::open(&h.dir, signal_sources)
+        let writer = HistoryWriter::open(&h.dir, signal_sources.clone())
             .with_context(|| format!("sinks.history: {}", h.dir.display()))?;
         let mut t = Target::stream(
             "history",
-            StreamSink::History(HistorySink::new(writer, clock.clone())),
+            StreamSink::History(HistorySink::new(writer, signal_sources, clock.clone())),
         );
         t.linger = h.flush_interval;
         t.max_batch = h.max_rows;

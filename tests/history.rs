@@ -1,0 +1,310 @@
+//! The incident history through the binary: `replay --history` writes it,
+//! `epicenter query` answers SQL over it (and refuses anything but reading
+//! it), and `serve` stores what it forms and answers the same over HTTP.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use support::{Serve, wait_for};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_epicenter"))
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The shipped example and the shared scenarios (when beside the checkout).
+fn streams() -> Vec<PathBuf> {
+    let mut v = vec![root().join("examples/nfs-csi-cascade.ndjson")];
+    if let Ok(dirs) = std::fs::read_dir(root().join("../shared/scenarios")) {
+        let mut more: Vec<PathBuf> = dirs
+            .filter_map(|d| d.ok())
+            .map(|d| d.path().join("input.ndjson"))
+            .filter(|p| p.is_file())
+            .collect();
+        more.sort();
+        v.extend(more);
+    }
+    v
+}
+
+fn query(history: &Path, sql: &str, format: &str) -> Output {
+    bin()
+        .args(["query", "--format", format, "--history"])
+        .arg(history)
+        .arg(sql)
+        .output()
+        .unwrap()
+}
+
+fn json_rows(out: &Output) -> Vec<Value> {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn a_replayed_history_answers_sql_with_what_replay_printed() {
+    for stream in streams() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = bin()
+            .args(["replay", "--rules"])
+            .arg(root().join("rules"))
+            .arg("--history")
+            .arg(dir.path())
+            .arg(&stream)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let printed: BTreeMap<String, Value> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let v: Value = serde_json::from_str(l).unwrap();
+                (v["id"].as_str().unwrap().to_string(), v)
+            })
+            .collect();
+        let rows = json_rows(&query(
+            dir.path(),
+            "SELECT id, rule, title, status, signals, affected, opened_at FROM incidents_latest \
+             WHERE change <> 'merged' ORDER BY id",
+            "json",
+        ));
+        let stored: BTreeMap<String, &Value> = rows
+            .iter()
+            .map(|r| (r["id"].as_str().unwrap().to_string(), r))
+            .collect();
+        assert_eq!(
+            stored.keys().collect::<Vec<_>>(),
+            printed.keys().collect::<Vec<_>>(),
+            "{}: the history's incidents are replay's",
+            stream.display()
+        );
+        for (id, p) in &printed {
+            let s = stored[id];
+            for k in ["rule", "title", "status", "signals", "opened_at"] {
+                assert_eq!(s[k], p[k], "{}: {id}: {k}", stream.display());
+            }
+            assert_eq!(
+                s["affected"].as_u64().unwrap() as usize,
+                p["affected"].as_array().unwrap().len(),
+                "{}: {id}: affected",
+                stream.display()
+            );
+        }
+        // Every version is a row: at least one per incident, and the latest
+        // is the highest.
+        let versions = json_rows(&query(
+            dir.path(),
+            "SELECT id, max(version) AS v, count(*) AS n FROM incidents GROUP BY id",
+            "json",
+        ));
+        for v in versions {
+            assert!(v["n"].as_u64().unwrap() >= 1);
+        }
+    }
+}
+
+#[test]
+fn the_three_readme_questions_have_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = bin()
+        .arg("replay")
+        .arg("--history")
+        .arg(dir.path())
+        .arg(root().join("examples/nfs-csi-cascade.ndjson"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    // Incidents by root cause (the example's month).
+    let by_cause = json_rows(&query(
+        dir.path(),
+        "SELECT root_signal, count(*) AS incidents FROM incidents_latest \
+         WHERE day >= '2026-03-01' AND change <> 'merged' GROUP BY root_signal ORDER BY incidents DESC, root_signal",
+        "json",
+    ));
+    let total: u64 = by_cause
+        .iter()
+        .map(|r| r["incidents"].as_u64().unwrap())
+        .sum();
+    assert_eq!(total, 3, "{by_cause:?}");
+    // Mean time to resolve per rule: the example's incidents are all firing.
+    let mttr = json_rows(&query(
+        dir.path(),
+        "SELECT rule, count(*) AS resolved FROM incidents_latest WHERE resolved_at IS NOT NULL GROUP BY rule",
+        "json",
+    ));
+    assert!(mttr.is_empty(), "{mttr:?}");
+    // Namespaces most often in a blast radius: the CSI cascade crosses many.
+    let ns = json_rows(&query(
+        dir.path(),
+        "SELECT e.namespace, count(DISTINCT e.id) AS incidents FROM incidents_latest l \
+         JOIN incident_entities e ON e.day = l.day AND e.ordinal = l.ordinal \
+         WHERE e.role = 'affected' AND e.namespace IS NOT NULL AND l.change <> 'merged' \
+         GROUP BY e.namespace ORDER BY incidents DESC, e.namespace",
+        "json",
+    ));
+    assert!(ns.len() >= 5, "{ns:?}");
+    let csv = query(
+        dir.path(),
+        "SELECT rule FROM incidents_latest ORDER BY rule LIMIT 1",
+        "csv",
+    );
+    assert!(csv.status.success());
+    assert!(String::from_utf8(csv.stdout).unwrap().starts_with("rule\n"));
+}
+
+#[test]
+fn queries_that_would_write_or_read_files_are_refused_with_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = bin()
+        .arg("replay")
+        .arg("--history")
+        .arg(dir.path())
+        .arg(root().join("examples/nfs-csi-cascade.ndjson"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    for sql in [
+        "DROP TABLE incidents",
+        "INSERT INTO incidents SELECT * FROM incidents",
+        "COPY incidents TO '/tmp/stolen.csv'",
+        "CREATE EXTERNAL TABLE x STORED AS CSV LOCATION '/etc/'",
+        "SELECT * FROM '/etc/passwd'",
+        "SELECT 1; SELECT 2",
+    ] {
+        let out = query(dir.path(), sql, "table");
+        assert_eq!(out.status.code(), Some(2), "{sql}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("refused"), "{sql}: {err}");
+    }
+    assert!(!Path::new("/tmp/stolen.csv").exists());
+    // A history that is not there is an error that says so.
+    let out = query(&dir.path().join("nowhere"), "SELECT 1", "table");
+    assert_eq!(out.status.code(), Some(2));
+}
+
+/// Alertmanager bodies: a claim fills up (then its alert resolves; the
+/// incident ends only after its quiet period, longer than this test).
+fn volume_alerts() -> Vec<String> {
+    std::fs::read_to_string(root().join("rules/tests/fixtures/alerts-volume-freed.ndjson"))
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn serve_stores_what_it_forms_and_answers_sql_over_http() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = "pipeline: {checkpoint_interval: 1s, idle_timeout: 1s}\n\
+                  sinks:\n  history: {flush_interval: 200ms}\n\
+                  api: {token: 'sql-token'}\n";
+    let serve = Serve::start(dir.path(), config, &[]);
+    let client = testkit::blocking_client();
+    for body in volume_alerts() {
+        let r = client
+            .post(format!("{}/api/v1/alertmanager", serve.base))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let get = |path: &str, token: Option<&str>| {
+        let mut r = client.get(format!("{}{path}", serve.base));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        let r = r.send().unwrap();
+        (r.status().as_u16(), r.text().unwrap())
+    };
+    let incidents = wait_for("the incident in the history", || {
+        let (status, body) = get("/api/v1/incidents?status=firing", Some("sql-token"));
+        assert_eq!(status, 200, "{body}");
+        let v: Vec<Value> = serde_json::from_str(&body).unwrap();
+        (!v.is_empty()).then_some(v)
+    });
+    assert_eq!(incidents[0]["rule"], "volume-full");
+    let id = incidents[0]["id"].as_str().unwrap().to_string();
+    let (status, one) = get(&format!("/api/v1/incidents/{id}"), Some("sql-token"));
+    assert_eq!(status, 200, "{one}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&one).unwrap()["id"],
+        id.as_str()
+    );
+
+    let sql = "SELECT change, version FROM incidents ORDER BY ordinal";
+    let (status, body) = get(
+        &format!("/api/v1/query?format=json&sql={}", urlencode(sql)),
+        Some("sql-token"),
+    );
+    assert_eq!(status, 200, "{body}");
+    let changes: Vec<Value> = serde_json::from_str(&body).unwrap();
+    let kinds: Vec<&str> = changes
+        .iter()
+        .map(|c| c["change"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds.first(), Some(&"opened"), "{kinds:?}");
+
+    let (status, body) = get(
+        &format!("/api/v1/query?sql={}", urlencode("DELETE FROM incidents")),
+        Some("sql-token"),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("refused"), "{body}");
+    assert_eq!(
+        get("/api/v1/incidents", None).0,
+        401,
+        "the API wants its token"
+    );
+    assert_eq!(get("/api/v1/incidents", Some("wrong")).0, 401);
+    let (status, outbox) = get("/api/v1/outbox", Some("sql-token"));
+    assert_eq!(status, 200);
+    let outbox: Value = serde_json::from_str(&outbox).unwrap();
+    assert!(
+        outbox["sinks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["sink"] == "history" && s["delivered"].as_u64().unwrap() >= 1),
+        "{outbox}"
+    );
+    let (status, stderr) = serve.terminate();
+    assert!(status.success(), "{stderr}");
+
+    // What serve stored is there for `epicenter query` after it stopped.
+    let rows = json_rows(&query(
+        &dir.path().join("state/history"),
+        "SELECT id, status FROM incidents_latest",
+        "json",
+    ));
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["id"], id.as_str());
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
