@@ -33,24 +33,27 @@ cargo fmt --all -- --check
 step "lint"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "build"
-cargo build --release --locked --bin epicenter
-
 step "tests"
+# One build serves everything below: the binary the end-to-end tests ran is
+# the one the rule tests and the scenarios run (a release build, or a plain
+# `cargo build` with other features than the tests', would compile the
+# dependencies again for inputs that take milliseconds).
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --locked --no-fail-fast
   cargo test --workspace --locked --doc
 else
   cargo test --workspace --locked --no-fail-fast
 fi
+bin="${CARGO_TARGET_DIR:-target}/debug/epicenter"
+[ -x "$bin" ] || { echo "$bin was not built by the tests"; exit 1; }
 
 step "rule tests"
-target/release/epicenter rules test rules
+"$bin" rules test rules
 
 step "scenarios"
 shared="../shared/scenarios"
 if [ -f "$shared/check.py" ]; then
-  python3 "$shared/check.py" "$shared" --cmd 'target/release/epicenter replay --rules rules'
+  python3 "$shared/check.py" "$shared" --cmd "$bin replay --rules rules"
 else
   echo "no $shared beside the checkout: shared scenario check skipped"
 fi

@@ -1,6 +1,6 @@
 //! The Alertmanager receiver over real HTTP: every answer Alertmanager can
 //! get, and what reaches the pipeline. (The end-to-end test with a real
-//! Alertmanager is in the binary's tests/alertmanager.rs.)
+//! Alertmanager is in the binary's tests/e2e/alertmanager.rs.)
 
 #![allow(clippy::unwrap_used)]
 

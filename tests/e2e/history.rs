@@ -4,14 +4,13 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::Value;
-use support::{Serve, wait_for};
+use crate::support::{Serve, wait_for};
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_epicenter"))

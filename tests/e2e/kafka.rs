@@ -6,7 +6,6 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod support;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -16,7 +15,7 @@ use std::time::Duration;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Message};
 use serde_json::Value;
-use support::{Serve, apply, latest, wait_for};
+use crate::support::{Serve, apply, latest, wait_for};
 use testkit::Tansu;
 
 const LATENESS: &str = "10s";

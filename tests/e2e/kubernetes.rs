@@ -7,10 +7,9 @@
 
 #![allow(clippy::unwrap_used)]
 
-#[path = "../ingest/tests/apiserver/mod.rs"]
+#[path = "../../ingest/tests/apiserver/mod.rs"]
 #[allow(clippy::unwrap_used)]
 mod apiserver;
-mod support;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -18,7 +17,7 @@ use std::process::Command;
 
 use apiserver::{ApiServer, Options, Recording, Resource};
 use serde_json::Value;
-use support::{Serve, latest, wait_for};
+use crate::support::{Serve, latest, wait_for};
 
 const LATENESS: &str = "10s";
 

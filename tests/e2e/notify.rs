@@ -9,13 +9,12 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod support;
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use support::{Serve, wait_for};
+use crate::support::{Serve, wait_for};
 use testkit::Tansu;
 use testkit::ntfy::{Fault as NtfyFault, LocalNtfy};
 use testkit::slack::{CHANNEL_ID, FakeSlack, FakeSlackOptions, Fault as SlackFault};

@@ -4,12 +4,11 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod support;
 
 use std::path::Path;
 
 use serde_json::{Value, json};
-use support::{Serve, wait_for};
+use crate::support::{Serve, wait_for};
 
 const CONFIG: &str =
     "engine: {lateness: 1s}\npipeline: {checkpoint_interval: 1s, idle_timeout: 1s}\n";

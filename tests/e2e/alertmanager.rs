@@ -6,12 +6,11 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod support;
 
 use std::path::Path;
 
 use serde_json::{Value, json};
-use support::{Alertmanager, Serve, wait_for};
+use crate::support::{Alertmanager, Serve, wait_for};
 
 const TOKEN: &str = "test-token-5b1e";
 

@@ -1,0 +1,18 @@
+//! The binary's end-to-end tests, as one test binary: each module drives the
+//! built `epicenter` against real peers (Alertmanager, a Kafka-protocol
+//! broker, a local API server, local Slack and ntfy). One binary instead of
+//! one per file: each links every dependency of the workspace, and linking
+//! them is most of the build. nextest still runs every test in its own
+//! process.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+mod alertmanager;
+mod history;
+mod kafka;
+mod kubernetes;
+mod notify;
+mod replay;
+mod restart;
