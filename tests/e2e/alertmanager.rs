@@ -6,11 +6,10 @@
 
 #![allow(clippy::unwrap_used)]
 
-
 use std::path::Path;
 
-use serde_json::{Value, json};
 use crate::support::{Alertmanager, Serve, wait_for};
+use serde_json::{Value, json};
 
 const TOKEN: &str = "test-token-5b1e";
 

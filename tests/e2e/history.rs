@@ -4,13 +4,12 @@
 
 #![allow(clippy::unwrap_used)]
 
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use serde_json::Value;
 use crate::support::{Serve, wait_for};
+use serde_json::Value;
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_epicenter"))

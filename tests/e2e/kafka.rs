@@ -6,16 +6,15 @@
 
 #![allow(clippy::unwrap_used)]
 
-
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use crate::support::{Serve, apply, latest, wait_for};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Message};
 use serde_json::Value;
-use crate::support::{Serve, apply, latest, wait_for};
 use testkit::Tansu;
 
 const LATENESS: &str = "10s";

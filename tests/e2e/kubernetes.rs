@@ -15,9 +15,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
+use crate::support::{Serve, latest, wait_for};
 use apiserver::{ApiServer, Options, Recording, Resource};
 use serde_json::Value;
-use crate::support::{Serve, latest, wait_for};
 
 const LATENESS: &str = "10s";
 

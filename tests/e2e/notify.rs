@@ -9,7 +9,6 @@
 
 #![allow(clippy::unwrap_used)]
 
-
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;

@@ -4,11 +4,10 @@
 
 #![allow(clippy::unwrap_used)]
 
-
 use std::path::Path;
 
-use serde_json::{Value, json};
 use crate::support::{Serve, wait_for};
+use serde_json::{Value, json};
 
 const CONFIG: &str =
     "engine: {lateness: 1s}\npipeline: {checkpoint_interval: 1s, idle_timeout: 1s}\n";

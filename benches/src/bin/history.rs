@@ -107,8 +107,8 @@ fn lifecycles() -> Result<Vec<Vec<IncidentChange>>, String> {
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut by_id: BTreeMap<String, Vec<IncidentChange>> = BTreeMap::new();
     for (n, line) in text.lines().enumerate() {
-        let c: IncidentChange = serde_json::from_str(line)
-            .map_err(|e| format!("{}:{}: {e}", path.display(), n + 1))?;
+        let c: IncidentChange =
+            serde_json::from_str(line).map_err(|e| format!("{}:{}: {e}", path.display(), n + 1))?;
         by_id.entry(c.incident.id.clone()).or_default().push(c);
     }
     Ok(by_id.into_values().collect())
@@ -156,7 +156,12 @@ fn shift(t: &mut EventTime, by: i64) {
 }
 
 /// Copy `n` of a fixture lifecycle: a new id, opening at `opens_at`.
-fn copy(template: &[IncidentChange], n: usize, opens_at: i64, rng: &mut Rng) -> Vec<IncidentChange> {
+fn copy(
+    template: &[IncidentChange],
+    n: usize,
+    opens_at: i64,
+    rng: &mut Rng,
+) -> Vec<IncidentChange> {
     let id = format!("{:016x}", rng.next_u64());
     let by = opens_at - template[0].incident.opened_at.as_micros();
     let mut renamer = Renamer {
@@ -216,7 +221,8 @@ fn write(dir: &Path, a: &Args) -> Result<Written, String> {
     let mut since_flush = 0usize;
     for n in 0..a.incidents {
         let template = &templates[rng.below(templates.len())];
-        let opens_at = START_MICROS + n as i64 * spacing + rng.below(spacing.max(1) as usize) as i64;
+        let opens_at =
+            START_MICROS + n as i64 * spacing + rng.below(spacing.max(1) as usize) as i64;
         for c in copy(template, n, opens_at, &mut rng) {
             versions += 1;
             w.append(&c, recorded_at(&c), Some(versions));
@@ -312,7 +318,9 @@ fn queries(last_month: &str, some_id: &str) -> Vec<(&'static str, String)> {
         ),
         (
             "one incident's versions by id (all days)",
-            format!("SELECT version, change, status FROM incidents WHERE id = '{some_id}' ORDER BY version"),
+            format!(
+                "SELECT version, change, status FROM incidents WHERE id = '{some_id}' ORDER BY version"
+            ),
         ),
     ]
 }
@@ -367,7 +375,9 @@ async fn run(a: Args) -> Result<(), String> {
     );
 
     let limits = QueryLimits::default();
-    let probe = Sql::open(&dir, limits.clone()).await.map_err(|e| e.to_string())?;
+    let probe = Sql::open(&dir, limits.clone())
+        .await
+        .map_err(|e| e.to_string())?;
     let facts = probe
         .execute("SELECT max(day) AS d, min(id) AS id, count(*) AS n FROM incidents_latest")
         .await
@@ -393,7 +403,9 @@ async fn run(a: Args) -> Result<(), String> {
         let from = EventTime::from_micros(t.as_micros() - 29 * DAY_MICROS);
         from.to_string()[..10].to_string()
     };
-    println!("{latest} incidents in incidents_latest, newest day {last_day}; this month from {last_month}");
+    println!(
+        "{latest} incidents in incidents_latest, newest day {last_day}; this month from {last_month}"
+    );
     println!();
     println!(
         "| query | rows | first (open + query) ms | warm p50 ms | warm p90 ms | warm max ms |"
@@ -404,13 +416,21 @@ async fn run(a: Args) -> Result<(), String> {
             drop_page_cache()?;
         }
         let start = Instant::now();
-        let fresh = Sql::open(&dir, limits.clone()).await.map_err(|e| e.to_string())?;
-        let out = fresh.execute(&sql).await.map_err(|e| format!("{name}: {e}"))?;
+        let fresh = Sql::open(&dir, limits.clone())
+            .await
+            .map_err(|e| e.to_string())?;
+        let out = fresh
+            .execute(&sql)
+            .await
+            .map_err(|e| format!("{name}: {e}"))?;
         let first = start.elapsed();
         let mut warm = Vec::with_capacity(a.runs);
         for _ in 0..a.runs {
             let start = Instant::now();
-            fresh.execute(&sql).await.map_err(|e| format!("{name}: {e}"))?;
+            fresh
+                .execute(&sql)
+                .await
+                .map_err(|e| format!("{name}: {e}"))?;
             warm.push(start.elapsed());
         }
         warm.sort();
@@ -434,7 +454,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("history: starting tokio: {e}");
