@@ -21,6 +21,10 @@
 //! sorted by `(id, ordinal)` in the output: an incident's versions
 //! together, in order.
 //!
+//! `incidents_latest` is never merged: it has one file per day, replaced
+//! at every flush ([`super::latest`]); its replaced files are deleted here
+//! like merged inputs.
+//!
 //! A merge reads its inputs whole (the files of one table and one day);
 //! memory is bounded by the size of a day.
 
@@ -119,7 +123,7 @@ pub(super) fn run(
     let policy = w.policy.clone();
     let mut stats = CompactStats::default();
     let mut merged = false;
-    for table in Table::ALL {
+    for table in Table::APPENDED {
         let all = w.store().days(table)?;
         for day in all.iter().filter(|d| days.is_none_or(|ds| ds.contains(d))) {
             // Tiers. Each merge leaves fewer visible files; a merge that
@@ -172,7 +176,7 @@ pub(super) fn run_day(
     stop: Option<CompactStep>,
 ) -> Result<CompactStats> {
     let mut stats = CompactStats::default();
-    for table in Table::ALL {
+    for table in Table::APPENDED {
         let vis = visible_files(w, table, day)?;
         if vis.len() < 2 {
             continue;

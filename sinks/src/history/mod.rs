@@ -55,9 +55,11 @@
 //! `entity` (its key, `Pod/ns/name`), `entity_kind`, `namespace`, `name`,
 //! `node`, `records`, `first_seen`, `last_seen`, `day`.
 //!
-//! View `incidents_latest`: the columns of `incidents`, one row per id, its
-//! newest version (highest `version`, then `ordinal`). Since all versions of
-//! an id share a `day`, a `day` filter on the view is pushed below it.
+//! `incidents_latest`: the columns of `incidents`, one row per id, its
+//! newest version (highest `version`, then `ordinal`). A table, not a
+//! view: the writer rewrites a day's file at each flush that adds versions
+//! to it ([`latest`]), so reading it costs what reading that many incidents
+//! costs, and a `day` filter prunes it like the others.
 //!
 //! ```sql
 //! -- root causes this month
@@ -85,6 +87,7 @@
 mod compact;
 mod format;
 mod guard;
+mod latest;
 mod schema;
 mod sql;
 mod store;
@@ -97,7 +100,7 @@ pub use compact::CompactStep;
 pub use compact::{CompactStats, CompactionPolicy};
 pub use format::Format;
 pub use schema::{DAY, Table};
-pub use sql::{LATEST_VIEW, QueryError, QueryLimits, QueryOutput, Sql};
+pub use sql::{QueryError, QueryLimits, QueryOutput, Sql};
 pub use store::Tuning;
 #[doc(hidden)]
 pub use writer::FlushStep;

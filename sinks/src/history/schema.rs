@@ -1,5 +1,6 @@
-//! The three tables' Arrow schemas and the rows one incident version adds
-//! to each.
+//! The tables' Arrow schemas and the rows one incident version adds to
+//! each of the three appended ones (`incidents_latest` is derived from
+//! `incidents` at flush: [`super::latest`]).
 //!
 //! An [`IncidentChange`] becomes one `incidents` row, one `incident_entities`
 //! row per entity (its root, then every affected entity) and one
@@ -38,10 +39,21 @@ pub enum Table {
     Incidents,
     Entities,
     Signals,
+    /// The newest row of `incidents` per id, rewritten per day at flush.
+    Latest,
 }
 
 impl Table {
-    pub const ALL: [Table; 3] = [Table::Incidents, Table::Entities, Table::Signals];
+    /// Every table stored (each a directory of the store).
+    pub const ALL: [Table; 4] = [
+        Table::Incidents,
+        Table::Entities,
+        Table::Signals,
+        Table::Latest,
+    ];
+    /// The tables every incident version appends rows to (and compaction
+    /// merges); `incidents_latest` is rewritten instead.
+    pub const APPENDED: [Table; 3] = [Table::Incidents, Table::Entities, Table::Signals];
 
     /// The table's SQL name, also its directory under the store.
     pub fn name(self) -> &'static str {
@@ -49,6 +61,7 @@ impl Table {
             Table::Incidents => "incidents",
             Table::Entities => "incident_entities",
             Table::Signals => "incident_signals",
+            Table::Latest => "incidents_latest",
         }
     }
 
@@ -56,14 +69,14 @@ impl Table {
     /// column, which is the directory).
     pub fn file_schema(self) -> SchemaRef {
         match self {
-            Table::Incidents => Arc::clone(&INCIDENTS),
+            Table::Incidents | Table::Latest => Arc::clone(&INCIDENTS),
             Table::Entities => Arc::clone(&ENTITIES),
             Table::Signals => Arc::clone(&SIGNALS),
         }
     }
 
     /// The columns a sort of the table's files follows: an incident's
-    /// versions together, in order (what `incidents_latest` reads).
+    /// versions together, in order.
     pub fn sort_columns(self) -> &'static [&'static str] {
         &["id", "ordinal"]
     }
@@ -294,12 +307,13 @@ impl std::fmt::Debug for TableRows {
 }
 
 impl TableRows {
-    pub(super) fn new(table: Table) -> TableRows {
-        match table {
-            Table::Incidents => TableRows::Incidents(Box::default()),
-            Table::Entities => TableRows::Entities(Box::default()),
-            Table::Signals => TableRows::Signals(Box::default()),
-        }
+    /// Empty builders for each table an incident version appends to.
+    pub(super) fn appended() -> [TableRows; 3] {
+        [
+            TableRows::Incidents(Box::default()),
+            TableRows::Entities(Box::default()),
+            TableRows::Signals(Box::default()),
+        ]
     }
 
     pub(super) fn table(&self) -> Table {

@@ -1,7 +1,7 @@
 //! [`Sql`]: read-only DataFusion SQL over a history directory.
 //!
 //! Every query runs in a session of its own, built from a template that
-//! holds the tables and the view:
+//! holds the tables:
 //!
 //! - **a snapshot of the store**: the committed, non-superseded files at
 //!   the moment the query starts ([`super::store`]), handed to DataFusion's
@@ -65,10 +65,6 @@ use super::store::{FileName, Store, visible};
 /// The URL the history directory is registered under (its only object
 /// store).
 const STORE_URL: &str = "history://store/";
-
-/// The newest version of each incident: per partition day (every version
-/// of an id lives in one) and id, the highest `(version, ordinal)`.
-pub const LATEST_VIEW: &str = "incidents_latest";
 
 /// Limits of one query.
 #[derive(Debug, Clone)]
@@ -217,12 +213,6 @@ impl Sql {
                 .map_err(&err)?;
             allowed.push(provider);
         }
-        ctx.sql(&latest_view_sql()).await.map_err(&err)?;
-        let view = ctx
-            .table_provider(TableReference::bare(LATEST_VIEW))
-            .await
-            .map_err(&err)?;
-        allowed.push(view);
         Ok(Sql {
             store: Store::new(dir),
             limits,
@@ -452,23 +442,6 @@ fn listing_table(table: Table) -> datafusion::common::Result<Arc<dyn TableProvid
         .with_listing_options(options)
         .with_schema(table.file_schema());
     Ok(Arc::new(ListingTable::try_new(config)?))
-}
-
-/// The `incidents_latest` view.
-fn latest_view_sql() -> String {
-    let columns: Vec<String> = Table::Incidents
-        .file_schema()
-        .fields()
-        .iter()
-        .map(|f| f.name().clone())
-        .chain(std::iter::once(DAY.to_string()))
-        .collect();
-    let columns = columns.join(", ");
-    format!(
-        "CREATE VIEW {LATEST_VIEW} AS SELECT {columns} FROM (\
-           SELECT {columns}, row_number() OVER (PARTITION BY {DAY}, id ORDER BY version DESC, ordinal DESC) AS newest \
-           FROM incidents) WHERE newest = 1"
-    )
 }
 
 /// Of a table's listed objects, those a reader sees.

@@ -7,7 +7,8 @@
 //! and commits by replacing `HEAD` (see [`super::store`] for why that is
 //! atomic). A failed flush keeps its rows for the next one and removes what
 //! it wrote; if even that fails the writer refuses to go on (reopening it
-//! recovers the store).
+//! recovers the store). The same commit replaces the `incidents_latest`
+//! file of every day the flush wrote incidents to ([`super::latest`]).
 //!
 //! The partition day of an incident is the UTC day of its `opened_at` when
 //! it was first stored, and stays that: a merge can move `opened_at`
@@ -25,6 +26,7 @@ use datafusion::arrow::array::RecordBatch;
 
 use super::Error;
 use super::compact::{self, CompactStats, CompactionPolicy};
+use super::latest;
 use super::schema::{Stamp, Table, TableRows, day_of};
 use super::store::{self, FileMeta, FileName, Head, Live, Pending, Result, Store, Tuning};
 use crate::change::{ChangeKind, IncidentChange};
@@ -36,9 +38,11 @@ const LIVE_FOR_US: i64 = 30 * 86_400 * 1_000_000;
 /// What a flush wrote.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FlushStats {
-    /// Files written (one per table and day touched).
+    /// Files written (one per table and day touched, `incidents_latest`
+    /// included).
     pub files: usize,
-    /// Rows written, all tables together.
+    /// Rows written, all tables together (a day's `incidents_latest` file
+    /// counts all its rows).
     pub rows: usize,
     pub bytes: u64,
     /// Incident versions (rows of `incidents`).
@@ -62,7 +66,7 @@ struct DayRows([TableRows; 3]);
 
 impl DayRows {
     fn new() -> DayRows {
-        DayRows(Table::ALL.map(TableRows::new))
+        DayRows(TableRows::appended())
     }
 }
 
@@ -328,6 +332,25 @@ impl HistoryWriter {
                 stats.bytes += p.bytes;
                 pending.push(p);
                 dirs.push(dir);
+            }
+            for ((day, table), versions) in &groups {
+                if *table != Table::Incidents {
+                    continue;
+                }
+                let update = latest::DayUpdate {
+                    day,
+                    versions,
+                    committed: self.head.batch,
+                    batch,
+                    seq_max: self.max_seq,
+                    ordinal_max: self.next_ordinal.checked_sub(1),
+                };
+                let (p, rows) = latest::write_day(&self.store, &update, &self.tuning)?;
+                stats.files += 1;
+                stats.rows += rows;
+                stats.bytes += p.bytes;
+                dirs.push(self.store.day_dir(Table::Latest, day));
+                pending.push(p);
             }
             if step == FlushStep::Written {
                 return Ok(());

@@ -99,9 +99,21 @@ async fn everything(dir: &Path) -> String {
         "SELECT * FROM incidents ORDER BY ordinal",
         "SELECT * FROM incident_entities ORDER BY ordinal, role DESC, entity_kind, namespace, name",
         "SELECT * FROM incident_signals ORDER BY ordinal, entity, signal",
+        "SELECT * FROM incidents_latest ORDER BY id",
     ] {
         out.push_str(&csv(&s, q).await);
     }
+    // incidents_latest is what its definition over incidents says, whatever
+    // flushes, compactions and crashes wrote it.
+    let defined = csv(
+        &s,
+        "SELECT * EXCLUDE (newest) FROM (SELECT *, row_number() OVER \
+           (PARTITION BY id ORDER BY version DESC, ordinal DESC) AS newest FROM incidents) \
+         WHERE newest = 1 ORDER BY id",
+    )
+    .await;
+    let stored = csv(&s, "SELECT * FROM incidents_latest ORDER BY id").await;
+    assert_eq!(stored, defined, "incidents_latest in {}", dir.display());
     out
 }
 
@@ -265,17 +277,15 @@ async fn a_day_filter_reads_only_that_day() {
             .all(|f| f.starts_with("incidents/day=2026-04-19/")),
         "{one:?}"
     );
-    // Through the view too: the filter goes below the window.
+    // incidents_latest too: one file, of the day asked for.
     let latest = files_read(
         &s.explain("SELECT rule FROM incidents_latest WHERE day >= '2026-06-01'")
             .await
             .unwrap(),
     );
-    assert!(!latest.is_empty());
+    assert_eq!(latest.len(), 1, "{latest:?}");
     assert!(
-        latest
-            .iter()
-            .all(|f| f.starts_with("incidents/day=2026-06-04/")),
+        latest[0].starts_with("incidents_latest/day=2026-06-04/"),
         "{latest:?}"
     );
     // And both sides of a join on day.
@@ -432,7 +442,7 @@ async fn a_flush_interrupted_at_any_step_loses_nothing_and_shows_nothing_twice()
 async fn compaction_keeps_every_row_exactly_once() {
     let (dir, mut w) = store(2);
     let expected = everything(dir.path()).await;
-    let flushed = data_files(dir.path()).len();
+    let flushed = appended_files(dir.path()).len();
     // Tiers (fanout 8): days written in more than 8 flushes are merged.
     let stats = w.compact().unwrap();
     assert!(stats.merges > 0 && stats.files_in >= 8, "{stats:?}");
@@ -443,7 +453,7 @@ async fn compaction_keeps_every_row_exactly_once() {
         w.compact_day(&d).unwrap();
     }
     assert_eq!(everything(dir.path()).await, expected);
-    assert!(data_files(dir.path()).len() > flushed);
+    assert!(appended_files(dir.path()).len() > flushed);
     // Past the grace period the superseded files go.
     w.set_compaction(CompactionPolicy {
         grace: Duration::ZERO,
@@ -530,10 +540,20 @@ async fn tiers_bound_the_files_of_a_day_written_in_small_flushes() {
     }
     let flushes = all.len();
     assert!(
-        data_files(dir.path()).len() < flushes,
+        appended_files(dir.path()).len() < flushes,
         "{}",
-        data_files(dir.path()).len()
+        appended_files(dir.path()).len()
     );
+}
+
+/// Files of the tables compaction merges (`incidents_latest` has one per
+/// day, replaced at each flush).
+fn appended_files(dir: &Path) -> Vec<String> {
+    per_dir(dir)
+        .into_iter()
+        .filter(|(d, _)| !d.starts_with("incidents_latest/"))
+        .flat_map(|(_, files)| files)
+        .collect()
 }
 
 fn data_files(dir: &Path) -> Vec<String> {
@@ -543,7 +563,12 @@ fn data_files(dir: &Path) -> Vec<String> {
 /// Data file names per day directory, every table.
 fn per_dir(dir: &Path) -> BTreeMap<String, Vec<String>> {
     let mut out = BTreeMap::new();
-    for table in ["incidents", "incident_entities", "incident_signals"] {
+    for table in [
+        "incidents",
+        "incident_entities",
+        "incident_signals",
+        "incidents_latest",
+    ] {
         let Ok(days) = std::fs::read_dir(dir.join(table)) else {
             continue;
         };
