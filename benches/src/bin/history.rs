@@ -283,6 +283,17 @@ fn queries(last_month: &str, some_id: &str) -> Vec<(&'static str, String)> {
             ),
         ),
         (
+            "same, newest versions by a window over incidents (no stored latest table)",
+            format!(
+                "SELECT root_signal, count(*) AS incidents FROM (\
+                   SELECT root_signal, change, row_number() OVER (PARTITION BY day, id \
+                     ORDER BY version DESC, ordinal DESC) AS newest \
+                   FROM incidents WHERE day >= '{last_month}') \
+                 WHERE newest = 1 AND change <> 'merged' \
+                 GROUP BY root_signal ORDER BY incidents DESC"
+            ),
+        ),
+        (
             "versions per rule and severity this month",
             format!(
                 "SELECT rule, severity, count(*) FROM incidents \
