@@ -260,17 +260,7 @@ fn merge(
         last: last.last,
         level,
     };
-    let meta = FileMeta {
-        format: store::FORMAT,
-        table: table.name().to_string(),
-        day: day.to_string(),
-        first: name.first,
-        last: name.last,
-        level,
-        rows: rows as u64,
-        seq_max,
-        ordinal_max,
-    };
+    let meta = FileMeta::new(table, day, name, rows, seq_max, ordinal_max);
     let pending = w
         .store()
         .write_file(&dir, name, &schema, &[sorted], &meta, &w.tuning)?;

@@ -128,17 +128,14 @@ pub(super) fn write_day(
         last: update.batch,
         level: 0,
     };
-    let meta = FileMeta {
-        format: store::FORMAT,
-        table: table.name().to_string(),
-        day: day.to_string(),
-        first: name.first,
-        last: name.last,
-        level: name.level,
-        rows: rows.num_rows() as u64,
-        seq_max: update.seq_max,
-        ordinal_max: update.ordinal_max,
-    };
+    let meta = FileMeta::new(
+        table,
+        day,
+        name,
+        rows.num_rows(),
+        update.seq_max,
+        update.ordinal_max,
+    );
     let n = rows.num_rows();
     let pending = store.write_file(&dir, name, &schema, &[rows], &meta, tuning)?;
     Ok((pending, n))

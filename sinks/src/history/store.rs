@@ -155,6 +155,31 @@ pub(super) struct FileMeta {
     pub ordinal_max: Option<u64>,
 }
 
+impl FileMeta {
+    /// The metadata of a file named `name` of `table` and `day`, written
+    /// by this build.
+    pub(super) fn new(
+        table: Table,
+        day: &str,
+        name: FileName,
+        rows: usize,
+        seq_max: Option<u64>,
+        ordinal_max: Option<u64>,
+    ) -> FileMeta {
+        FileMeta {
+            format: FORMAT,
+            table: table.name().to_string(),
+            day: day.to_string(),
+            first: name.first,
+            last: name.last,
+            level: name.level,
+            rows: rows as u64,
+            seq_max,
+            ordinal_max,
+        }
+    }
+}
+
 /// An incident whose last stored change was not terminal: later versions
 /// go to the same partition day.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -308,17 +308,14 @@ impl HistoryWriter {
             for ((day, table), batches) in &groups {
                 let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
                 let dir = self.store.ensure_day_dir(*table, day)?;
-                let meta = FileMeta {
-                    format: store::FORMAT,
-                    table: table.name().to_string(),
-                    day: day.clone(),
-                    first: batch,
-                    last: batch,
-                    level: 0,
-                    rows: rows as u64,
-                    seq_max: self.max_seq,
-                    ordinal_max: self.next_ordinal.checked_sub(1),
-                };
+                let meta = FileMeta::new(
+                    *table,
+                    day,
+                    name,
+                    rows,
+                    self.max_seq,
+                    self.next_ordinal.checked_sub(1),
+                );
                 let p = self.store.write_file(
                     &dir,
                     name,
