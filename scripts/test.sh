@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one test command: what a newcomer runs, and what CI (.ci/run) runs.
 # Installs what the tests need when it is missing, then checks formatting,
-# lints, the test suites, the shipped rule tests and the shared scenarios.
+# lints, the test suites, the shipped rule tests, the shared scenarios and
+# the deploy manifests and examples.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,17 +16,37 @@ cargo --version
 step "test peers"
 # Real peers the integration tests start: Debian's Alertmanager, and tansu,
 # a Kafka-protocol broker (../shared/notes/kafka-broker.md).
+# For deploy/ (scripts/check-deploy.sh): amtool (prometheus-alertmanager),
+# promtool (prometheus), Debian's kubectl (kubernetes-client) and
+# kubernetes-validate from PyPI.
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+apt_updated=
+apt_install() {
+  [ -n "$apt_updated" ] || { as_root apt-get update -qq; apt_updated=1; }
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
 if ! command -v prometheus-alertmanager >/dev/null && ! command -v alertmanager >/dev/null; then
-  as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus-alertmanager >/dev/null
+  apt_install prometheus-alertmanager
 fi
+command -v promtool >/dev/null || apt_install prometheus
+if ! dpkg -s kubernetes-client >/dev/null 2>&1; then
+  if ! command -v kubectl >/dev/null; then
+    apt_install kubernetes-client
+  elif [ ! -x target/tools/kubernetes-client/usr/bin/kubectl ]; then
+    # Another kubectl owns /usr/bin/kubectl: unpack Debian's beside it.
+    mkdir -p target/tools/kubernetes-client
+    [ -n "$apt_updated" ] || { as_root apt-get update -qq; apt_updated=1; }
+    (cd target/tools && apt-get download -qq kubernetes-client \
+      && dpkg -x kubernetes-client_*.deb kubernetes-client && rm kubernetes-client_*.deb)
+  fi
+fi
+python3 -c "import kubernetes_validate" 2>/dev/null || python3 -m pip install -q kubernetes-validate
 export PATH="$HOME/.cargo/bin:$PATH"
 if ! command -v tansu >/dev/null; then
   echo "installing tansu (a Kafka-protocol broker, about 7 minutes on 2 cores)"
   cargo install tansu --locked --no-default-features --features libsql --quiet
 fi
-command -v prometheus-alertmanager alertmanager tansu || true
+command -v prometheus-alertmanager alertmanager amtool promtool kubectl tansu || true
 
 step "format"
 cargo fmt --all -- --check
@@ -57,3 +78,6 @@ if [ -f "$shared/check.py" ]; then
 else
   echo "no $shared beside the checkout: shared scenario check skipped"
 fi
+
+step "deploy"
+scripts/check-deploy.sh

@@ -251,6 +251,9 @@ impl Pipeline {
             .records
             .get_or_create(&labels)
             .inc_by(d.lines.len() as u64);
+        // The source's decode-error series exists (0) from its first
+        // records on, so rates and ratios over it work before any error.
+        let decode_errors = self.metrics.decode_errors.get_or_create(&labels).clone();
         let mut updates = Vec::new();
         let mut events: Vec<Event<'static>> = std::mem::take(&mut self.events);
         for (i, line) in d.lines.iter().enumerate() {
@@ -276,7 +279,7 @@ impl Pipeline {
                 }
                 Err(e) => {
                     self.decode_errors += 1;
-                    self.metrics.decode_errors.get_or_create(&labels).inc();
+                    decode_errors.inc();
                     if self.decode_errors <= LOGGED_ERRORS
                         || self.decode_errors.is_multiple_of(1000)
                     {

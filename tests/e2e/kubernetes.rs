@@ -3,7 +3,8 @@
 //! streams, bookmarks, scripted 410 Gone, pod logs) with kube's real client
 //! and a kubeconfig pointing at it. Fed the recording step by step, serve
 //! forms the incidents `replay` forms from the recording itself, and the
-//! relists forced by 410 Gone add no signal.
+//! relists forced by 410 Gone add no signal. The same run checks deploy/'s
+//! ClusterRole and dashboards against what serve did ([`crate::deploy`]).
 
 #![allow(clippy::unwrap_used)]
 
@@ -122,6 +123,16 @@ fn serve_watching_an_api_server_forms_the_incidents_replay_forms() {
         replay_signals,
         "relists after 410 Gone must not add signals"
     );
+    // What deploy/ promises about this serve: its ClusterRole allows every
+    // request the sources made, its dashboards name only what it exports.
+    let requests: Vec<(String, bool)> = server
+        .requests()
+        .iter()
+        .map(|r| (r.path.clone(), r.is_watch()))
+        .collect();
+    crate::deploy::assert_cluster_role_covers(&requests);
+    let (_, scrape) = serve.get("/metrics").unwrap();
+    crate::deploy::assert_monitoring_names_exported(&scrape);
     let (status, stderr) = serve.terminate();
     assert!(status.success(), "{stderr}");
     drop(server);

@@ -10,6 +10,7 @@
 mod support;
 
 mod alertmanager;
+mod deploy;
 mod history;
 mod kafka;
 mod kubernetes;
