@@ -48,6 +48,16 @@ fn is_yaml(p: &Path) -> bool {
     matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
 }
 
+/// Entries whose names start with `.` are skipped, as Prometheus and most
+/// config loaders do: a ConfigMap mounted as a directory holds each file
+/// three times over (`name` → `..data/name` → `..<timestamp>/name`), and
+/// editors leave `.name.swp`.
+fn is_hidden(p: &Path) -> bool {
+    p.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with('.'))
+}
+
 /// The rule files (not tests) under `dir`, sorted, recursively.
 pub(crate) fn rule_paths(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
@@ -78,6 +88,9 @@ fn walk(path: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     {
         let entry = entry.with_context(|| format!("{}: cannot list", path.display()))?;
         let p = entry.path();
+        if is_hidden(&p) {
+            continue;
+        }
         if p.is_dir() {
             walk(&p, out)?;
         } else {

@@ -338,3 +338,36 @@ fn every_layouts_config_loads() {
         );
     }
 }
+
+#[test]
+fn the_rule_pack_loads_once_from_a_configmap_mount() {
+    // What kubelet makes of a ConfigMap mounted as a directory: the files
+    // in a timestamped directory, `..data` pointing at it, and each name a
+    // link through `..data`.
+    let dir = tempfile::tempdir().unwrap();
+    let stamped = dir.path().join("..2026_12_02_10_00_00.000000001");
+    std::fs::create_dir(&stamped).unwrap();
+    std::os::unix::fs::symlink(stamped.file_name().unwrap(), dir.path().join("..data")).unwrap();
+    let shipped = root().join("deploy/kustomize/shared/rules");
+    for entry in std::fs::read_dir(&shipped).unwrap() {
+        let name = entry.unwrap().file_name();
+        std::fs::copy(shipped.join(&name), stamped.join(&name)).unwrap();
+        std::os::unix::fs::symlink(Path::new("..data").join(&name), dir.path().join(&name))
+            .unwrap();
+    }
+    let check = |path: &Path| {
+        let out = Command::new(env!("CARGO_BIN_EXE_epicenter"))
+            .args(["rules", "check"])
+            .arg(path)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{}: {text}", path.display());
+        text.replace(&path.display().to_string(), "DIR")
+    };
+    assert_eq!(check(dir.path()), check(&shipped));
+}

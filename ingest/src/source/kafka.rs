@@ -40,7 +40,7 @@
 //!
 //! A broker that disappears: librdkafka reports all brokers down, the
 //! source's health turns disconnected with the error recorded (`/readyz`,
-//! `epicenter_source_connected`), and nothing is consumed or committed;
+//! `epicenter_source_up`), and nothing is consumed or committed;
 //! librdkafka reconnects with backoff, and when the broker answers again
 //! (seen in the statistics it emits every 5 s, or in the next message) the
 //! source is connected again and continues from where it was. Records
