@@ -52,7 +52,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -555,6 +555,8 @@ struct Context {
     resume: HashMap<(String, i32), i64>,
     /// A broker answered since the last "all brokers down".
     broker_up: AtomicBool,
+    /// "All brokers down" reports since a broker last answered.
+    down_reports: AtomicU64,
     assigned: Mutex<Vec<(String, i32)>>,
 }
 
@@ -567,6 +569,7 @@ impl Context {
                 .map(|p| ((p.topic.clone(), p.partition), p.offset))
                 .collect(),
             broker_up: AtomicBool::new(false),
+            down_reports: AtomicU64::new(0),
             assigned: Mutex::new(Vec::new()),
         }
     }
@@ -584,6 +587,7 @@ impl Context {
     fn set_broker_up(&self, up: bool) {
         if self.broker_up.swap(up, Ordering::Relaxed) != up {
             if up {
+                self.down_reports.store(0, Ordering::Relaxed);
                 tracing::info!("kafka broker reachable");
             }
             self.refresh();
@@ -666,7 +670,12 @@ impl ClientContext for Context {
     fn error(&self, error: KafkaError, reason: &str) {
         self.health.set_error(format!("{error}: {reason}"));
         if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) {
-            tracing::warn!(error = %error, reason, "kafka brokers unreachable");
+            // librdkafka says so after every failed reconnect, many times
+            // a second: the first of an outage is logged, then every 100th.
+            let reports = self.down_reports.fetch_add(1, Ordering::Relaxed) + 1;
+            if reports == 1 || reports.is_multiple_of(100) {
+                tracing::warn!(error = %error, reason, reports, "kafka brokers unreachable");
+            }
             self.set_broker_up(false);
         } else {
             tracing::warn!(error = %error, reason, "kafka client error");
