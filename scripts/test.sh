@@ -21,8 +21,9 @@ step "test peers"
 # kubernetes-validate from PyPI.
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 apt_updated=
+apt_update() { [ -n "$apt_updated" ] || { as_root apt-get update -qq; apt_updated=1; }; }
 apt_install() {
-  [ -n "$apt_updated" ] || { as_root apt-get update -qq; apt_updated=1; }
+  apt_update
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
 }
 if ! command -v prometheus-alertmanager >/dev/null && ! command -v alertmanager >/dev/null; then
@@ -35,7 +36,7 @@ if ! dpkg -s kubernetes-client >/dev/null 2>&1; then
   elif [ ! -x target/tools/kubernetes-client/usr/bin/kubectl ]; then
     # Another kubectl owns /usr/bin/kubectl: unpack Debian's beside it.
     mkdir -p target/tools/kubernetes-client
-    [ -n "$apt_updated" ] || { as_root apt-get update -qq; apt_updated=1; }
+    apt_update
     (cd target/tools && apt-get download -qq kubernetes-client \
       && dpkg -x kubernetes-client_*.deb kubernetes-client && rm kubernetes-client_*.deb)
   fi

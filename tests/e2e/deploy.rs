@@ -10,12 +10,26 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde_json::Value;
 
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+use crate::support::{bin, root};
+
+/// Runs `epicenter <args> <path>`, which must succeed; its output.
+fn epicenter_ok(args: &[&str], path: &Path) -> String {
+    let out = bin().args(args).arg(path).output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "epicenter {} {}: {text}",
+        args.join(" "),
+        path.display()
+    );
+    text
 }
 
 fn read(path: &str) -> String {
@@ -323,19 +337,10 @@ fn every_layouts_config_loads() {
                 "/var/lib/epicenter",
                 &dir.path().join("state").display().to_string(),
             );
-        let file = dir.path().join("epicenter.yaml");
+        // Named after the layout's file, so a failure says which.
+        let file = dir.path().join(config.replace('/', "_"));
         std::fs::write(&file, text).unwrap();
-        let out = Command::new(env!("CARGO_BIN_EXE_epicenter"))
-            .args(["config", "check"])
-            .arg(&file)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{config}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        epicenter_ok(&["config", "check"], &file);
     }
 }
 
@@ -356,18 +361,7 @@ fn the_rule_pack_loads_once_from_a_configmap_mount() {
             .unwrap();
     }
     let check = |path: &Path| {
-        let out = Command::new(env!("CARGO_BIN_EXE_epicenter"))
-            .args(["rules", "check"])
-            .arg(path)
-            .output()
-            .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(out.status.success(), "{}: {text}", path.display());
-        text.replace(&path.display().to_string(), "DIR")
+        epicenter_ok(&["rules", "check"], path).replace(&path.display().to_string(), "DIR")
     };
     assert_eq!(check(dir.path()), check(&shipped));
 }

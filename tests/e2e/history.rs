@@ -6,18 +6,10 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-use crate::support::{Serve, wait_for};
+use crate::support::{Serve, bin, root, wait_for};
 use serde_json::Value;
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_epicenter"))
-}
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 /// The shipped example and the shared scenarios (when beside the checkout).
 fn streams() -> Vec<PathBuf> {

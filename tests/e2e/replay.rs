@@ -4,19 +4,13 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use correlate::Origin;
 use ingest::{Decoder, Limits};
 use proptest::prelude::*;
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_epicenter"))
-}
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use crate::support::{bin, root};
 
 fn replay(input: &Path) -> Output {
     bin()

@@ -128,15 +128,8 @@ pub(super) fn write_day(
         last: update.batch,
         level: 0,
     };
-    let meta = FileMeta::new(
-        table,
-        day,
-        name,
-        rows.num_rows(),
-        update.seq_max,
-        update.ordinal_max,
-    );
     let n = rows.num_rows();
+    let meta = FileMeta::new(table, day, name, n, update.seq_max, update.ordinal_max);
     let pending = store.write_file(&dir, name, &schema, &[rows], &meta, tuning)?;
     Ok((pending, n))
 }

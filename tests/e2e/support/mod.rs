@@ -15,6 +15,16 @@ use std::time::{Duration, Instant};
 /// second or two; a guard against hanging, not a measurement.
 pub(crate) const PATIENCE: Duration = Duration::from_secs(60);
 
+/// The built `epicenter`, to run with arguments.
+pub(crate) fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_epicenter"))
+}
+
+/// The repository's root (the binary crate's manifest directory).
+pub(crate) fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
 /// A port free on loopback now.
 pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
