@@ -21,12 +21,17 @@ impl EventTime {
         self.0
     }
 
-    /// Parses an RFC 3339 timestamp (`2026-03-16T08:00:00.194216Z`).
+    /// Parses an RFC 3339 timestamp (`2026-03-16T08:00:00.194216Z`). The
+    /// whole calendar of RFC 3339 is taken, years 0000 to 9999: jiff's
+    /// `Timestamp` stops a day short of either end (its range is symmetric
+    /// around the epoch in every offset), so instants it cannot hold are
+    /// computed from the civil date, time and offset it parsed.
     pub fn parse_rfc3339(s: &str) -> Option<EventTime> {
-        s.trim()
-            .parse::<jiff::Timestamp>()
-            .ok()
-            .map(|t| EventTime(t.as_microsecond()))
+        let s = s.trim();
+        match s.parse::<jiff::Timestamp>() {
+            Ok(t) => Some(EventTime(t.as_microsecond())),
+            Err(_) => beyond_timestamp(s),
+        }
     }
 
     pub fn saturating_add(self, d: Span) -> EventTime {
@@ -72,6 +77,31 @@ impl<'de> Deserialize<'de> for EventTime {
         EventTime::parse_rfc3339(&s)
             .ok_or_else(|| serde::de::Error::custom(format_args!("`{s}` is not an RFC 3339 time")))
     }
+}
+
+/// An RFC 3339 instant at the edge of the calendar (`9999-12-31T23:59:59Z`),
+/// from its parsed pieces; `None` for anything else that is not RFC 3339.
+fn beyond_timestamp(s: &str) -> Option<EventTime> {
+    let pieces = jiff::fmt::temporal::Pieces::parse(s).ok()?;
+    if pieces.time_zone_annotation().is_some() {
+        return None;
+    }
+    let time = pieces.time()?;
+    let offset = pieces.to_numeric_offset()?;
+    let days = pieces
+        .date()
+        .since((jiff::Unit::Day, jiff::civil::date(1970, 1, 1)))
+        .ok()?
+        .get_days();
+    let seconds = i64::from(days) * 86_400
+        + i64::from(time.hour()) * 3_600
+        + i64::from(time.minute()) * 60
+        + i64::from(time.second())
+        - i64::from(offset.seconds());
+    seconds
+        .checked_mul(1_000_000)?
+        .checked_add(i64::from(time.subsec_nanosecond()) / 1_000)
+        .map(EventTime)
 }
 
 /// A length of event time, in microseconds.
@@ -145,6 +175,24 @@ mod tests {
         let offset = EventTime::parse_rfc3339("2026-03-16T10:00:00+02:00").expect("valid");
         assert_eq!(offset.to_string(), "2026-03-16T08:00:00Z");
         assert_eq!(EventTime::parse_rfc3339("yesterday"), None);
+    }
+
+    #[test]
+    fn the_whole_rfc3339_calendar_parses() {
+        // Valid RFC 3339 beyond jiff's Timestamp range (a day short of
+        // year 10000); a probe's far-future alert carried the first.
+        let end = EventTime::parse_rfc3339("9999-12-31T23:59:59Z").expect("valid");
+        assert_eq!(end.as_micros(), 253_402_300_799_000_000);
+        let shifted = EventTime::parse_rfc3339("9999-12-31T23:59:59.5-01:00").expect("valid");
+        assert_eq!(shifted.as_micros(), 253_402_304_399_500_000);
+        let start = EventTime::parse_rfc3339("0000-01-01T00:00:00Z").expect("valid");
+        assert_eq!(start.as_micros(), -62_167_219_200_000_000);
+        // Inside the range both paths agree.
+        let inside = "2026-03-16T10:00:00.25+02:00";
+        assert_eq!(beyond_timestamp(inside), EventTime::parse_rfc3339(inside),);
+        for bad in ["9999-12-31", "9999-12-31T23:59:59", "10000-01-01T00:00:00Z"] {
+            assert_eq!(EventTime::parse_rfc3339(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -149,6 +149,17 @@ impl CorrelationState {
             return;
         };
         let repeat = match hit.occurrence {
+            // Once the threshold is met the count no longer decides
+            // anything: repeats need no telling apart, and remembering
+            // every occurrence of a group that stays live for months (a
+            // registry down, Events with new uids all along) would grow
+            // without bound.
+            Some(_) if g.count >= def.min_count => {
+                if !g.occurrences.is_empty() {
+                    g.occurrences = FxHashSet::default();
+                }
+                false
+            }
             Some(o) => !g.occurrences.insert(o) && hit.repeat,
             None => false,
         };

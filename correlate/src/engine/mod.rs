@@ -11,15 +11,25 @@
 //! event time their condition dictates.
 //!
 //! Held state is bounded: the reorder buffer releases early past its cap
-//! (no loss, counted), and effects waiting for a cause are evicted oldest
-//! first past the entry and byte caps (counted and logged).
+//! (no loss, counted), effects waiting for a cause are evicted oldest
+//! first past the entry and byte caps (counted and logged), and resolved
+//! incidents leave the store after [`EngineConfig::retention`].
+//!
+//! Time cannot be hijacked: when the engine moves its own watermark, a
+//! record dated far ahead of the stream is held by the time guard
+//! (`guard.rs`) until other records confirm the stream moved on, or
+//! processed at the stream's time (see [`GuardStats`]).
 
 mod absence;
 mod activity;
 mod correlation;
+mod guard;
 mod join;
 mod reorder;
+mod retire;
 mod snapshot;
+
+pub use guard::GuardStats;
 
 pub use snapshot::{
     DropReason, DroppedState, EngineSnapshot, FORMAT_VERSION, RestoreError, RestoreReport,
@@ -35,6 +45,7 @@ use serde::{Deserialize, Serialize};
 use self::absence::AbsenceState;
 use self::activity::Activity;
 use self::correlation::CorrelationState;
+use self::guard::{TimeGuard, Verdict};
 use self::reorder::{OrderKey, Reorder};
 use crate::classify::{Classifier, Hit};
 use crate::incident::{Incident, IncidentStore, IncidentUpdate, entity_key};
@@ -60,6 +71,19 @@ pub struct EngineConfig {
     /// [`Engine::advance`], called with a watermark the caller keeps per
     /// stream; records behind it are still late.
     pub external_watermark: bool,
+    /// How far ahead of the stream a record may be dated and still move
+    /// event time when the engine moves its own watermark: past it, the
+    /// record waits for others to confirm the stream moved on, or is
+    /// processed at the stream's time (the time guard). `None`: no guard.
+    /// With an external watermark the caller applies the bound against its
+    /// own clock. The guard's held records (at most two) are not part of a
+    /// snapshot: use it where the engine is not checkpointed (replay).
+    pub max_ahead: Option<Span>,
+    /// How long a resolved incident stays in the engine after it resolved
+    /// (in event time); `None` keeps every incident (replay, which reports
+    /// them all at the end). An incident that left can no longer be merged
+    /// into (it could not anyway: only firing incidents merge).
+    pub retention: Option<Span>,
 }
 
 impl Default for EngineConfig {
@@ -71,6 +95,8 @@ impl Default for EngineConfig {
             max_held_bytes: 64 << 20,
             max_tracked_pods: 100_000,
             external_watermark: false,
+            max_ahead: None,
+            retention: None,
         }
     }
 }
@@ -100,6 +126,9 @@ pub struct EngineGauges {
     pub states: usize,
     pub tracked_pods: usize,
     pub incidents: usize,
+    /// Incidents that left the engine after their retention, since it
+    /// started (not checkpointed).
+    pub retired_incidents: u64,
 }
 
 #[derive(Debug)]
@@ -142,6 +171,10 @@ pub struct Engine {
     retired_dropped: u64,
     retired_evicted: u64,
     hits: Vec<Hit>,
+    /// Holds records dated far ahead of the stream (own watermark only).
+    guard: Option<TimeGuard>,
+    /// Incidents retired since the engine started.
+    retired_incidents: u64,
 }
 
 /// How often held state is swept, in event time.
@@ -167,7 +200,6 @@ impl Engine {
                 .map(|_| AbsenceState::with_caps(config.max_held_entries, config.max_held_bytes))
                 .collect(),
             rules,
-            config,
             reorder: Reorder::default(),
             watermark: EventTime::MIN,
             clock: EventTime::MIN,
@@ -183,6 +215,12 @@ impl Engine {
             retired_dropped: 0,
             retired_evicted: 0,
             hits: Vec::new(),
+            guard: config
+                .max_ahead
+                .filter(|_| !config.external_watermark)
+                .map(TimeGuard::new),
+            retired_incidents: 0,
+            config,
         }
     }
 
@@ -190,9 +228,40 @@ impl Engine {
         &self.rules
     }
 
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
     /// Takes one record. Returns the incident changes it caused (usually
     /// none: a record's signals wait for the watermark).
     pub fn push(&mut self, event: &Event<'_>) -> Vec<IncidentUpdate> {
+        let Some(guard) = self.guard.as_mut() else {
+            self.accept(event);
+            return std::mem::take(&mut self.store.updates);
+        };
+        let verdict = guard.admit(event.time);
+        self.release_settled(false);
+        match verdict {
+            Verdict::Pass => self.accept(event),
+            Verdict::Hold => {
+                let owned = event.clone().into_owned();
+                if let Some(g) = self.guard.as_mut() {
+                    g.hold(owned);
+                }
+            }
+        }
+        std::mem::take(&mut self.store.updates)
+    }
+
+    /// Processes the records the time guard has settled.
+    fn release_settled(&mut self, finish: bool) {
+        while let Some(event) = self.guard.as_mut().and_then(|g| g.next_settled(finish)) {
+            self.accept(&event);
+        }
+    }
+
+    /// Classifies one record and queues its signals.
+    fn accept(&mut self, event: &Event<'_>) {
         self.stats.records += 1;
         self.max_time = self.max_time.max(event.time);
         if self.track_activity && event.source == Source::Log {
@@ -235,12 +304,19 @@ impl Engine {
         }
         self.hits = hits;
         self.self_advance();
-        std::mem::take(&mut self.store.updates)
     }
 
     /// A record that formed no event (a heartbeat, a relist replay) still
-    /// says event time has reached `time`: the watermark follows it.
+    /// says event time has reached `time`: the watermark follows it, unless
+    /// the time guard finds it far ahead of the stream.
     pub fn observe(&mut self, time: EventTime) -> Vec<IncidentUpdate> {
+        if let Some(guard) = self.guard.as_mut() {
+            let verdict = guard.admit_observation(time);
+            self.release_settled(false);
+            if verdict == Verdict::Hold {
+                return std::mem::take(&mut self.store.updates);
+            }
+        }
         self.max_time = self.max_time.max(time);
         self.self_advance();
         std::mem::take(&mut self.store.updates)
@@ -263,6 +339,7 @@ impl Engine {
     /// End of input: releases everything held and evaluates the rules at the
     /// newest event time seen.
     pub fn finish(&mut self) -> Vec<IncidentUpdate> {
+        self.release_settled(true);
         self.release(self.max_time);
         // What is still held will never meet its cause.
         let held: usize = self.joiners().map(|j| j.held_entries).sum();
@@ -286,6 +363,15 @@ impl Engine {
         &self.stats
     }
 
+    /// What the time guard held and clamped (all zero with an external
+    /// watermark, where the caller guards time).
+    pub fn guard_stats(&self) -> GuardStats {
+        self.guard
+            .as_ref()
+            .map(TimeGuard::stats)
+            .unwrap_or_default()
+    }
+
     /// Signals classified since the engine started, per signal id.
     pub fn signal_counts(&self) -> Vec<(String, u64)> {
         self.rules
@@ -304,6 +390,7 @@ impl Engine {
             states: self.states.len(),
             tracked_pods: self.activity.len(),
             incidents: self.store.len(),
+            retired_incidents: self.retired_incidents,
         }
     }
 
@@ -388,6 +475,9 @@ impl Engine {
         }
         self.stats.tracked_pods_over_cap = self.activity.evicted;
         self.count_held();
+        if let Some(keep) = self.config.retention {
+            self.retire(t.saturating_sub(keep));
+        }
     }
 
     /// Brings the counters of dropped and evicted effects up to date, and
