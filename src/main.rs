@@ -1,125 +1,13 @@
-//! `epicenter`: the command line. Wiring only: decoding lives in `ingest`,
-//! rules and correlation in `correlate`, output in `sinks`.
+//! The `epicenter` binary: the allocator, then the command line of the
+//! library (`src/lib.rs`).
 
-mod config;
-mod query;
-mod record;
-mod replay;
-mod rule_files;
-mod rule_tests;
-mod rules_cmd;
-mod serve;
-
-use std::path::PathBuf;
 use std::process::ExitCode;
-
-use clap::{Parser, Subcommand};
 
 /// mimalloc: the pipeline allocates on the parsing thread and frees on the
 /// correlating one, where glibc's allocator spends more time than the work.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[derive(Debug, Parser)]
-#[command(
-    name = "epicenter",
-    version,
-    about = "Kubernetes event-stream correlation: one root-cause incident per cascade"
-)]
-struct Cli {
-    /// Log format on stderr.
-    #[arg(long, global = true, value_enum, default_value = "text")]
-    log_format: LogFormat,
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-enum LogFormat {
-    Text,
-    Json,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Replay recorded records (NDJSON) through the rules; print one incident per line.
-    Replay(replay::Args),
-    /// Run the live service: sources in, incidents out, state checkpointed.
-    Serve(serve::Args),
-    /// Query the incident history with read-only SQL.
-    Query(query::Args),
-    /// Check a configuration file.
-    Config {
-        #[command(subcommand)]
-        command: ConfigCommand,
-    },
-    /// Check or test rule files.
-    Rules {
-        #[command(subcommand)]
-        command: RulesCommand,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-enum ConfigCommand {
-    /// Validate a configuration file and the rules it names, without starting;
-    /// every error is reported with file:line:col.
-    Check {
-        #[arg(value_name = "FILE")]
-        file: PathBuf,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-enum RulesCommand {
-    /// Load rule files and report every error with file:line:col.
-    Check {
-        /// Rule directories or files (default: the built-in pack).
-        dirs: Vec<PathBuf>,
-    },
-    /// Run rule tests (`*.test.yaml`): input records and the incidents they must (not) form.
-    Test {
-        /// Directories holding rules and their tests.
-        #[arg(required = true)]
-        dirs: Vec<PathBuf>,
-        /// Print every incident of failing cases.
-        #[arg(short, long)]
-        verbose: bool,
-    },
-}
-
-fn init_tracing(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("EPICENTER_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
-}
-
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    init_tracing(cli.log_format);
-    let result = match cli.command {
-        Command::Replay(args) => replay::run(&args),
-        Command::Serve(args) => serve::run(&args),
-        Command::Query(args) => query::run(&args),
-        Command::Config { command } => match command {
-            ConfigCommand::Check { file } => config::check(&file),
-        },
-        Command::Rules { command } => match command {
-            RulesCommand::Check { dirs } => rules_cmd::check(&dirs),
-            RulesCommand::Test { dirs, verbose } => rule_tests::run(&dirs, verbose),
-        },
-    };
-    match result {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("epicenter: {e:#}");
-            ExitCode::from(2)
-        }
-    }
+    epicenter::main()
 }

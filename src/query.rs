@@ -1,6 +1,11 @@
 //! `epicenter query "SELECT ..."`: read-only SQL over the incident history
 //! (what `serve` stores under its state directory, or what
 //! `replay --history DIR` wrote), printed as a table, CSV, JSON or NDJSON.
+//!
+//! `--sandbox` is how `serve` runs the API's queries (see
+//! `serve/isolated.rs`): the process caps its own memory and CPU time and
+//! lowers its priority before it reads anything, and says how a query
+//! ended by its exit code.
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -29,6 +34,55 @@ pub(crate) struct Args {
     /// Most rows printed (the output says when there were more).
     #[arg(long, default_value_t = 100_000)]
     max_rows: usize,
+    /// Memory the query's operators may hold, e.g. `512MiB`.
+    #[arg(long, value_parser = parse_size)]
+    memory: Option<usize>,
+    /// Run as serve's isolated query process: hard memory and CPU limits,
+    /// low priority, exit 2 (refused or invalid), 3 (timeout), 4 (memory).
+    #[arg(long, hide = true)]
+    sandbox: bool,
+}
+
+fn parse_size(s: &str) -> Result<usize, String> {
+    s.trim()
+        .parse::<bytesize::ByteSize>()
+        .ok()
+        .filter(|b| b.as_u64() > 0)
+        .map(|b| usize::try_from(b.as_u64()).unwrap_or(usize::MAX))
+        .ok_or_else(|| format!("`{s}` is not a size (e.g. 512MiB)"))
+}
+
+/// What a sandboxed query process may use beyond its operators' memory:
+/// the runtime, DataFusion's session, Parquet footers, the result (a trivial
+/// query peaks at about 75 MiB of data segment in a debug build).
+const SANDBOX_BASELINE: u64 = 256 << 20;
+
+/// Caps this process before it reads anything: its data segment (every
+/// heap allocation: past it, allocation fails and the process aborts),
+/// its CPU time, and its priority (the service it serves comes first).
+fn sandbox(memory: usize, timeout: std::time::Duration) -> Result<()> {
+    use rustix::process::{Resource, Rlimit, setrlimit};
+    let data = (memory as u64).saturating_add(SANDBOX_BASELINE);
+    setrlimit(
+        Resource::Data,
+        Rlimit {
+            current: Some(data),
+            maximum: Some(data),
+        },
+    )
+    .context("cannot cap the query's memory")?;
+    // CPU time over all threads: twice the wall-clock budget and a margin.
+    let cpu = timeout.as_secs().saturating_mul(2).saturating_add(10);
+    setrlimit(
+        Resource::Cpu,
+        Rlimit {
+            current: Some(cpu),
+            maximum: Some(cpu + 5),
+        },
+    )
+    .context("cannot cap the query's CPU time")?;
+    let _ = rustix::process::nice(10);
+    Ok(())
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -75,11 +129,17 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
         );
         return Ok(ExitCode::from(2));
     }
-    let limits = QueryLimits {
+    let mut limits = QueryLimits {
         timeout: args.timeout,
         max_rows: args.max_rows,
         ..QueryLimits::default()
     };
+    if let Some(m) = args.memory {
+        limits.memory = m;
+    }
+    if args.sandbox {
+        sandbox(limits.memory, limits.timeout)?;
+    }
     let format = match args.format {
         OutputFormat::Table => Format::Table,
         OutputFormat::Csv => Format::Csv,
@@ -105,9 +165,17 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
             out.flush()?;
             Ok(ExitCode::SUCCESS)
         }
-        Err(e @ (QueryError::Refused(_) | QueryError::Invalid(_) | QueryError::Timeout(_))) => {
+        Err(e @ (QueryError::Refused(_) | QueryError::Invalid(_))) => {
             eprintln!("epicenter: {e}");
             Ok(ExitCode::from(2))
+        }
+        Err(e @ QueryError::Timeout(_)) => {
+            eprintln!("epicenter: {e}");
+            Ok(ExitCode::from(if args.sandbox { 3 } else { 2 }))
+        }
+        Err(e @ QueryError::Memory(_)) => {
+            eprintln!("epicenter: {e}");
+            Ok(ExitCode::from(if args.sandbox { 4 } else { 2 }))
         }
         Err(e) => Err(e).context(format!("querying {}", dir.display())),
     }

@@ -51,13 +51,28 @@ fn parse_span(s: &str) -> Result<Span, String> {
 #[derive(Debug, Default)]
 pub(crate) struct Malformed {
     pub(crate) count: u64,
+    /// Parts of lines skipped while the rest was read (unreadable alerts).
+    pub(crate) parts: u64,
 }
 
 impl Malformed {
     fn report(&mut self, file: &str, line: u64, what: &dyn std::fmt::Display) {
         self.count += 1;
-        if self.count <= SHOWN_ERRORS {
+        if self.count + self.parts <= SHOWN_ERRORS {
             eprintln!("epicenter: skipped {file}:{line}: {what}");
+        }
+    }
+
+    fn report_part(&mut self, file: &str, line: u64, part: &ingest::Rejected) {
+        self.parts += 1;
+        if self.count + self.parts <= SHOWN_ERRORS {
+            match &part.fingerprint {
+                Some(fp) => eprintln!(
+                    "epicenter: skipped part of {file}:{line}: {} (fingerprint {fp})",
+                    part.error
+                ),
+                None => eprintln!("epicenter: skipped part of {file}:{line}: {}", part.error),
+            }
         }
     }
 }
@@ -276,6 +291,9 @@ impl Replayer {
                     }
                     Err(e) => self.malformed.report(name, *n, &e),
                 }
+                for part in self.decoder.take_rejected() {
+                    self.malformed.report_part(name, *n, &part);
+                }
                 events = recycle(evs);
             }
             for (_, e) in unreadable {
@@ -310,6 +328,8 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
     if let Some(l) = args.lateness {
         engine_config.lateness = l;
     }
+    // Every incident is reported at the end: none may leave the engine.
+    engine_config.retention = None;
 
     // Every file must open before anything is read: a typo is exit 2, not a
     // partial replay.
@@ -366,13 +386,31 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
     }
     sink.finish()?.flush()?;
 
-    if malformed.count > SHOWN_ERRORS {
+    let mut skipped = Vec::new();
+    if malformed.count > 0 {
+        skipped.push(format!("{} malformed lines", malformed.count));
+    }
+    if malformed.parts > 0 {
+        skipped.push(format!(
+            "{} unreadable alerts (the other alerts of their bodies were read)",
+            malformed.parts
+        ));
+    }
+    if !skipped.is_empty() {
+        let shown = if malformed.count + malformed.parts > SHOWN_ERRORS {
+            format!(" ({SHOWN_ERRORS} shown)")
+        } else {
+            String::new()
+        };
+        eprintln!("epicenter: {} skipped{shown}", skipped.join(" and "));
+    }
+    let guard = engine.guard_stats();
+    if guard.clamped > 0 {
         eprintln!(
-            "epicenter: {} malformed lines skipped ({} shown)",
-            malformed.count, SHOWN_ERRORS
+            "epicenter: {} records dated more than {} ahead of the stream were processed at the stream's time (engine.max_ahead)",
+            guard.clamped,
+            engine.config().max_ahead.unwrap_or_default(),
         );
-    } else if malformed.count > 0 {
-        eprintln!("epicenter: {} malformed lines skipped", malformed.count);
     }
     if let Some(dir) = &args.history {
         eprintln!(

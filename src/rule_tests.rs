@@ -200,7 +200,7 @@ pub(crate) fn run(dirs: &[PathBuf], verbose: bool) -> Result<ExitCode> {
                 let at = format!("{}:{}", path.display(), case.referenced.line());
                 let c = &case.value;
                 let problems = match run_case(&rules, base, c) {
-                    Err(e) => vec![format!("{e:#}")],
+                    Err(e) => vec![crate::describe(&e)],
                     Ok(got) => {
                         let mut problems = Vec::new();
                         let mut used = vec![false; got.len()];

@@ -11,7 +11,7 @@ use crate::rule_files;
 
 /// Loads and compiles rules, printing every error; `Err` carries them all.
 pub(crate) fn load(dirs: &[PathBuf]) -> Result<Arc<RuleSet>, String> {
-    let sources = rule_files::load_sources(dirs).map_err(|e| format!("{e:#}"))?;
+    let sources = rule_files::load_sources(dirs).map_err(|e| crate::describe(&e))?;
     compile(&sources).map(Arc::new).map_err(|e| e.to_string())
 }
 

@@ -6,7 +6,14 @@
 //! generation moves back to the young one, so anything touched within the last
 //! `capacity / 2` inserts survives: an approximate LRU with O(1) work and no
 //! per-entry bookkeeping. Keys are stable 64-bit hashes ([`crate::hash`]).
+//!
+//! A map of things that only matter for a while (the deliveries an
+//! Alertmanager repeat or a relist may bring again) can also rotate by event
+//! time ([`Bounded::with_horizon`], [`Bounded::age`]): then an entry lives
+//! between one and two horizons after it was last touched, and the map holds
+//! what the last two horizons brought, however long the service runs.
 
+use correlate::{EventTime, Span};
 use rustc_hash::FxHashMap;
 
 #[derive(Debug)]
@@ -15,6 +22,9 @@ pub(crate) struct Bounded<V> {
     old: FxHashMap<u64, V>,
     generation: usize,
     evicted: u64,
+    horizon: Option<Span>,
+    /// Event time at which the young generation started (with a horizon).
+    young_since: Option<EventTime>,
 }
 
 impl<V> Bounded<V> {
@@ -25,6 +35,33 @@ impl<V> Bounded<V> {
             old: FxHashMap::default(),
             generation: (capacity / 2).max(1),
             evicted: 0,
+            horizon: None,
+            young_since: None,
+        }
+    }
+
+    /// As [`Bounded::new`], also rotating once the young generation is
+    /// `horizon` old in event time (see [`Bounded::age`]).
+    pub(crate) fn with_horizon(mut self, horizon: Span) -> Self {
+        self.horizon = Some(horizon);
+        self
+    }
+
+    /// Event time has reached `now`: past the horizon since the young
+    /// generation started, the old one goes and the young one becomes old.
+    pub(crate) fn age(&mut self, now: EventTime) {
+        let Some(horizon) = self.horizon else {
+            return;
+        };
+        match self.young_since {
+            None => self.young_since = Some(now),
+            Some(since) if now.since(since) >= horizon => {
+                self.evicted += self.old.len() as u64;
+                self.old = std::mem::take(&mut self.young);
+                self.old.shrink_to_fit();
+                self.young_since = Some(now);
+            }
+            Some(_) => {}
         }
     }
 
@@ -53,6 +90,7 @@ impl<V> Bounded<V> {
         if self.young.len() >= self.generation {
             self.evicted += self.old.len() as u64;
             self.old = std::mem::take(&mut self.young);
+            self.young_since = None;
         }
     }
 
@@ -147,5 +185,26 @@ mod tests {
         let c = Bounded::from_generations(2, own(young), own(old), a.evicted());
         assert!(c.len() <= 2);
         assert_eq!(c.len() as u64 + c.evicted(), total);
+    }
+
+    #[test]
+    fn with_a_horizon_it_holds_what_two_horizons_brought() {
+        let hour = |h: i64| EventTime::from_micros(1_800_000_000_000_000 + h * 3_600_000_000);
+        let mut map = Bounded::new(1_000_000).with_horizon(Span::from_secs(24 * 3600));
+        // A month of deliveries, 100 an hour: never near the count bound.
+        for h in 0..(30 * 24) {
+            map.age(hour(h));
+            for i in 0..100u64 {
+                map.insert((h as u64) << 32 | i, ());
+            }
+            assert!(map.len() <= 100 * 48, "hour {h}: {}", map.len());
+        }
+        // A delivery of the last day is still known, one of a week ago not.
+        assert!(map.get_mut((719u64 << 32) | 5).is_some());
+        assert!(map.get_mut((550u64 << 32) | 5).is_none());
+        // Times going back do not rotate.
+        let before = map.len();
+        map.age(hour(0));
+        assert_eq!(map.len(), before);
     }
 }

@@ -30,7 +30,8 @@ pub mod source;
 pub mod topology;
 
 pub use decode::{
-    DecodeError, DecodeStats, Decoded, Decoder, DecoderSnapshot, Limits, Parsed, Result, parse,
+    DecodeError, DecodeStats, Decoded, Decoder, DecoderSnapshot, Limits, Parsed, Rejected, Result,
+    parse,
 };
 pub use file::{LineError, Lines};
 pub use topology::Topology;

@@ -101,7 +101,19 @@ fn decode_case(path: &Path) -> String {
         for e in &events {
             assert_eq!(e.origin.line, n);
         }
-        out.push_str(&render(n, &result, &events).to_string());
+        let mut rendered = render(n, &result, &events);
+        let rejected: Vec<Value> = decoder
+            .take_rejected()
+            .into_iter()
+            .map(|r| json!({"fingerprint": r.fingerprint, "error": r.error.to_string()}))
+            .collect();
+        if !rejected.is_empty() {
+            rendered
+                .as_object_mut()
+                .unwrap()
+                .insert("rejected".into(), Value::Array(rejected));
+        }
+        out.push_str(&rendered.to_string());
         out.push('\n');
     }
     out.push_str(&json!({ "stats": decoder.stats() }).to_string());
@@ -235,6 +247,7 @@ fn tables_stay_bounded_and_count_evictions() {
     let limits = Limits {
         max_objects: 4,
         max_occurrences: 4,
+        ..Limits::default()
     };
     let mut decoder = Decoder::new(limits);
     let pod = |i: u32| {

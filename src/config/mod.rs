@@ -28,8 +28,19 @@ use self::check::{Checker, Env};
 pub(crate) use self::notify::{NotifierConfig, NotifyConfig};
 use self::raw::{RawConfig, RawKafkaSink, RawKafkaSource, RawKubernetes, RawSinks};
 
+/// How long `serve` keeps a resolved incident in the engine by default
+/// (`engine.retention`; replay keeps every incident to report it).
+const DEFAULT_RETENTION: correlate::Span = correlate::Span::from_secs(3600);
+/// How far ahead of the wall clock (serve) or of the stream (replay) a
+/// record may be dated and still move event time (`engine.max_ahead`).
+pub(crate) const DEFAULT_MAX_AHEAD: correlate::Span = correlate::Span::from_secs(600);
+
+fn span_of(d: Duration) -> correlate::Span {
+    correlate::Span::from_micros(i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+}
+
 /// Validated settings.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Config {
     pub(crate) rules: Vec<PathBuf>,
     pub(crate) engine: EngineConfig,
@@ -56,7 +67,12 @@ pub(crate) struct ServeConfig {
     /// Deliveries a target may have queued before the pipeline waits.
     pub(crate) outbox_max_pending: u64,
     pub(crate) api: ApiConfig,
+    pub(crate) http: HttpConfig,
     pub(crate) external_url: Option<String>,
+    /// SIGTERM to exit, at most: the drain, the final checkpoint and the
+    /// outbox's grace fit in it, or what is left is given up (the journal
+    /// and the outbox keep it for the next start).
+    pub(crate) shutdown_timeout: Duration,
 }
 
 /// The incident history (`sinks.history`).
@@ -68,10 +84,42 @@ pub(crate) struct HistoryConfig {
 }
 
 /// `/api/v1/*`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub(crate) struct ApiConfig {
     pub(crate) token: Option<String>,
     pub(crate) limits: sinks::history::QueryLimits,
+    /// SQL without a token when listening beyond loopback.
+    pub(crate) allow_anonymous_sql: bool,
+    pub(crate) max_concurrent_queries: usize,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            token: None,
+            limits: sinks::history::QueryLimits::default(),
+            allow_anonymous_sql: false,
+            max_concurrent_queries: 2,
+        }
+    }
+}
+
+/// The HTTP server's limits (`http`).
+#[derive(Debug, Clone)]
+pub(crate) struct HttpConfig {
+    pub(crate) max_connections: usize,
+    pub(crate) header_timeout: Duration,
+    pub(crate) request_timeout: Duration,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            max_connections: 1024,
+            header_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+        }
+    }
 }
 
 impl Default for ServeConfig {
@@ -96,7 +144,9 @@ impl Default for ServeConfig {
             notify: NotifyConfig::default(),
             outbox_max_pending: 100_000,
             api: ApiConfig::default(),
+            http: HttpConfig::default(),
             external_url: None,
+            shutdown_timeout: Duration::from_secs(45),
         }
     }
 }
@@ -116,6 +166,20 @@ pub(crate) struct KafkaSinkConfig {
     pub(crate) brokers: String,
     pub(crate) topic: String,
     pub(crate) options: KafkaOptions,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            rules: Vec::new(),
+            engine: EngineConfig {
+                retention: Some(DEFAULT_RETENTION),
+                max_ahead: Some(DEFAULT_MAX_AHEAD),
+                ..EngineConfig::default()
+            },
+            serve: ServeConfig::default(),
+        }
+    }
 }
 
 impl Config {
@@ -240,10 +304,16 @@ pub(crate) fn check(path: &Path) -> Result<std::process::ExitCode> {
 }
 
 fn validate(c: &mut Checker<'_>, raw: &RawConfig, base: &Path) -> Config {
-    let mut engine = EngineConfig::default();
+    let mut engine = Config::default().engine;
     if let Some(e) = &raw.engine {
         if let Some(l) = c.span(e.lateness.as_ref(), "engine.lateness") {
             engine.lateness = l;
+        }
+        if let Some(d) = c.duration(e.max_ahead.as_ref(), "engine.max_ahead") {
+            engine.max_ahead = Some(span_of(d));
+        }
+        if let Some(d) = c.duration(e.retention.as_ref(), "engine.retention") {
+            engine.retention = Some(span_of(d));
         }
         let counts = [
             (
@@ -314,6 +384,26 @@ fn validate(c: &mut Checker<'_>, raw: &RawConfig, base: &Path) -> Config {
         if let Some(m) = c.size(a.query_memory.as_ref(), "api.query_memory") {
             serve.api.limits.memory = m;
         }
+        if let Some(f) = &a.allow_anonymous_sql {
+            serve.api.allow_anonymous_sql = f.value;
+        }
+        if let Some(n) = c.count(
+            a.max_concurrent_queries.as_ref(),
+            "api.max_concurrent_queries",
+        ) {
+            serve.api.max_concurrent_queries = n;
+        }
+    }
+    if let Some(h) = &raw.http {
+        if let Some(n) = c.count(h.max_connections.as_ref(), "http.max_connections") {
+            serve.http.max_connections = n;
+        }
+        if let Some(d) = c.duration(h.header_timeout.as_ref(), "http.header_timeout") {
+            serve.http.header_timeout = d;
+        }
+        if let Some(d) = c.duration(h.request_timeout.as_ref(), "http.request_timeout") {
+            serve.http.request_timeout = d;
+        }
     }
     if let Some(p) = &raw.pipeline {
         if let Some(q) = c.count(p.queue.as_ref(), "pipeline.queue") {
@@ -327,6 +417,9 @@ fn validate(c: &mut Checker<'_>, raw: &RawConfig, base: &Path) -> Config {
             "pipeline.checkpoint_interval",
         ) {
             serve.checkpoint_interval = d;
+        }
+        if let Some(d) = c.duration(p.shutdown_timeout.as_ref(), "pipeline.shutdown_timeout") {
+            serve.shutdown_timeout = d;
         }
     }
     if let Some(s) = &raw.sources {

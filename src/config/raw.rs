@@ -36,6 +36,9 @@ pub(super) struct RawConfig {
     pub(super) outbox: Option<RawOutbox>,
     #[serde(default)]
     pub(super) api: Option<RawApi>,
+    /// Limits of the HTTP server (receiver, API, health, metrics).
+    #[serde(default)]
+    pub(super) http: Option<RawHttp>,
     /// Where people reach this epicenter (links in notifications).
     #[serde(default)]
     pub(super) external_url: Option<Text>,
@@ -61,6 +64,26 @@ pub(super) struct RawApi {
     pub(super) max_rows: Option<Count>,
     #[serde(default)]
     pub(super) query_memory: Option<Text>,
+    /// SQL without a token on a non-loopback address (off by default).
+    #[serde(default)]
+    pub(super) allow_anonymous_sql: Option<Flag>,
+    /// Queries running at once; more are answered 429.
+    #[serde(default)]
+    pub(super) max_concurrent_queries: Option<Count>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawHttp {
+    #[serde(default)]
+    pub(super) max_connections: Option<Count>,
+    /// A request's head must arrive within this; idle connections close
+    /// after it.
+    #[serde(default)]
+    pub(super) header_timeout: Option<Text>,
+    /// A request must be read and answered within this.
+    #[serde(default)]
+    pub(super) request_timeout: Option<Text>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -76,6 +99,13 @@ pub(super) struct RawEngine {
     pub(super) max_held_bytes: Option<Count>,
     #[serde(default)]
     pub(super) max_tracked_pods: Option<Count>,
+    /// Records dated further ahead (of the wall clock in serve, of the
+    /// stream in replay) do not move event time.
+    #[serde(default)]
+    pub(super) max_ahead: Option<Text>,
+    /// How long serve keeps a resolved incident in the engine.
+    #[serde(default)]
+    pub(super) retention: Option<Text>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -88,6 +118,9 @@ pub(super) struct RawPipeline {
     pub(super) idle_timeout: Option<Text>,
     #[serde(default)]
     pub(super) checkpoint_interval: Option<Text>,
+    /// SIGTERM to exit, at most (below the pod's grace period).
+    #[serde(default)]
+    pub(super) shutdown_timeout: Option<Text>,
 }
 
 #[derive(Debug, Default, Deserialize)]

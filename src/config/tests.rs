@@ -56,6 +56,40 @@ fn reports_unknown_keys_and_bad_values_with_positions() {
 }
 
 #[test]
+fn safety_settings_are_read_and_checked() {
+    let c = parse(
+        "engine: {max_ahead: 5m, retention: 30m}\npipeline: {shutdown_timeout: 20s}\n\
+         http: {max_connections: 8, header_timeout: 2s, request_timeout: 3s}\n\
+         api: {allow_anonymous_sql: true, max_concurrent_queries: 4}\n",
+    )
+    .unwrap();
+    assert_eq!(c.engine.max_ahead, Some(correlate::Span::from_secs(300)));
+    assert_eq!(c.engine.retention, Some(correlate::Span::from_secs(1800)));
+    assert_eq!(c.serve.shutdown_timeout, Duration::from_secs(20));
+    assert_eq!(c.serve.http.max_connections, 8);
+    assert_eq!(c.serve.http.header_timeout, Duration::from_secs(2));
+    assert_eq!(c.serve.http.request_timeout, Duration::from_secs(3));
+    assert!(c.serve.api.allow_anonymous_sql);
+    assert_eq!(c.serve.api.max_concurrent_queries, 4);
+    let d = parse("").unwrap();
+    assert_eq!(d.engine.max_ahead, Some(correlate::Span::from_secs(600)));
+    assert_eq!(d.engine.retention, Some(correlate::Span::from_secs(3600)));
+    assert!(!d.serve.api.allow_anonymous_sql);
+    let msg = errors("engine: {max_ahead: 0s}\nhttp: {max_connections: 0, header_timeout: soon}\n");
+    for want in [
+        "c.yaml:1:21: engine.max_ahead: must be more than zero",
+        "c.yaml:2:25: http.max_connections: must be at least 1",
+        "c.yaml:2:44: http.header_timeout: `soon` is not a duration",
+    ] {
+        assert!(
+            msg.contains(want),
+            "missing {want:?} in:
+{msg}"
+        );
+    }
+}
+
+#[test]
 fn secrets_come_from_the_environment_and_stay_out_of_messages() {
     let c = parse(
         "sources:\n  alertmanager: {token: '${TOKEN}'}\n  kafka:\n    brokers: k:9092\n    topics: [t]\n    options: {sasl.password: 'pw-${KAFKA_PASSWORD}', literal: 'a$$b'}\n",

@@ -2,7 +2,11 @@
 //!
 //! - `GET /api/v1/query?sql=SELECT...&format=json|ndjson|csv|table`: the
 //!   same read-only SQL as `epicenter query` (DDL, DML, COPY and file access
-//!   are refused with 400 and the reason).
+//!   are refused with 400 and the reason), run in a child process with hard
+//!   memory, CPU and time limits (`isolated.rs`), at most
+//!   `api.max_concurrent_queries` at once (429 beyond). Without `api.token`
+//!   it answers only on a loopback address, unless
+//!   `api.allow_anonymous_sql` says otherwise.
 //! - `GET /api/v1/incidents?status=&rule=&namespace=&since=&limit=`: the
 //!   newest version of each incident, newest first (a fixed query over
 //!   `incidents_latest`, values escaped); `GET /api/v1/incidents/{id}`:
@@ -13,6 +17,7 @@
 //!
 //! With `api.token` set, every route wants `Authorization: Bearer <token>`.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -24,9 +29,13 @@ use axum::routing::get;
 use serde::{Deserialize, Serialize};
 use sinks::history::{Format, QueryError, Sql};
 use sinks::outbox::Outbox;
-use tokio::sync::OnceCell;
+use tokio::sync::{OnceCell, Semaphore};
 
+use super::isolated::{self, Failure};
 use crate::config::ApiConfig;
+
+/// Where SQL is taken.
+pub(crate) const QUERY_PATH: &str = "/api/v1/query";
 
 #[derive(Clone)]
 pub(crate) struct Api {
@@ -35,6 +44,10 @@ pub(crate) struct Api {
     outbox: Outbox,
     /// Opened at the first query (the store may not exist before).
     sql: Arc<OnceCell<Sql>>,
+    /// The server listens on loopback only.
+    loopback: bool,
+    /// Isolated queries that may run now.
+    queries: Arc<Semaphore>,
 }
 
 impl std::fmt::Debug for Api {
@@ -46,12 +59,19 @@ impl std::fmt::Debug for Api {
 }
 
 impl Api {
-    pub(crate) fn new(history: Option<PathBuf>, config: ApiConfig, outbox: Outbox) -> Api {
+    pub(crate) fn new(
+        history: Option<PathBuf>,
+        config: ApiConfig,
+        listen: SocketAddr,
+        outbox: Outbox,
+    ) -> Api {
         Api {
             history,
+            queries: Arc::new(Semaphore::new(config.max_concurrent_queries.max(1))),
             config,
             outbox,
             sql: Arc::new(OnceCell::new()),
+            loopback: listen.ip().is_loopback(),
         }
     }
 
@@ -59,11 +79,7 @@ impl Api {
         let Some(token) = &self.config.token else {
             return true;
         };
-        let expected = format!("Bearer {token}");
-        let given = headers
-            .get(header::AUTHORIZATION)
-            .map_or(&[][..], |v| v.as_bytes());
-        subtle::ConstantTimeEq::ct_eq(given, expected.as_bytes()).into()
+        ingest::source::alertmanager::bearer_matches(headers.get(header::AUTHORIZATION), token)
     }
 
     async fn sql(&self) -> Result<&Sql, ApiError> {
@@ -82,7 +98,7 @@ impl Api {
 
 pub(crate) fn router(api: Api) -> Router {
     Router::new()
-        .route("/api/v1/query", get(query))
+        .route(QUERY_PATH, get(query))
         .route("/api/v1/incidents", get(incidents))
         .route("/api/v1/incidents/{id}", get(incident))
         .route("/api/v1/outbox", get(outbox))
@@ -149,7 +165,7 @@ async fn run(api: &Api, sql: &str, format: Format) -> Response {
     };
     match engine.query(sql, format).await {
         Ok(body) => ([(header::CONTENT_TYPE, content_type(format))], body).into_response(),
-        Err(e @ (QueryError::Refused(_) | QueryError::Invalid(_))) => {
+        Err(e @ (QueryError::Refused(_) | QueryError::Invalid(_) | QueryError::Memory(_))) => {
             error(StatusCode::BAD_REQUEST, &e.to_string())
         }
         Err(e @ QueryError::Timeout(_)) => error(StatusCode::GATEWAY_TIMEOUT, &e.to_string()),
@@ -178,7 +194,36 @@ async fn query(
         Ok(f) => f,
         Err(e) => return e.into_response(),
     };
-    run(&api, &sql, format).await
+    if api.config.token.is_none() && !api.loopback && !api.config.allow_anonymous_sql {
+        return error(
+            StatusCode::FORBIDDEN,
+            "SQL over HTTP on a non-loopback address needs api.token (or api.allow_anonymous_sql: true)",
+        );
+    }
+    let Some(dir) = &api.history else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the history is disabled (sinks.history.enabled: false)",
+        );
+    };
+    let Ok(_slot) = api.queries.clone().try_acquire_owned() else {
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, "1")],
+            axum::Json(ErrorBody {
+                error: "too many queries running; retry shortly",
+            }),
+        )
+            .into_response();
+    };
+    match isolated::query(dir, &sql, format, &api.config.limits).await {
+        Ok(body) => ([(header::CONTENT_TYPE, content_type(format))], body).into_response(),
+        Err(e @ (Failure::Invalid(_) | Failure::Memory(_))) => {
+            error(StatusCode::BAD_REQUEST, &e.to_string())
+        }
+        Err(e @ Failure::Timeout(_)) => error(StatusCode::GATEWAY_TIMEOUT, &e.to_string()),
+        Err(e @ Failure::Process(_)) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
 }
 
 #[derive(Deserialize)]

@@ -1,7 +1,9 @@
 //! The state directory: the checkpoint `serve` resumes from.
 //!
 //! A checkpoint holds the engine's and the decoder's state and the source
-//! positions (Kafka offsets) they cover, in the checkpoint byte format of
+//! positions they cover (Kafka offsets, and the journal's sequence number:
+//! every acknowledged webhook delivery up to it is in the state), in the
+//! checkpoint byte format of
 //! `correlate::checkpoint` (header, length, CRC-32, postcard). Restoring
 //! under an edited rule pack keeps what still applies and logs what was
 //! dropped (`RestoreReport`). It is written whole to a temporary
@@ -26,8 +28,12 @@ use ingest::source::Position;
 
 const FILE: &str = "checkpoint";
 /// The schema of [`Stored`]; the engine and decoder parts carry their own.
-const VERSION: u16 = 1;
+/// Version 1 had no journal sequence number (read as 0: replay it all).
+const VERSION: u16 = 2;
 const LOCK: &str = "lock";
+/// Other things the state directory holds: if they are there and the
+/// checkpoint is not, state was lost and starting fresh must say so.
+const SIBLINGS: [&str; 3] = ["outbox.redb", "journal", "history"];
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum StateError {
@@ -54,6 +60,8 @@ pub(crate) struct Checkpoint {
     pub(crate) engine: Engine,
     pub(crate) decoder: Decoder,
     pub(crate) positions: Positions,
+    /// The journal's records up to this sequence number are in the state.
+    pub(crate) journal: u64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -62,6 +70,30 @@ struct Stored {
     /// `DecoderSnapshot` and `EngineSnapshot` bytes, each in its own format.
     decoder: Vec<u8>,
     engine: Vec<u8>,
+    journal: u64,
+}
+
+/// [`Stored`] of version 1.
+#[derive(Deserialize)]
+struct StoredV1 {
+    positions: Vec<Position>,
+    decoder: Vec<u8>,
+    engine: Vec<u8>,
+}
+
+fn decode_stored(bytes: &[u8]) -> std::result::Result<Stored, FormatError> {
+    match format::decode(Kind::Service, VERSION, bytes) {
+        Err(FormatError::UnsupportedVersion { found: 1, .. }) => {
+            let v1: StoredV1 = format::decode(Kind::Service, 1, bytes)?;
+            Ok(Stored {
+                positions: v1.positions,
+                decoder: v1.decoder,
+                engine: v1.engine,
+                journal: 0,
+            })
+        }
+        other => other,
+    }
 }
 
 /// The locked state directory.
@@ -102,6 +134,12 @@ impl StateDir {
     }
 
     /// The last checkpoint, or empty state when there is none.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The last checkpoint, or empty state when there is none (said loudly
+    /// when the directory shows there was state).
     pub(crate) fn load(
         &self,
         rules: Arc<RuleSet>,
@@ -109,51 +147,33 @@ impl StateDir {
         limits: Limits,
     ) -> Result<Checkpoint> {
         let path = self.dir.join(FILE);
-        let fresh = |positions| Checkpoint {
-            engine: Engine::new(rules.clone(), config.clone()),
-            decoder: Decoder::new(limits),
-            positions,
-        };
         let bytes = match fs::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(fresh(Positions::new()));
+                let others: Vec<&str> = SIBLINGS
+                    .into_iter()
+                    .filter(|s| self.dir.join(s).exists())
+                    .collect();
+                if others.is_empty() {
+                    tracing::info!(state_dir = %self.dir.display(), "no checkpoint: starting with empty state");
+                } else {
+                    tracing::warn!(
+                        state_dir = %self.dir.display(),
+                        present = %others.join(", "),
+                        "no checkpoint, though the state directory holds state: starting with an empty engine \
+                         (incidents open before are not known; the journal's deliveries are replayed)"
+                    );
+                }
+                return Ok(Checkpoint {
+                    engine: Engine::new(rules, config),
+                    decoder: Decoder::new(limits),
+                    positions: Positions::new(),
+                    journal: 0,
+                });
             }
             Err(e) => return Err(io(&path)(e)),
         };
-        let corrupt = |reason: String| StateError::Corrupt {
-            path: path.clone(),
-            reason,
-        };
-        let stored: Stored =
-            format::decode(Kind::Service, VERSION, &bytes).map_err(|e| corrupt(e.to_string()))?;
-        let decoder =
-            DecoderSnapshot::from_bytes(&stored.decoder).map_err(|e| corrupt(e.to_string()))?;
-        let engine =
-            EngineSnapshot::from_bytes(&stored.engine).map_err(|e| corrupt(e.to_string()))?;
-        let (engine, report) =
-            Engine::restore(rules, config, engine).map_err(|e| corrupt(e.to_string()))?;
-        if !report.is_clean() {
-            for d in &report.dropped {
-                tracing::warn!(kind = ?d.kind, id = %d.id, reason = ?d.reason, held_effects = d.held_effects, groups = d.groups, "rule changed since the checkpoint: its state was dropped");
-            }
-            for id in &report.orphaned_incidents {
-                tracing::warn!(incident = %id, "open incident whose rule changed: only its quiet period resolves it now");
-            }
-            tracing::info!(
-                added = report.added.len(),
-                "rules new since the checkpoint start empty"
-            );
-        }
-        Ok(Checkpoint {
-            engine,
-            decoder: Decoder::restore(limits, decoder),
-            positions: stored
-                .positions
-                .into_iter()
-                .map(|p| ((p.topic, p.partition), p.offset))
-                .collect(),
-        })
+        read(&path, &bytes, rules, config, limits)
     }
 
     /// Writes a checkpoint atomically; its size in bytes.
@@ -162,11 +182,13 @@ impl StateDir {
         engine: &Engine,
         decoder: &Decoder,
         positions: &Positions,
+        journal: u64,
     ) -> Result<usize> {
         let stored = Stored {
             positions: positions_list(positions),
             decoder: decoder.snapshot().to_bytes()?,
             engine: engine.snapshot().to_bytes()?,
+            journal,
         };
         let bytes = format::encode(Kind::Service, VERSION, &stored)?;
         self.replace(&bytes)?;
@@ -186,4 +208,48 @@ impl StateDir {
             .map_err(io(&self.dir))?;
         Ok(())
     }
+}
+
+/// Reads a checkpoint file's bytes (`path` names it in errors) into the
+/// state it holds, under `rules`.
+pub(crate) fn read(
+    path: &Path,
+    bytes: &[u8],
+    rules: Arc<RuleSet>,
+    config: EngineConfig,
+    limits: Limits,
+) -> Result<Checkpoint> {
+    let corrupt = |reason: String| StateError::Corrupt {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let stored = decode_stored(bytes).map_err(|e| corrupt(e.to_string()))?;
+
+    let decoder =
+        DecoderSnapshot::from_bytes(&stored.decoder).map_err(|e| corrupt(e.to_string()))?;
+    let engine = EngineSnapshot::from_bytes(&stored.engine).map_err(|e| corrupt(e.to_string()))?;
+    let (engine, report) =
+        Engine::restore(rules, config, engine).map_err(|e| corrupt(e.to_string()))?;
+    if !report.is_clean() {
+        for d in &report.dropped {
+            tracing::warn!(kind = ?d.kind, id = %d.id, reason = ?d.reason, held_effects = d.held_effects, groups = d.groups, "rule changed since the checkpoint: its state was dropped");
+        }
+        for id in &report.orphaned_incidents {
+            tracing::warn!(incident = %id, "open incident whose rule changed: only its quiet period resolves it now");
+        }
+        tracing::info!(
+            added = report.added.len(),
+            "rules new since the checkpoint start empty"
+        );
+    }
+    Ok(Checkpoint {
+        engine,
+        decoder: Decoder::restore(limits, decoder),
+        positions: stored
+            .positions
+            .into_iter()
+            .map(|p| ((p.topic, p.partition), p.offset))
+            .collect(),
+        journal: stored.journal,
+    })
 }

@@ -57,6 +57,7 @@ pub(crate) struct Metrics {
     registry: Registry,
     pub(crate) records: Family<SourceLabels, Counter>,
     pub(crate) decode_errors: Family<SourceLabels, Counter>,
+    pub(crate) records_clamped: Family<SourceLabels, Counter>,
     pub(crate) incidents: Family<ChangeLabels, Counter>,
     latency: Histogram,
     latency_hdr: Arc<Mutex<Hdr<u64>>>,
@@ -67,6 +68,7 @@ pub(crate) struct Metrics {
     /// Batches of changes the outbox could not take (retried).
     pub(crate) outbox_errors: Counter,
     outbox: Arc<Mutex<Option<sinks::outbox::Outbox>>>,
+    journal: Arc<Mutex<Option<ingest::source::Journal>>>,
     view: Arc<Mutex<EngineView>>,
 }
 
@@ -84,6 +86,12 @@ impl Metrics {
             "decode_errors",
             "Records the decoders refused (malformed, wrong shape), by source",
             decode_errors.clone(),
+        );
+        let records_clamped = Family::<SourceLabels, Counter>::default();
+        registry.register(
+            "records_clamped",
+            "Records dated further ahead of the wall clock than engine.max_ahead, processed at the wall clock's time, by source",
+            records_clamped.clone(),
         );
         let incidents = Family::<ChangeLabels, Counter>::default();
         registry.register(
@@ -133,6 +141,8 @@ impl Metrics {
         );
         let outbox = Arc::new(Mutex::new(None));
         registry.register_collector(Box::new(OutboxCollector(outbox.clone())));
+        let journal = Arc::new(Mutex::new(None));
+        registry.register_collector(Box::new(JournalCollector(journal.clone())));
         let view = Arc::new(Mutex::new(EngineView::default()));
         registry.register_collector(Box::new(HealthCollector(health)));
         registry.register_collector(Box::new(EngineCollector {
@@ -143,6 +153,7 @@ impl Metrics {
             registry,
             records,
             decode_errors,
+            records_clamped,
             incidents,
             latency,
             latency_hdr,
@@ -152,8 +163,14 @@ impl Metrics {
             checkpoint_seconds,
             outbox_errors,
             outbox,
+            journal,
             view,
         }
+    }
+
+    /// Reads the journal's state at every scrape.
+    pub(crate) fn watch_journal(&self, journal: ingest::source::Journal) {
+        *self.journal.lock().unwrap_or_else(PoisonError::into_inner) = Some(journal);
     }
 
     /// Reads the outbox's state at every scrape.
@@ -217,6 +234,48 @@ impl Collector for HealthCollector {
             }
         }
         Ok(())
+    }
+}
+
+/// The journal of acknowledged deliveries, read at scrape time.
+#[derive(Debug)]
+struct JournalCollector(Arc<Mutex<Option<ingest::source::Journal>>>);
+
+impl Collector for JournalCollector {
+    fn encode(&self, mut e: DescriptorEncoder<'_>) -> fmt::Result {
+        let Some(journal) = self
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+        else {
+            return Ok(());
+        };
+        let s = journal.status();
+        gauge(
+            &mut e,
+            "journal_bytes",
+            "Bytes of acknowledged deliveries the journal holds (until a checkpoint covers them)",
+            s.bytes as f64,
+        )?;
+        counter(
+            &mut e,
+            "journal_appended",
+            "Deliveries appended to the journal (acknowledged once synced)",
+            s.appended,
+        )?;
+        counter(
+            &mut e,
+            "journal_syncs",
+            "Journal syncs (each acknowledges every delivery written since the one before)",
+            s.syncs,
+        )?;
+        gauge(
+            &mut e,
+            "journal_failing",
+            "1 while the journal cannot write (disk full, read-only): deliveries are refused with 503",
+            f64::from(u8::from(s.failing)),
+        )
     }
 }
 
@@ -374,6 +433,12 @@ impl Collector for EngineCollector {
             "engine_evicted_effects",
             "Held effects evicted at the state cap",
             s.evicted_effects,
+        )?;
+        counter(
+            &mut e,
+            "engine_retired_incidents",
+            "Resolved incidents that left the engine after engine.retention (they stay in the history)",
+            v.gauges.retired_incidents,
         )?;
         let mut signals = e.encode_descriptor(
             "signals",

@@ -11,14 +11,23 @@
 //!
 //! Shutdown (SIGTERM, SIGINT): the HTTP server stops taking requests and the
 //! sources stop; the engine thread drains what was accepted, flushes the
-//! outbox and writes a final checkpoint; exit 0.
+//! outbox and writes a final checkpoint; exit 0. Whatever happens, the
+//! process exits within `pipeline.shutdown_timeout`: what was acknowledged
+//! and not yet checkpointed is in the journal.
+//!
+//! A fatal fault (any panic, the engine stopping on its own) makes
+//! `/healthz` and `/readyz` fail at once, then shuts down the same way and
+//! exits non-zero, so Kubernetes restarts the service.
 
 mod api;
 mod checkpoint;
+mod faults;
 mod http;
+mod isolated;
 mod metrics;
 mod outbox;
 mod pipeline;
+mod server;
 mod watermark;
 
 pub(crate) use self::outbox::signal_sources;
@@ -27,23 +36,29 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use ingest::Limits;
-use ingest::source::{Health, Intake, alertmanager, kafka, kubernetes};
+use ingest::source::{Health, Intake, Journal, alertmanager, journal, kafka, kubernetes};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{self, Config};
 
 use self::checkpoint::StateDir;
+use self::faults::Faults;
 use self::metrics::Metrics;
 use self::pipeline::{Pipeline, wall_clock};
 use self::watermark::Watermarks;
 
 /// How long shutdown lets the outbox deliver what is queued; the rest is
 /// delivered after the next start.
-const OUTBOX_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+const OUTBOX_GRACE: Duration = Duration::from_secs(10);
+/// How long requests in flight may finish once shutdown starts.
+const HTTP_GRACE: Duration = Duration::from_secs(5);
+/// Room left in the shutdown budget for the final checkpoint and the exit.
+const MARGIN: Duration = Duration::from_secs(5);
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -71,16 +86,30 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
 
 async fn serve(config: Config, rules: Arc<correlate::rules::RuleSet>) -> Result<ExitCode> {
     let serve = &config.serve;
+    let faults = Faults::default();
+    faults.install_panic_hook();
     let mut engine_config = config.engine.clone();
     engine_config.external_watermark = true;
     let lateness = engine_config.lateness;
+    let max_ahead = engine_config.max_ahead.unwrap_or(config::DEFAULT_MAX_AHEAD);
 
     let state = StateDir::open(&serve.state_dir)?;
-    let restored = state.load(rules.clone(), engine_config, Limits::default())?;
+    let mut restored = state.load(rules.clone(), engine_config.clone(), Limits::default())?;
+    let now = wall_clock()();
+    if restored.engine.max_time() > now.saturating_add(max_ahead) {
+        tracing::warn!(
+            newest = %restored.engine.max_time(),
+            "the checkpoint's event time is far ahead of the wall clock (a record from the future \
+             before this version guarded time): its engine state is discarded; open incidents \
+             form again from new records"
+        );
+        restored.engine = correlate::Engine::new(rules.clone(), engine_config.clone());
+    }
     tracing::info!(
         state_dir = %serve.state_dir.display(),
         positions = restored.positions.len(),
         incidents = restored.engine.store().len(),
+        journal = restored.journal,
         "state loaded"
     );
 
@@ -89,6 +118,18 @@ async fn serve(config: Config, rules: Arc<correlate::rules::RuleSet>) -> Result<
     let metrics = Arc::new(Metrics::new(health.clone()));
     let (intake, rx) = Intake::bounded(serve.queue);
     let (committed, committed_rx) = watch::channel(Vec::new());
+
+    let journal_settings = journal::Settings::new(state.dir().join("journal"));
+    let (replay, opened) = Journal::open(&journal_settings, restored.journal)?;
+    if opened.to_replay > 0 || opened.torn_bytes > 0 {
+        tracing::info!(
+            deliveries = opened.to_replay,
+            torn_bytes = opened.torn_bytes,
+            "journal: acknowledged deliveries to replay"
+        );
+    }
+    let journal = Journal::start(journal_settings, &opened, intake.clone())?;
+    metrics.watch_journal(journal.clone());
 
     let outbox = outbox::open(
         serve,
@@ -105,34 +146,37 @@ async fn serve(config: Config, rules: Arc<correlate::rules::RuleSet>) -> Result<
         health: health.clone(),
         metrics: metrics.clone(),
         started: started.clone(),
+        faults: faults.clone(),
+        journal: journal.clone(),
+        outbox: outbox.clone(),
     });
+    let listener = tokio::net::TcpListener::bind(serve.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", serve.listen))?;
+    let local = listener.local_addr()?;
     app = app.merge(api::router(api::Api::new(
         serve.history.as_ref().map(|h| h.dir.clone()),
         serve.api.clone(),
+        local,
         outbox.clone(),
     )));
     let mut receiver_health = None;
     if let Some(settings) = &serve.alertmanager {
         let h = health.register(alertmanager::SOURCE);
-        app = app.merge(alertmanager::router(settings, intake.clone(), h.clone()));
+        app = app.merge(alertmanager::router(settings, journal.clone(), h.clone()));
         receiver_health = Some(h);
     }
     let app = app.fallback(|| async { (axum::http::StatusCode::NOT_FOUND, "not found\n") });
-
-    let listener = tokio::net::TcpListener::bind(serve.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", serve.listen))?;
-    let local = listener.local_addr()?;
     if let Some(h) = receiver_health {
         h.set_connected(true);
     }
     tracing::info!(listen = %local, "http server listening");
-    let http_cancel = cancel.clone();
-    let http = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(http_cancel.cancelled_owned())
-            .await
-    });
+    let http = tokio::spawn(server::run(
+        listener,
+        app,
+        server_limits(serve),
+        cancel.child_token(),
+    ));
 
     let mut sources = Vec::new();
     if let Some(settings) = &serve.kubernetes {
@@ -160,7 +204,8 @@ async fn serve(config: Config, rules: Arc<correlate::rules::RuleSet>) -> Result<
         ));
     }
 
-    // Sources hold the intake; the pipeline's drain ends when all let go.
+    // Sources (and the journal's writer) hold the intake; the pipeline's
+    // drain ends when all let go.
     drop(intake);
 
     let pipeline = Pipeline::new(
@@ -173,18 +218,52 @@ async fn serve(config: Config, rules: Arc<correlate::rules::RuleSet>) -> Result<
         wall_clock(),
         pipeline::Settings {
             checkpoint_interval: serve.checkpoint_interval,
+            max_ahead,
+            give_up_after: serve.shutdown_timeout.saturating_sub(OUTBOX_GRACE + MARGIN),
         },
+        journal.clone(),
+        faults.clone(),
     );
     let handle = tokio::runtime::Handle::current();
     let pipeline_cancel = cancel.clone();
+    let (engine_done, engine_exited) = tokio::sync::oneshot::channel::<()>();
+    let engine_faults = faults.clone();
     let engine_thread = std::thread::Builder::new()
         .name("epicenter-engine".to_string())
-        .spawn(move || handle.block_on(pipeline.run(rx, pipeline_cancel)))
+        .spawn(move || {
+            let result = handle.block_on(pipeline.run(replay, rx, pipeline_cancel));
+            if let Err(e) = &result {
+                engine_faults.fatal(format!("the engine stopped: {}", crate::describe(e)));
+            }
+            let _ = engine_done.send(());
+            result
+        })
         .context("cannot start the engine thread")?;
     started.store(true, Ordering::Relaxed);
 
-    shutdown_signal().await;
-    tracing::info!("shutting down: intake stopped, draining");
+    let mut engine_exited = engine_exited;
+    tokio::select! {
+        () = shutdown_signal() => tracing::info!("shutting down: intake stopped, draining"),
+        () = faults.wait_fatal() => tracing::error!("shutting down after a fatal error"),
+        _ = &mut engine_exited => {
+            faults.fatal("the engine thread ended on its own".to_string());
+        }
+    }
+    // Whatever happens below, the process is gone before the pod's grace:
+    // what is left is in the journal, the outbox and the Kafka offsets.
+    let budget = serve.shutdown_timeout;
+    std::thread::Builder::new()
+        .name("epicenter-shutdown-deadline".to_string())
+        .spawn(move || {
+            std::thread::sleep(budget);
+            eprintln!(
+                "epicenter: shutdown did not finish within {}s: exiting (the journal and the outbox keep what was left)",
+                budget.as_secs()
+            );
+            std::process::exit(1);
+        })
+        .context("cannot start the shutdown deadline")?;
+    journal.close();
     cancel.cancel();
     match http.await {
         Ok(Ok(())) => {}
@@ -200,10 +279,14 @@ async fn serve(config: Config, rules: Arc<correlate::rules::RuleSet>) -> Result<
     if let Err(e) = outbox.shutdown(OUTBOX_GRACE, outbox_tasks).await {
         tracing::error!(error = %e, "outbox shutdown");
     }
+    if let Some(reason) = faults.fatal_reason() {
+        eprintln!("epicenter: {reason}");
+        return Ok(ExitCode::FAILURE);
+    }
     match result {
         Ok(Ok(())) => Ok(ExitCode::SUCCESS),
         Ok(Err(e)) => {
-            eprintln!("epicenter: {e:#}");
+            eprintln!("epicenter: {}", crate::describe(&e));
             Ok(ExitCode::FAILURE)
         }
         Err(_) => {
@@ -211,6 +294,43 @@ async fn serve(config: Config, rules: Arc<correlate::rules::RuleSet>) -> Result<
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+/// The HTTP server's limits from the config: a query may take its
+/// timeout, every other request the request timeout.
+fn server_limits(serve: &config::ServeConfig) -> server::Limits {
+    let request = serve.http.request_timeout;
+    let query = serve.api.limits.timeout + Duration::from_secs(5);
+    server::Limits {
+        max_connections: serve.http.max_connections,
+        header_timeout: serve.http.header_timeout,
+        request_timeout: Arc::new(move |path: &str| {
+            if path.starts_with(api::QUERY_PATH) {
+                query.max(request)
+            } else {
+                request
+            }
+        }),
+        shutdown_grace: HTTP_GRACE,
+    }
+}
+
+/// Reads a checkpoint file's bytes as a restart would (the fuzz target).
+pub(crate) fn read_checkpoint(
+    bytes: &[u8],
+    rules: Arc<correlate::rules::RuleSet>,
+    config: correlate::EngineConfig,
+    limits: Limits,
+) -> std::result::Result<(), String> {
+    checkpoint::read(
+        std::path::Path::new("checkpoint"),
+        bytes,
+        rules,
+        config,
+        limits,
+    )
+    .map(|_| ())
+    .map_err(|e| e.to_string())
 }
 
 /// Runs a source; an error that ends it is logged (its health says it is

@@ -63,7 +63,15 @@ pub(crate) fn open(
         t.rate = n.rate;
         targets.push(t);
     }
-    let mut settings = Settings::new(state_dir.join("outbox.redb"));
+    let path = state_dir.join("outbox.redb");
+    if !path.exists() && state_dir.join("checkpoint").exists() {
+        tracing::warn!(
+            path = %path.display(),
+            "the outbox is missing though a checkpoint is there: what people were told is forgotten, \
+             and open incidents may be announced again"
+        );
+    }
+    let mut settings = Settings::new(path);
     settings.policy = serve.notify.policy.clone();
     settings.route = serve.notify.route.clone();
     settings.receivers = serve.notify.receivers.clone();

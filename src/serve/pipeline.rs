@@ -8,17 +8,24 @@
 //! publishes metrics and, every checkpoint interval, flushes the outbox and
 //! writes a checkpoint, after which source positions may be committed.
 //!
+//! On start, the deliveries the journal holds past the checkpoint (webhook
+//! bodies acknowledged before a crash) are processed before anything new.
+//!
 //! On shutdown the loop keeps taking deliveries until every source has let
 //! go of the intake (or the grace period ends), then flushes and writes a
-//! final checkpoint: nothing accepted is dropped.
+//! final checkpoint: nothing accepted is dropped. If the outbox cannot
+//! store changes (a full disk) until the shutdown's deadline, the loop gives
+//! up *without* a checkpoint: the checkpoint before, the journal and the
+//! Kafka offsets then replay what is missing at the next start.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use correlate::incident::Change;
-use correlate::{Engine, Event, EventTime, IncidentReport, IncidentUpdate, Origin};
-use ingest::source::{Delivery, Position};
+use correlate::{Engine, Event, EventTime, IncidentReport, IncidentUpdate, Origin, Span};
+use ingest::source::journal::Replay;
+use ingest::source::{Delivery, Journal, Position};
 use ingest::{Decoded, Decoder};
 use rustc_hash::FxHashMap;
 use sinks::change::{ChangeKind, IncidentChange};
@@ -27,6 +34,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::checkpoint::{Checkpoint, StateDir};
+use super::faults::Faults;
 use super::metrics::{ChangeLabels, EngineView, Metrics, SourceLabels};
 use super::watermark::Watermarks;
 use crate::replay::recycle;
@@ -65,6 +73,13 @@ pub(crate) fn positions_list(p: &Positions) -> Vec<Position> {
 #[derive(Debug)]
 pub(crate) struct Settings {
     pub(crate) checkpoint_interval: Duration,
+    /// From the shutdown signal, how long a failing outbox is retried
+    /// before the pipeline gives up (without a checkpoint).
+    pub(crate) give_up_after: Duration,
+    /// Records dated further than this past the wall clock are processed
+    /// at the wall clock's time (counted, logged): one bad timestamp must
+    /// not move event time (`engine.max_ahead`).
+    pub(crate) max_ahead: Span,
 }
 
 pub(crate) struct Pipeline {
@@ -84,9 +99,24 @@ pub(crate) struct Pipeline {
     records: u64,
     decode_errors: u64,
     events: Vec<Event<'static>>,
-    /// The version of each incident last sent out.
-    emitted: FxHashMap<usize, u32>,
+    /// The version of each incident last sent out, by id (indexes move
+    /// when resolved incidents retire).
+    emitted: FxHashMap<String, u32>,
+    /// Retired incidents already forgotten in `emitted`.
+    retired_seen: u64,
+    /// Records dated ahead of the wall clock, clamped to it.
+    clamped: u64,
+    journal: Journal,
+    /// Journal records up to this sequence number are in the engine.
+    journal_done: u64,
+    faults: Faults,
+    /// Set on shutdown: past it a failing outbox is given up.
+    give_up_at: Option<Instant>,
 }
+
+/// Changes that could not be stored: no checkpoint may be written after.
+#[derive(Debug)]
+struct NotStored;
 
 impl std::fmt::Debug for Pipeline {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -108,6 +138,8 @@ impl Pipeline {
         committed: watch::Sender<Vec<Position>>,
         clock: Clock,
         settings: Settings,
+        journal: Journal,
+        faults: Faults,
     ) -> Pipeline {
         let mut watermarks = watermarks;
         let now = clock();
@@ -121,8 +153,8 @@ impl Pipeline {
             .engine
             .store()
             .iter()
-            .enumerate()
-            .map(|(i, inc)| (i, inc.version))
+            .filter(|inc| inc.is_reported())
+            .map(|inc| (inc.id.clone(), inc.version))
             .collect();
         Pipeline {
             emitted,
@@ -134,22 +166,46 @@ impl Pipeline {
             state,
             restored: checkpoint.positions.clone(),
             positions: checkpoint.positions,
+            journal_done: checkpoint.journal,
+            journal,
+            faults,
+            give_up_at: None,
             committed,
             clock,
             settings,
             records: 0,
             decode_errors: 0,
             events: Vec::with_capacity(8),
+            retired_seen: 0,
+            clamped: 0,
         }
     }
 
-    /// Runs until the intake is closed and drained (after `cancel`), then
-    /// writes the final checkpoint. Err if that checkpoint could not be made.
+    /// Processes what the journal holds past the checkpoint, then runs
+    /// until the intake is closed and drained (after `cancel`), then writes
+    /// the final checkpoint. Err if that checkpoint could not be made.
     pub(crate) async fn run(
         mut self,
+        replay: Replay,
         mut rx: mpsc::Receiver<Delivery>,
         cancel: CancellationToken,
     ) -> anyhow::Result<()> {
+        let mut replayed = 0u64;
+        for d in replay {
+            let d = d?;
+            if self.handle(d).await.is_err() {
+                anyhow::bail!(
+                    "stopped while replaying the journal: the outbox could not store changes"
+                );
+            }
+            replayed += 1;
+        }
+        if replayed > 0 {
+            tracing::info!(
+                deliveries = replayed,
+                "journal replayed: acknowledged deliveries the last checkpoint did not hold"
+            );
+        }
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut next_checkpoint = Instant::now() + self.settings.checkpoint_interval;
@@ -161,30 +217,44 @@ impl Pipeline {
                     None => std::future::pending().await,
                 }
             };
-            tokio::select! {
+            let stored = tokio::select! {
                 d = rx.recv() => match d {
                     Some(d) => self.handle(d).await,
                     None => break,
                 },
                 _ = tick.tick() => {
-                    self.on_tick().await;
-                    if Instant::now() >= next_checkpoint {
+                    let stored = self.on_tick().await;
+                    if stored.is_ok() && Instant::now() >= next_checkpoint {
                         self.checkpoint().await;
                         next_checkpoint = Instant::now() + self.settings.checkpoint_interval;
                     }
+                    stored
                 }
                 () = cancel.cancelled(), if drain_deadline.is_none() => {
                     tracing::info!("draining: waiting for sources to hand over what they hold");
                     drain_deadline = Some(tokio::time::Instant::now() + DRAIN_GRACE);
+                    self.give_up_at = Some(Instant::now() + self.settings.give_up_after);
+                    Ok(())
                 }
                 () = grace => {
                     tracing::warn!("drain grace period over: closing the intake");
                     rx.close();
                     drain_deadline = Some(tokio::time::Instant::now() + Duration::from_secs(3600));
+                    Ok(())
                 }
+            };
+            if stored.is_err() {
+                anyhow::bail!(
+                    "stopped before the outbox could store every incident change; the last checkpoint, \
+                     the journal and the Kafka offsets replay the rest at the next start"
+                );
             }
         }
-        self.on_tick().await;
+        if self.on_tick().await.is_err() {
+            anyhow::bail!(
+                "the outbox could not store the last incident changes; they are replayed at the next start"
+            );
+        }
         if self.checkpoint().await {
             tracing::info!(records = self.records, "drained and checkpointed");
             Ok(())
@@ -193,7 +263,7 @@ impl Pipeline {
         }
     }
 
-    async fn handle(&mut self, d: Delivery) {
+    async fn handle(&mut self, d: Delivery) -> Result<(), NotStored> {
         let now = (self.clock)();
         let updates = self.ingest(&d, now);
         let batch = self.render(&updates);
@@ -203,34 +273,82 @@ impl Pipeline {
                 self.metrics.observe_latency(latency);
             }
         }
-        self.deliver(batch).await;
+        self.deliver(batch).await
     }
 
-    /// Hands changes to the outbox. A store that fails (a full disk) is
-    /// retried until it works: the pipeline stalls, the intake fills, and
-    /// sources shed load at the edge; nothing is dropped.
-    async fn deliver(&self, batch: Vec<Outgoing>) {
+    /// Hands changes to the outbox. A store that fails with an I/O error (a
+    /// full disk) is retried until it works: the pipeline stalls, the intake
+    /// fills, and sources shed load at the edge (the webhook answers 503);
+    /// nothing is dropped. Any other failure is fatal (the restart checks
+    /// the store). During shutdown, past the deadline, it gives up.
+    async fn deliver(&mut self, batch: Vec<Outgoing>) -> Result<(), NotStored> {
         if batch.is_empty() {
-            return;
+            return Ok(());
         }
         self.outbox.wait_for_room().await;
         let mut wait = Duration::from_millis(100);
         while let Err(e) = self.outbox.enqueue(&batch) {
             self.metrics.outbox_errors.inc();
+            if !e.is_io() {
+                self.faults
+                    .fatal(format!("the outbox refused incident changes: {e}"));
+                return Err(NotStored);
+            }
+            if self.give_up_at.is_some_and(|at| Instant::now() >= at) {
+                tracing::error!(error = %e, "shutting down: the outbox still cannot store incident changes; giving up");
+                return Err(NotStored);
+            }
             tracing::error!(error = %e, retry_in_ms = wait.as_millis() as u64, "cannot queue incident changes in the outbox");
             tokio::time::sleep(wait).await;
-            wait = (wait * 2).min(Duration::from_secs(10));
+            wait = (wait * 2).min(Duration::from_secs(2));
+            if let Err(e) = self.outbox.reopen() {
+                tracing::debug!(error = %e, "outbox not reopened yet");
+            }
         }
+        Ok(())
     }
 
-    async fn on_tick(&mut self) {
+    async fn on_tick(&mut self) -> Result<(), NotStored> {
         let now = (self.clock)();
         let watermark = self.watermarks.watermark(now);
         let updates = self.engine.advance(watermark);
         let mut batch = self.render(&updates);
         batch.extend(self.refresh());
-        self.deliver(batch).await;
+        let stored = self.deliver(batch).await;
+        self.forget_retired();
         self.publish(now);
+        stored
+    }
+
+    /// Drops what `emitted` remembers of incidents that left the engine.
+    fn forget_retired(&mut self) {
+        let retired = self.engine.gauges().retired_incidents;
+        if retired == self.retired_seen {
+            return;
+        }
+        self.retired_seen = retired;
+        let live: rustc_hash::FxHashSet<&str> =
+            self.engine.store().iter().map(|i| i.id.as_str()).collect();
+        self.emitted.retain(|id, _| live.contains(id.as_str()));
+        self.emitted.shrink_to_fit();
+    }
+
+    /// A time past `now` by more than the bound becomes `now`.
+    fn guard_time(&mut self, time: EventTime, now: EventTime, d: &Delivery) -> EventTime {
+        if time <= now.saturating_add(self.settings.max_ahead) {
+            return time;
+        }
+        self.clamped += 1;
+        self.metrics
+            .records_clamped
+            .get_or_create(&SourceLabels {
+                source: d.source.to_string(),
+            })
+            .inc();
+        if self.clamped <= LOGGED_ERRORS || self.clamped.is_multiple_of(1000) {
+            tracing::warn!(source = d.source, stream = %d.stream, time = %time, now = %now, total = self.clamped, "record dated ahead of the wall clock: processed at the wall clock's time");
+        }
+        now
     }
 
     /// Decodes and correlates one delivery; the incident changes it caused.
@@ -268,11 +386,13 @@ impl Pipeline {
                 .interpret(ingest::parse(line), origin, &mut evs);
             match result {
                 Ok(Decoded::Duplicate { time } | Decoded::Unchanged { time }) => {
+                    let time = self.guard_time(time, now, d);
                     updates.extend(self.engine.observe(time));
                     self.watermarks.observe(&d.stream, d.ordered, time, now);
                 }
                 Ok(_) => {
-                    for ev in &evs {
+                    for ev in &mut evs {
+                        ev.time = self.guard_time(ev.time, now, d);
                         updates.extend(self.engine.push(ev));
                         self.watermarks.observe(&d.stream, d.ordered, ev.time, now);
                     }
@@ -287,12 +407,22 @@ impl Pipeline {
                     }
                 }
             }
+            for part in self.decoder.take_rejected() {
+                self.decode_errors += 1;
+                decode_errors.inc();
+                if self.decode_errors <= LOGGED_ERRORS || self.decode_errors.is_multiple_of(1000) {
+                    tracing::warn!(source = d.source, stream = %d.stream, record = i, fingerprint = part.fingerprint.as_deref().unwrap_or("none"), error = %part.error, total = self.decode_errors, "alert skipped (the other alerts of its body were processed)");
+                }
+            }
             events = recycle(evs);
         }
         self.events = events;
         if let Some(p) = &d.position {
             self.positions
                 .insert((p.topic.clone(), p.partition), p.offset);
+        }
+        if let Some(seq) = d.journal {
+            self.journal_done = self.journal_done.max(seq);
         }
         updates.extend(self.engine.advance(self.watermarks.watermark(now)));
         updates
@@ -327,12 +457,12 @@ impl Pipeline {
         };
         for idx in merged {
             let survivor = store.get(store.find(idx));
-            changes.push(idx, store.get(idx), Change::Merged, Some(&survivor.id));
+            changes.push(store.get(idx), Change::Merged, Some(&survivor.id));
         }
         for (idx, change) in latest {
             let inc = store.get(idx);
             if inc.is_reported() {
-                changes.push(idx, inc, change, None);
+                changes.push(inc, change, None);
             }
         }
         changes.out
@@ -348,9 +478,9 @@ impl Pipeline {
             emitted: &mut self.emitted,
             out: Vec::new(),
         };
-        for (idx, inc) in store.iter().enumerate() {
-            if inc.is_reported() && changes.emitted.get(&idx) != Some(&inc.version) {
-                changes.push(idx, inc, Change::Updated, None);
+        for inc in store.iter() {
+            if inc.is_reported() && changes.emitted.get(inc.id.as_str()) != Some(&inc.version) {
+                changes.push(inc, Change::Updated, None);
             }
         }
         changes.out
@@ -381,13 +511,21 @@ impl Pipeline {
         if let Err(e) = self.outbox.sync() {
             self.metrics.checkpoint_failures.inc();
             tracing::error!(error = %e, "checkpoint skipped: the outbox cannot be made durable");
+            self.faults.condition(
+                "checkpoint",
+                Some(format!("the outbox cannot be made durable: {e}")),
+            );
             return false;
         }
-        match self
-            .state
-            .write(&self.engine, &self.decoder, &self.positions)
-        {
+        match self.state.write(
+            &self.engine,
+            &self.decoder,
+            &self.positions,
+            self.journal_done,
+        ) {
             Ok(bytes) => {
+                self.faults.condition("checkpoint", None);
+                self.journal.covered(self.journal_done);
                 self.metrics.checkpoints.inc();
                 self.metrics
                     .checkpoint_bytes
@@ -404,6 +542,10 @@ impl Pipeline {
             Err(e) => {
                 self.metrics.checkpoint_failures.inc();
                 tracing::error!(error = %e, "checkpoint failed: positions not committed");
+                self.faults.condition(
+                    "checkpoint",
+                    Some(format!("cannot write the checkpoint: {e}")),
+                );
                 false
             }
         }
@@ -413,19 +555,18 @@ impl Pipeline {
 /// Renders incident changes and remembers the version each was sent at.
 struct Changes<'a> {
     metrics: &'a Metrics,
-    emitted: &'a mut FxHashMap<usize, u32>,
+    emitted: &'a mut FxHashMap<String, u32>,
     out: Vec<Outgoing>,
 }
 
 impl Changes<'_> {
-    fn push(
-        &mut self,
-        idx: usize,
-        inc: &correlate::Incident,
-        change: Change,
-        merged_into: Option<&str>,
-    ) {
-        self.emitted.insert(idx, inc.version);
+    fn push(&mut self, inc: &correlate::Incident, change: Change, merged_into: Option<&str>) {
+        match self.emitted.get_mut(inc.id.as_str()) {
+            Some(v) => *v = inc.version,
+            None => {
+                self.emitted.insert(inc.id.clone(), inc.version);
+            }
+        }
         let report = IncidentReport::new(inc);
         let change = ChangeKind::from(change);
         self.metrics

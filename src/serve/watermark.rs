@@ -13,6 +13,12 @@
 //! Unordered streams (Alertmanager repeats carry old `startsAt`) never hold
 //! the watermark back; they only move the newest time seen.
 //!
+//! Event time never runs ahead of the wall clock: the watermark stays at or
+//! below `now - lateness`, so a record dated in the future (a skewed clock,
+//! a bad timestamp the pipeline let through because it was within
+//! `engine.max_ahead`) waits for its time instead of resolving everything
+//! before it.
+//!
 //! Wall time is a parameter (`now`, µs since the epoch), never read here:
 //! the tracker is deterministic and tested without sleeping.
 
@@ -118,6 +124,7 @@ impl Watermarks {
                     .saturating_sub(self.lateness)
             }
         };
+        let candidate = candidate.min(now.saturating_sub(self.lateness));
         self.current = self.current.max(candidate);
         self.current
     }
@@ -146,11 +153,22 @@ mod tests {
     fn the_slowest_active_stream_holds_the_watermark() {
         let mut w = marks();
         let (a, b) = (StreamId::new("a"), StreamId::new("b"));
-        w.observe(&a, true, at(10), at(0));
-        w.observe(&b, true, at(4), at(0));
-        assert_eq!(w.watermark(at(0)), at(2), "b's 4m less 2m lateness");
-        w.observe(&b, true, at(9), at(0));
-        assert_eq!(w.watermark(at(0)), at(7));
+        w.observe(&a, true, at(10), at(20));
+        w.observe(&b, true, at(4), at(20));
+        assert_eq!(w.watermark(at(20)), at(2), "b's 4m less 2m lateness");
+        w.observe(&b, true, at(9), at(20));
+        assert_eq!(w.watermark(at(20)), at(7));
+    }
+
+    #[test]
+    fn event_time_never_runs_ahead_of_the_wall_clock() {
+        let mut w = marks();
+        let a = StreamId::new("a");
+        // A record dated 9 minutes ahead of the wall clock.
+        w.observe(&a, true, at(109), at(100));
+        assert_eq!(w.watermark(at(100)), at(98), "now less the lateness");
+        // Idle since: event time follows the wall clock, never past it.
+        assert_eq!(w.watermark(at(115)), at(113));
     }
 
     #[test]
@@ -185,13 +203,13 @@ mod tests {
     fn unordered_streams_never_hold_it_back_and_it_never_goes_back() {
         let mut w = marks();
         let (a, am) = (StreamId::new("a"), StreamId::new("alertmanager"));
-        w.observe(&a, true, at(10), at(0));
+        w.observe(&a, true, at(10), at(20));
         // A repeat of a day-old alert.
-        w.observe(&am, false, at(-1440), at(0));
-        assert_eq!(w.watermark(at(0)), at(8));
+        w.observe(&am, false, at(-1440), at(20));
+        assert_eq!(w.watermark(at(20)), at(8));
         // A stream that starts late and behind does not move it back.
-        w.observe(&StreamId::new("late"), true, at(1), at(0));
-        assert_eq!(w.watermark(at(0)), at(8));
+        w.observe(&StreamId::new("late"), true, at(1), at(20));
+        assert_eq!(w.watermark(at(20)), at(8));
     }
 
     #[test]

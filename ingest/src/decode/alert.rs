@@ -18,14 +18,23 @@
 //! occurrence is the fingerprint (else the sorted labels). Alertmanager
 //! repeats its notifications: a delivery of the same (fingerprint, startsAt,
 //! status) again is dropped, and a body of only such is [`Decoded::Duplicate`].
+//!
+//! Alerts are read one by one: a body whose alerts are partly unreadable (a
+//! `startsAt` that is no time, labels that are not a map) yields the events
+//! of the others, and each bad one is a [`Rejected`] part (with its path and
+//! fingerprint) for the caller to count and report. Only a body with no
+//! readable alert at all is an error.
 
 use std::borrow::Cow;
 
 use correlate::{Entity, Event, EventTime, Severity, Source};
 
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
 use super::error::{DecodeError, Result};
-use super::wire::{Alert, Labels, Record, non_empty};
-use super::{Decoded, Decoder, take_non_empty, times};
+use super::wire::{Alert, Labels, Record, Str, non_empty};
+use super::{Decoded, Decoder, Rejected, take_non_empty, times};
 use crate::hash::{Domain, stable_hash};
 
 const WORKLOAD_LABELS: [(&str, &str); 5] = [
@@ -98,6 +107,82 @@ struct Checked<'a> {
     time: EventTime,
     occurrence: u64,
     delivery: u64,
+}
+
+/// Reads alert `i` of a body from its JSON, and checks it.
+fn read<'a>(
+    i: usize,
+    raw: &'a RawValue,
+    body_status: Option<&Cow<'a, str>>,
+) -> Result<Checked<'a>> {
+    let alert: Alert<'a> =
+        serde_json::from_str(raw.get()).map_err(|e| {
+            match DecodeError::from_json(&e, raw.get()) {
+                DecodeError::WrongType {
+                    path,
+                    message,
+                    column,
+                } => DecodeError::WrongType {
+                    path: if path == "record" {
+                        format!("alerts[{i}]")
+                    } else {
+                        format!("alerts[{i}].{path}")
+                    },
+                    message,
+                    column,
+                },
+                other => DecodeError::Invalid {
+                    path: format!("alerts[{i}]"),
+                    message: other.to_string(),
+                },
+            }
+        })?;
+    check(i, alert, body_status)
+}
+
+/// The fingerprint of an alert that could not be read, if it has one.
+fn fingerprint_of(raw: &RawValue) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Fingerprint<'a> {
+        #[serde(borrow)]
+        fingerprint: Option<Str<'a>>,
+    }
+    serde_json::from_str::<Fingerprint<'_>>(raw.get())
+        .ok()?
+        .fingerprint
+        .map(|f| f.as_str().to_string())
+        .filter(|f| !f.is_empty())
+}
+
+/// Whether a webhook body has an alert the decoder can read: `Err` with the
+/// reasons when it has alerts and none is readable (the receiver refuses
+/// such a body with 400; one with some readable alerts is taken).
+pub fn readable_alerts(text: &str) -> std::result::Result<(), String> {
+    let parsed = super::parse(text).map_err(|e| e.to_string())?;
+    let super::ParsedLine::Record { record, .. } = parsed.0 else {
+        return Err("an empty body".to_string());
+    };
+    let alerts = record.alerts.as_deref().unwrap_or_default();
+    let status = match record.status.as_deref() {
+        Some(super::wire::StatusField::Text(s)) if !s.is_empty() => Some(s.clone()),
+        _ => None,
+    };
+    let mut reasons = Vec::new();
+    for (i, raw) in alerts.iter().enumerate() {
+        match read(i, raw, status.as_ref()) {
+            Ok(_) => return Ok(()),
+            Err(e) => reasons.push(e.to_string()),
+        }
+    }
+    match reasons.len() {
+        0 => Ok(()),
+        1..=3 => Err(format!("no readable alert: {}", reasons.join("; "))),
+        n => Err(format!(
+            "no readable alert: {} and {} more",
+            reasons[..3].join("; "),
+            n - 3
+        )),
+    }
 }
 
 fn check<'a>(
@@ -177,11 +262,30 @@ impl Decoder {
             _ => None,
         };
         self.stats.alerts += alerts.len() as u64;
-        let checked = alerts
-            .into_iter()
-            .enumerate()
-            .map(|(i, a)| check(i, a, body_status.as_ref()))
-            .collect::<Result<Vec<_>>>()?;
+        let mut checked = Vec::with_capacity(alerts.len());
+        let mut bad = Vec::new();
+        for (i, raw) in alerts.into_iter().enumerate() {
+            match read(i, raw, body_status.as_ref()) {
+                Ok(c) => checked.push(c),
+                Err(error) => bad.push(Rejected {
+                    fingerprint: fingerprint_of(raw),
+                    error,
+                }),
+            }
+        }
+        if checked.is_empty()
+            && let Some(first) = bad.first()
+        {
+            // Nothing readable: the record is malformed as a whole.
+            return Err(match bad.len() {
+                1 => first.error.clone(),
+                n => DecodeError::Invalid {
+                    path: "alerts".to_string(),
+                    message: format!("no readable alert ({}; and {} more)", first.error, n - 1),
+                },
+            });
+        }
+        self.rejected.extend(bad);
         let total = checked.len();
         let newest = checked.iter().map(|c| c.time).max();
         let mut pushed = 0;
@@ -193,6 +297,7 @@ impl Decoder {
             delivery,
         } in checked
         {
+            self.alerts.age(time);
             if self.alerts.get_mut(delivery).is_some() {
                 self.stats.duplicates += 1;
                 continue;

@@ -144,6 +144,7 @@ impl Decoder {
         .max(1);
 
         // Dedupe: the same uid with neither a higher count nor a newer time.
+        self.events.age(time);
         let repeat = match self.events.get_mut(occurrence) {
             Some(seen) if count <= seen.count && time <= seen.time => {
                 self.stats.duplicates += 1;

@@ -47,10 +47,11 @@ mod wire;
 use std::borrow::Cow;
 use std::ops::Range;
 
-use correlate::{Event, EventTime, Origin};
+use correlate::{Event, EventTime, Origin, Span};
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 
+pub use alert::readable_alerts;
 pub use error::{DecodeError, Result};
 pub use snapshot::{DecoderSnapshot, FORMAT_VERSION};
 
@@ -69,6 +70,11 @@ pub struct Limits {
     pub max_objects: usize,
     /// Kubernetes Event uids and alert deliveries remembered for dedupe.
     pub max_occurrences: usize,
+    /// How long (event time) an Event uid or an alert delivery is
+    /// remembered at least (at most twice as long): a relist or an
+    /// Alertmanager repeat within it is a duplicate, and the tables hold
+    /// what two horizons brought rather than growing to their bound.
+    pub occurrence_horizon: Span,
 }
 
 impl Default for Limits {
@@ -76,6 +82,7 @@ impl Default for Limits {
         Limits {
             max_objects: 200_000,
             max_occurrences: 500_000,
+            occurrence_horizon: Span::from_secs(24 * 3600),
         }
     }
 }
@@ -135,6 +142,22 @@ pub struct Decoder {
     nodes: Bounded<NodeSeen>,
     alerts: Bounded<()>,
     stats: DecodeStats,
+    /// Parts of the last records that could not be read while the rest of
+    /// the record was (an unreadable alert of a webhook body).
+    rejected: Vec<Rejected>,
+    /// Rejected parts since the decoder was made (not checkpointed).
+    rejected_total: u64,
+}
+
+/// A part of a record that could not be read while the rest of it was: one
+/// alert of an Alertmanager body. The caller reports it with the record's
+/// place; its events were not formed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected {
+    /// The alert's fingerprint, when it has a readable one.
+    pub fingerprint: Option<String>,
+    /// What is wrong, with the part's path (`alerts[1].startsAt: ...`).
+    pub error: DecodeError,
 }
 
 impl Default for Decoder {
@@ -156,16 +179,33 @@ impl Decoder {
     pub fn new(limits: Limits) -> Self {
         Decoder {
             topology: Topology::new(limits.max_objects),
-            events: Bounded::new(limits.max_occurrences),
+            events: Bounded::new(limits.max_occurrences).with_horizon(limits.occurrence_horizon),
             pods: Bounded::new(limits.max_objects),
             nodes: Bounded::new(limits.max_objects),
-            alerts: Bounded::new(limits.max_occurrences),
+            alerts: Bounded::new(limits.max_occurrences).with_horizon(limits.occurrence_horizon),
             stats: DecodeStats::default(),
+            rejected: Vec::new(),
+            rejected_total: 0,
         }
     }
 
     pub fn stats(&self) -> &DecodeStats {
         &self.stats
+    }
+
+    /// The parts of the records interpreted since the last call that could
+    /// not be read (the rest of each record was); see [`Rejected`].
+    pub fn take_rejected(&mut self) -> Vec<Rejected> {
+        if self.rejected.is_empty() {
+            return Vec::new();
+        }
+        self.rejected_total += self.rejected.len() as u64;
+        std::mem::take(&mut self.rejected)
+    }
+
+    /// Parts rejected since the decoder was made.
+    pub fn rejected_total(&self) -> u64 {
+        self.rejected_total + self.rejected.len() as u64
     }
 
     /// The Pods learnt so far.

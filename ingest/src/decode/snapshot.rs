@@ -204,7 +204,8 @@ impl Decoder {
                     count,
                     time: EventTime::from_micros(time),
                 }
-            }),
+            })
+            .with_horizon(limits.occurrence_horizon),
             pods: bounded(limits.max_objects, snap.pods, |(state, restarts)| PodSeen {
                 state: state.into_boxed_str(),
                 restarts,
@@ -218,8 +219,11 @@ impl Decoder {
                     unschedulable,
                 },
             ),
-            alerts: bounded(limits.max_occurrences, snap.alerts, |()| ()),
+            alerts: bounded(limits.max_occurrences, snap.alerts, |()| ())
+                .with_horizon(limits.occurrence_horizon),
             stats: snap.stats,
+            rejected: Vec::new(),
+            rejected_total: 0,
         }
     }
 }

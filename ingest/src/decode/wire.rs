@@ -238,8 +238,10 @@ pub(crate) struct Record<'a> {
     pub(crate) version: Option<Str<'a>>,
     #[serde(borrow)]
     pub(crate) receiver: Option<Str<'a>>,
+    /// Each alert's JSON, read alert by alert: one malformed alert must not
+    /// cost the others of its body.
     #[serde(borrow)]
-    pub(crate) alerts: Option<Vec<Alert<'a>>>,
+    pub(crate) alerts: Option<Vec<&'a RawValue>>,
 
     // Log records.
     #[serde(borrow)]

@@ -1,14 +1,21 @@
 //! The Alertmanager webhook receiver: `POST /api/v1/alertmanager`.
 //!
 //! Takes the v4 body exactly as Alertmanager's `webhook_config` sends it and
-//! queues it, unchanged, for the pipeline (the alert decoder makes the
-//! events). The answers follow what Alertmanager does with them: 200 once the
-//! body is queued; 503 with `Retry-After` when the pipeline is saturated or
-//! shutting down (Alertmanager retries with backoff); 400 for a body it
-//! should never send again (malformed JSON, not a v4 body), with the reason;
-//! 401 for a missing or wrong bearer token (`http_config.authorization`);
-//! 413 for a body over the limit. Every refusal is counted by reason in the
-//! source's [`SourceHealth`].
+//! appends it, unchanged, to the [`Journal`], which hands it to the pipeline
+//! (the alert decoder makes the events). The answers follow what
+//! Alertmanager does with them: 200 once the body is on disk (a crash the
+//! next instant loses nothing: the journal replays it); 503 with
+//! `Retry-After` when the journal is saturated, cannot write (disk full,
+//! read-only) or the service is shutting down (Alertmanager retries with
+//! backoff); 400 for a body it should never send again (malformed JSON, not
+//! a v4 body, no alert the decoder could read), with the reason; 401 for a
+//! missing or wrong bearer token (`http_config.authorization`; the scheme is
+//! case-insensitive, as HTTP says); 413 for a body over the limit. Every
+//! refusal is counted by reason in the source's [`SourceHealth`].
+//!
+//! A body with some alerts the decoder cannot read (a `startsAt` that is no
+//! time) is taken: its valid alerts are processed, the others counted and
+//! logged with their fingerprint by the decoder.
 //!
 //! Duplicates are expected: Alertmanager repeats notifications and HA peers
 //! each deliver the same group. They are queued like any body; the decoder
@@ -28,7 +35,8 @@ use axum::routing::post;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
-use super::{Delivery, Intake, SourceHealth, StreamId, TrySendError};
+use super::journal::AppendError;
+use super::{Delivery, Journal, SourceHealth, StreamId};
 
 /// Where Alertmanager posts.
 pub const PATH: &str = "/api/v1/alertmanager";
@@ -65,21 +73,18 @@ impl fmt::Debug for Settings {
 
 #[derive(Clone)]
 struct Receiver {
-    /// `Bearer <token>`, as the header must read.
-    expected: Option<Arc<[u8]>>,
-    intake: Intake,
+    /// The token the `Authorization: Bearer` header must carry.
+    expected: Option<Arc<str>>,
+    journal: Journal,
     health: Arc<SourceHealth>,
     stream: StreamId,
 }
 
 /// The receiver's routes, to be merged into the server's router.
-pub fn router(settings: &Settings, intake: Intake, health: Arc<SourceHealth>) -> Router {
+pub fn router(settings: &Settings, journal: Journal, health: Arc<SourceHealth>) -> Router {
     let receiver = Receiver {
-        expected: settings
-            .token
-            .as_ref()
-            .map(|t| Arc::from(format!("Bearer {t}").into_bytes())),
-        intake,
+        expected: settings.token.as_deref().map(Arc::from),
+        journal,
         health,
         stream: StreamId::new(SOURCE),
     };
@@ -89,20 +94,12 @@ pub fn router(settings: &Settings, intake: Intake, health: Arc<SourceHealth>) ->
         .with_state(receiver)
 }
 
-/// The parts of a v4 body the receiver insists on; the decoder reads the rest.
+/// The parts of a v4 body the receiver insists on; the decoder reads the
+/// rest, alert by alert.
 #[derive(Deserialize)]
 struct Body {
     version: String,
-    alerts: Vec<AlertShape>,
-}
-
-#[derive(Deserialize)]
-#[allow(dead_code, reason = "fields are read only to require them")]
-struct AlertShape {
-    status: IgnoredAny,
-    labels: IgnoredAny,
-    #[serde(rename = "startsAt")]
-    starts_at: IgnoredAny,
+    alerts: Vec<IgnoredAny>,
 }
 
 async fn receive(
@@ -111,10 +108,8 @@ async fn receive(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     if let Some(expected) = &r.expected {
-        let given = headers
-            .get(header::AUTHORIZATION)
-            .map_or(&[][..], HeaderValue::as_bytes);
-        if !same_secret(given, expected) {
+        let given = headers.get(header::AUTHORIZATION);
+        if !bearer_matches(given, expected) {
             r.health.reject("unauthorized");
             return (
                 StatusCode::UNAUTHORIZED,
@@ -144,7 +139,12 @@ async fn receive(
         Err(e) => return bad_request(&r, format!("body is not UTF-8: {e}")),
     };
     let alerts = match serde_json::from_str::<Body>(text) {
-        Ok(b) if b.version == "4" => b.alerts.len(),
+        Ok(b) if b.version == "4" => {
+            if let Err(reason) = crate::decode::readable_alerts(text) {
+                return bad_request(&r, reason);
+            }
+            b.alerts.len()
+        }
         Ok(b) => {
             return bad_request(
                 &r,
@@ -158,21 +158,34 @@ async fn receive(
     };
     let mut delivery = Delivery::new(SOURCE, r.stream.clone(), vec![text.to_string()]);
     delivery.ordered = false;
-    match r.intake.try_send(delivery) {
-        Ok(()) => {
+    match r.journal.append(delivery).await {
+        Ok(seq) => {
             r.health.add_records(1);
-            tracing::debug!(alerts, "alertmanager body queued");
+            tracing::debug!(alerts, seq, "alertmanager body stored");
             (StatusCode::OK, "ok\n").into_response()
         }
         Err(e) => {
-            let (reason, message) = match e {
-                TrySendError::Full(_) => ("saturated", "pipeline saturated, retry later\n"),
-                TrySendError::Closed(_) => ("shutting_down", "shutting down, retry later\n"),
+            let (reason, retry, message) = match e {
+                AppendError::Full => (
+                    "saturated",
+                    "1",
+                    "pipeline saturated, retry later\n".to_string(),
+                ),
+                AppendError::Closed => (
+                    "shutting_down",
+                    "1",
+                    "shutting down, retry later\n".to_string(),
+                ),
+                AppendError::Failed(why) => (
+                    "storage",
+                    "5",
+                    format!("cannot store the alerts durably ({why}), retry later\n"),
+                ),
             };
             r.health.reject(reason);
             (
                 StatusCode::SERVICE_UNAVAILABLE,
-                [(header::RETRY_AFTER, "1")],
+                [(header::RETRY_AFTER, retry)],
                 message,
             )
                 .into_response()
@@ -186,8 +199,14 @@ fn bad_request(r: &Receiver, reason: String) -> Response {
     (StatusCode::BAD_REQUEST, reason + "\n").into_response()
 }
 
-/// Compares a presented secret with the expected one in time independent of
-/// where they differ.
-fn same_secret(given: &[u8], expected: &[u8]) -> bool {
-    subtle::ConstantTimeEq::ct_eq(given, expected).into()
+/// Whether an `Authorization` header carries `Bearer <expected>`: the
+/// scheme in any case (RFC 9110: schemes are case-insensitive), the token
+/// compared in time independent of where it differs.
+pub fn bearer_matches(header: Option<&HeaderValue>, expected: &str) -> bool {
+    let given = header.map_or(&[][..], HeaderValue::as_bytes);
+    let token = match given.iter().position(|b| *b == b' ') {
+        Some(i) if given[..i].eq_ignore_ascii_case(b"bearer") => given[i + 1..].trim_ascii(),
+        _ => return false,
+    };
+    subtle::ConstantTimeEq::ct_eq(token, expected.as_bytes()).into()
 }

@@ -62,6 +62,10 @@ pub struct Delivery {
     /// When the source received the records: the start of the
     /// ingest-to-incident latency.
     pub received: Instant,
+    /// The journal's sequence number, for a delivery a source acknowledged
+    /// through the [`super::journal::Journal`]: a checkpoint that covers it
+    /// lets the journal forget it.
+    pub journal: Option<u64>,
 }
 
 impl Delivery {
@@ -73,6 +77,7 @@ impl Delivery {
             position: None,
             ordered: true,
             received: Instant::now(),
+            journal: None,
         }
     }
 }
@@ -81,15 +86,6 @@ impl Delivery {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the pipeline is shut down")]
 pub struct Closed;
-
-/// Why [`Intake::try_send`] refused a delivery; the delivery comes back.
-#[derive(Debug, thiserror::Error)]
-pub enum TrySendError {
-    #[error("the pipeline is saturated")]
-    Full(Delivery),
-    #[error("the pipeline is shut down")]
-    Closed(Delivery),
-}
 
 /// A handle on the pipeline's bounded queue; cheap to clone.
 #[derive(Clone, Debug)]
@@ -109,16 +105,35 @@ impl Intake {
         self.tx.send(delivery).await.map_err(|_| Closed)
     }
 
-    /// Queues the delivery if there is room now.
-    pub fn try_send(&self, delivery: Delivery) -> Result<(), TrySendError> {
-        self.tx.try_send(delivery).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(d) => TrySendError::Full(d),
-            mpsc::error::TrySendError::Closed(d) => TrySendError::Closed(d),
-        })
+    /// Waits for room, then queues the delivery; for threads outside the
+    /// async runtime (the journal's writer).
+    pub fn blocking_send(&self, delivery: Delivery) -> Result<(), Closed> {
+        self.tx.blocking_send(delivery).map_err(|_| Closed)
     }
 
     /// Deliveries that fit in the queue now.
     pub fn room(&self) -> usize {
         self.tx.capacity()
+    }
+
+    /// A handle that can tell the room left but does not keep the queue
+    /// open (the pipeline's drain ends when every sender is gone).
+    pub fn downgrade(&self) -> WeakIntake {
+        WeakIntake {
+            tx: self.tx.downgrade(),
+        }
+    }
+}
+
+/// See [`Intake::downgrade`].
+#[derive(Clone, Debug)]
+pub struct WeakIntake {
+    tx: mpsc::WeakSender<Delivery>,
+}
+
+impl WeakIntake {
+    /// Deliveries that fit in the queue now (0 once it is gone).
+    pub fn room(&self) -> usize {
+        self.tx.upgrade().map_or(0, |tx| tx.capacity())
     }
 }

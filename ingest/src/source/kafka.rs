@@ -513,6 +513,7 @@ impl Batches {
                 lines: b.lines,
                 ordered: true,
                 received: b.received,
+                journal: None,
             })
     }
 }

@@ -14,6 +14,11 @@
 //! - **Bounded, with backpressure.** The intake is a bounded queue. Sources
 //!   that can wait (watches, Kafka) await room; the webhook receiver, which
 //!   must answer, refuses with 503 when it is full, and Alertmanager retries.
+//! - **Acknowledged means durable.** A source that answers its sender (the
+//!   webhook receiver) appends what it accepted to the [`Journal`] and
+//!   answers once that is on disk; a restart replays what the last
+//!   checkpoint did not cover. Sources that can re-read (watches relist,
+//!   Kafka resumes from committed offsets) need no journal.
 //! - **Streams for watermarks.** Each delivery names the [`StreamId`] it
 //!   belongs to (a watch, a Kafka partition): event time is roughly ordered
 //!   within a stream, not across streams, so the pipeline keeps a watermark
@@ -22,8 +27,10 @@
 pub mod alertmanager;
 mod health;
 mod intake;
+pub mod journal;
 pub mod kafka;
 pub mod kubernetes;
 
 pub use health::{Health, SourceHealth};
-pub use intake::{Closed, Delivery, Intake, Position, StreamId, TrySendError};
+pub use intake::{Closed, Delivery, Intake, Position, StreamId, WeakIntake};
+pub use journal::Journal;

@@ -98,6 +98,9 @@ pub enum QueryError {
     Invalid(String),
     #[error("query took longer than {0:?}")]
     Timeout(Duration),
+    /// Its operators needed more memory than the limit.
+    #[error("{0}")]
+    Memory(String),
     #[error(transparent)]
     Store(#[from] Error),
 }
@@ -481,7 +484,7 @@ fn classify(dir: &Path, e: &DataFusionError) -> QueryError {
     let text = e.strip_backtrace();
     let root = find_root(e);
     match root {
-        DataFusionError::ResourcesExhausted(_) => QueryError::Invalid(format!(
+        DataFusionError::ResourcesExhausted(_) => QueryError::Memory(format!(
             "the query needs more memory than it may use (filter or aggregate more): {text}"
         )),
         DataFusionError::ObjectStore(_)

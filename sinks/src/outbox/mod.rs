@@ -30,8 +30,19 @@
 //!   engine forms again after a restart tell nobody anything twice.
 //! - **Head-of-line per target.** A target delivers in order (an update
 //!   never overtakes its opening); a failing target delays only itself.
+//! - **Exactly once to people, as far as a crash allows.** A notification's
+//!   delivery is committed durably (fsync) before the next one starts, and
+//!   a durable commit makes every earlier one durable too: after a crash
+//!   the outbox never holds an older picture than what people were told.
+//!   The window left is between the service's answer and that fsync.
+//! - **I/O failures are survived.** A failed write (disk full) is reported
+//!   ([`Outbox::failure`]); the store is reopened once it can be, and the
+//!   batches taken since the last sync, which the reopen may lose, are
+//!   applied again (their notifications are decided again against what was
+//!   durably told, so nothing is told twice).
 
 mod backoff;
+mod handle;
 mod store;
 mod worker;
 
@@ -44,6 +55,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use redb::{Durability, ReadableDatabase, ReadableTable};
 use tokio::sync::Notify;
+
+use self::handle::Handle;
 
 pub use self::backoff::RetrySettings;
 pub use self::store::DeadLetter;
@@ -98,6 +111,15 @@ store_errors!(
 );
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// An I/O failure of the store (disk full, read-only): retry, the
+    /// outbox reopens the store once it can. Anything else will not get
+    /// better by retrying.
+    pub fn is_io(&self) -> bool {
+        handle::is_io(self)
+    }
+}
 
 /// Wall-clock microseconds since the Unix epoch; injected so tests decide
 /// what time it is.
@@ -292,8 +314,7 @@ impl std::fmt::Debug for TargetState {
 }
 
 pub(crate) struct Inner {
-    pub(crate) db: redb::Database,
-    pub(crate) path: PathBuf,
+    pub(crate) store: Handle,
     pub(crate) targets: Vec<TargetState>,
     policy: Policy,
     route: Route,
@@ -310,12 +331,20 @@ pub(crate) struct Inner {
     pub(crate) deferred_wake: Notify,
     /// When closed incidents' memories were last pruned.
     last_prune: Mutex<WallMicros>,
+    /// Batches enqueued since the last sync: a reopen after an I/O failure
+    /// may lose them, so they are applied again.
+    unsynced: Mutex<Vec<Vec<Outgoing>>>,
+    /// Why the store fails now (disk full), if it does.
+    failure: Mutex<Option<String>>,
+    /// Serializes enqueue, sync and reopen, so what `unsynced` holds and
+    /// the order batches are applied in stay what the pipeline made.
+    batches: Mutex<()>,
 }
 
 impl std::fmt::Debug for Inner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Outbox")
-            .field("path", &self.path)
+            .field("path", &self.store.path())
             .field("targets", &self.targets)
             .finish_non_exhaustive()
     }
@@ -366,10 +395,7 @@ impl Outbox {
                 source: Box::new(redb::Error::Io(e)),
             })?;
         }
-        let db = redb::Database::create(&settings.path).map_err(|e| Error::Open {
-            path: settings.path.clone(),
-            source: Box::new(e.into()),
-        })?;
+        let db = handle::open(&settings.path)?;
         store::create_tables(&db)?;
         let census = store::census(&db)?;
         let next_seq = store::read_meta(&db, store::NEXT_SEQ)?
@@ -412,8 +438,7 @@ impl Outbox {
         }
         Ok(Outbox {
             inner: Arc::new(Inner {
-                db,
-                path: settings.path,
+                store: Handle::new(settings.path, db),
                 targets,
                 policy: Policy::new(settings.policy),
                 route: settings.route,
@@ -427,12 +452,32 @@ impl Outbox {
                 stopped: AtomicBool::new(false),
                 deferred_wake: Notify::new(),
                 last_prune: Mutex::new(0),
+                unsynced: Mutex::new(Vec::new()),
+                failure: Mutex::new(None),
+                batches: Mutex::new(()),
             }),
         })
     }
 
     pub fn path(&self) -> &Path {
-        &self.inner.path
+        self.inner.store.path()
+    }
+
+    /// Why the store fails now (a write failed: disk full, read-only), if
+    /// it does. Cleared by the next write that works.
+    pub fn failure(&self) -> Option<String> {
+        self.inner
+            .failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// After an I/O failure: reopens the store and applies again what was
+    /// taken since the last sync, then syncs. `Ok(false)` while a delivery
+    /// still holds the store (try again shortly).
+    pub fn reopen(&self) -> Result<bool> {
+        self.inner.reopen()
     }
 
     /// Starts one delivery task per target and the task that releases
@@ -445,6 +490,7 @@ impl Outbox {
                 tasks.spawn(worker::run(inner.clone(), i));
             }
             tasks.spawn(worker::release_deferred(inner.clone()));
+            tasks.spawn(worker::heal(inner.clone()));
             while let Some(r) = tasks.join_next().await {
                 if let Err(e) = r {
                     tracing::error!(error = %e, "outbox task failed");
@@ -460,93 +506,37 @@ impl Outbox {
         if batch.is_empty() {
             return Ok(());
         }
-        let inner = &self.inner;
-        let now = (inner.clock)();
-        let mut woken = vec![false; inner.targets.len()];
-        let mut added = vec![0u64; inner.targets.len()];
-        let mut txn = inner.db.begin_write()?;
-        txn.set_durability(Durability::None)?;
-        {
-            let mut t = Tables::open(&txn)?;
-            let mut seq = inner
-                .next_seq
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            let mut next = *seq;
-            let streams = u32::try_from(
-                inner
-                    .targets
-                    .iter()
-                    .filter(|t| matches!(t.sink, Sink::Stream(_)))
-                    .count(),
-            )
-            .unwrap_or(u32::MAX);
-            for o in batch {
-                let doc = next;
-                if streams > 0 {
-                    t.docs
-                        .insert(doc, store::doc_value(streams, &o.json).as_slice())?;
-                    next += 1;
-                }
-                for (i, target) in inner.targets.iter().enumerate() {
-                    if matches!(target.sink, Sink::Stream(_)) {
-                        let entry = Entry {
-                            incident: o.change.incident.id.clone(),
-                            revision: 0,
-                            failures: 0,
-                            in_doubt: false,
-                            enqueued_at: now,
-                            next_at: now,
-                            last_error: None,
-                            payload: Vec::new(),
-                            doc: Some(doc),
-                        };
-                        t.queue.insert(
-                            (target.name.as_str(), next),
-                            store::encode(&entry)?.as_slice(),
-                        )?;
-                        next += 1;
-                        woken[i] = true;
-                        added[i] += 1;
-                    }
-                }
-                inner.notify(
-                    &mut t, &o.change, &o.json, now, &mut next, &mut woken, &mut added,
-                )?;
-            }
-            t.meta.insert(store::NEXT_SEQ, next)?;
-            drop(t);
-            txn.commit()?;
-            *seq = next;
-        }
-        for (i, target) in inner.targets.iter().enumerate() {
-            if added[i] > 0 {
-                let before = target
-                    .counters
-                    .pending
-                    .fetch_add(added[i], Ordering::Relaxed);
-                if before == 0 {
-                    let mut oldest = target
-                        .counters
-                        .oldest
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner);
-                    oldest.get_or_insert(now);
-                }
-            }
-            if woken[i] {
-                target.wake.notify_one();
-            }
-        }
-        inner.deferred_wake.notify_one();
+        let _batches = self
+            .inner
+            .batches
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let result = self.inner.apply(batch);
+        self.inner.observe(&result);
+        result?;
+        self.inner
+            .unsynced
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(batch.to_vec());
         Ok(())
     }
 
     /// Makes everything enqueued so far durable (one fsync).
     pub fn sync(&self) -> Result<()> {
-        let mut txn = self.inner.db.begin_write()?;
-        txn.set_durability(Durability::Immediate)?;
-        txn.commit()?;
+        let _batches = self
+            .inner
+            .batches
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let result = self.inner.sync_store();
+        self.inner.observe(&result);
+        result?;
+        self.inner
+            .unsynced
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
         Ok(())
     }
 
@@ -653,7 +643,8 @@ impl Outbox {
     /// Change documents still held for stream targets that have not
     /// delivered them (each stored once, whatever the number of streams).
     pub fn held_documents(&self) -> Result<u64> {
-        let txn = self.inner.db.begin_read()?;
+        let db = self.inner.store.get()?;
+        let txn = db.begin_read()?;
         Ok(redb::ReadableTableMetadata::len(
             &txn.open_table(store::DOCS)?,
         )?)
@@ -661,7 +652,7 @@ impl Outbox {
 
     /// The newest dead letters of `target`.
     pub fn dead_letters(&self, target: &str, limit: usize) -> Result<Vec<DeadLetter>> {
-        store::dead_letters(&self.inner.db, target, limit)
+        store::dead_letters(&*self.inner.store.get()?, target, limit)
     }
 
     /// Releases throttled updates that are due (the background task calls
@@ -699,6 +690,172 @@ impl<'t> Tables<'t> {
 }
 
 impl Inner {
+    /// Notes whether a store operation worked: an I/O failure is the
+    /// outbox's failure until a write works again.
+    pub(crate) fn observe<T>(&self, result: &Result<T>) {
+        let mut failure = self.failure.lock().unwrap_or_else(PoisonError::into_inner);
+        match result {
+            Err(e) if handle::is_io(e) => {
+                if failure.is_none() {
+                    tracing::error!(path = %self.store.path().display(), error = %e, "outbox: the store cannot write; reopening it once it can");
+                }
+                *failure = Some(e.to_string());
+            }
+            Ok(_) if failure.is_some() => {
+                tracing::info!(path = %self.store.path().display(), "outbox: the store writes again");
+                *failure = None;
+            }
+            _ => {}
+        }
+    }
+
+    fn failing(&self) -> bool {
+        self.failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some()
+    }
+
+    fn sync_store(&self) -> Result<()> {
+        let db = self.store.get()?;
+        let mut txn = db.begin_write()?;
+        txn.set_durability(Durability::Immediate)?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// See [`Outbox::reopen`].
+    pub(crate) fn reopen(&self) -> Result<bool> {
+        let _batches = self.batches.lock().unwrap_or_else(PoisonError::into_inner);
+        if !self.store.reopen()? {
+            return Ok(false);
+        }
+        let db = self.store.get()?;
+        let census = store::census(&db)?;
+        for t in &self.targets {
+            let (n, oldest) = census
+                .pending
+                .iter()
+                .find(|(name, ..)| *name == t.name)
+                .map_or((0, None), |(_, n, o)| (*n, *o));
+            t.counters.pending.store(n, Ordering::Relaxed);
+            *t.counters
+                .oldest
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = oldest;
+        }
+        {
+            let mut seq = self.next_seq.lock().unwrap_or_else(PoisonError::into_inner);
+            *seq = (*seq).max(census.max_seq.map_or(0, |s| s + 1));
+        }
+        let batches =
+            std::mem::take(&mut *self.unsynced.lock().unwrap_or_else(PoisonError::into_inner));
+        let mut applied = Ok(());
+        for b in &batches {
+            applied = self.apply(b);
+            if applied.is_err() {
+                break;
+            }
+        }
+        let result = applied.and_then(|()| self.sync_store());
+        self.observe(&result);
+        if let Err(e) = result {
+            // Everything again at the next reopen (streams may see some twice).
+            *self.unsynced.lock().unwrap_or_else(PoisonError::into_inner) = batches;
+            return Err(e);
+        }
+        tracing::info!(reapplied = batches.len(), "outbox: store reopened");
+        for t in &self.targets {
+            t.wake.notify_one();
+        }
+        Ok(true)
+    }
+
+    /// One transaction of [`Outbox::enqueue`].
+    fn apply(&self, batch: &[Outgoing]) -> Result<()> {
+        let inner = self;
+        let now = (inner.clock)();
+        let mut woken = vec![false; inner.targets.len()];
+        let mut added = vec![0u64; inner.targets.len()];
+        let db = inner.store.get()?;
+        let mut txn = db.begin_write()?;
+        txn.set_durability(Durability::None)?;
+        {
+            let mut t = Tables::open(&txn)?;
+            let mut seq = inner
+                .next_seq
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let mut next = *seq;
+            let streams = u32::try_from(
+                inner
+                    .targets
+                    .iter()
+                    .filter(|t| matches!(t.sink, Sink::Stream(_)))
+                    .count(),
+            )
+            .unwrap_or(u32::MAX);
+            for o in batch {
+                let doc = next;
+                if streams > 0 {
+                    t.docs
+                        .insert(doc, store::doc_value(streams, &o.json).as_slice())?;
+                    next += 1;
+                }
+                for (i, target) in inner.targets.iter().enumerate() {
+                    if matches!(target.sink, Sink::Stream(_)) {
+                        let entry = Entry {
+                            incident: o.change.incident.id.clone(),
+                            revision: 0,
+                            failures: 0,
+                            in_doubt: false,
+                            enqueued_at: now,
+                            next_at: now,
+                            last_error: None,
+                            payload: Vec::new(),
+                            doc: Some(doc),
+                        };
+                        t.queue.insert(
+                            (target.name.as_str(), next),
+                            store::encode(&entry)?.as_slice(),
+                        )?;
+                        next += 1;
+                        woken[i] = true;
+                        added[i] += 1;
+                    }
+                }
+                inner.notify(
+                    &mut t, &o.change, &o.json, now, &mut next, &mut woken, &mut added,
+                )?;
+            }
+            t.meta.insert(store::NEXT_SEQ, next)?;
+            drop(t);
+            txn.commit()?;
+            *seq = next;
+        }
+        for (i, target) in inner.targets.iter().enumerate() {
+            if added[i] > 0 {
+                let before = target
+                    .counters
+                    .pending
+                    .fetch_add(added[i], Ordering::Relaxed);
+                if before == 0 {
+                    let mut oldest = target
+                        .counters
+                        .oldest
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner);
+                    oldest.get_or_insert(now);
+                }
+            }
+            if woken[i] {
+                target.wake.notify_one();
+            }
+        }
+        inner.deferred_wake.notify_one();
+        Ok(())
+    }
+
     fn has_notifiers(&self) -> bool {
         self.targets
             .iter()
@@ -855,7 +1012,8 @@ impl Inner {
     fn release_due(&self) -> Result<()> {
         let now = (self.clock)();
         let due: Vec<(String, Deferred)> = {
-            let txn = self.db.begin_read()?;
+            let db = self.store.get()?;
+            let txn = db.begin_read()?;
             let deferred = txn.open_table(store::DEFERRED)?;
             let mut v = Vec::new();
             for item in redb::ReadableTable::iter(&deferred)? {
@@ -872,7 +1030,8 @@ impl Inner {
         }
         let mut woken = vec![false; self.targets.len()];
         let mut added = vec![0u64; self.targets.len()];
-        let mut txn = self.db.begin_write()?;
+        let db = self.store.get()?;
+        let mut txn = db.begin_write()?;
         txn.set_durability(Durability::None)?;
         {
             let mut t = Tables::open(&txn)?;

@@ -5,11 +5,14 @@
 //! is called, when the notifier can tell afterwards whether it landed
 //! (Slack): a crash or a timeout in the call then leads to
 //! [`Notifier::recover`] before anything is sent again, so a restart never
-//! posts a second message for the same update. Acknowledgements commit
-//! without fsync: if one is lost, the entry comes back in doubt (Slack,
-//! recovered), or is sent again to a service where that is harmless (ntfy
-//! replaces by sequence id; webhooks carry the same `Idempotency-Key`;
-//! streams are at-least-once and the history skips by sequence number).
+//! posts a second message for the same update. A notification's
+//! acknowledgement (and the receipt it leaves) is committed durably, so a
+//! crash after it never sends it again; a crash between the service's
+//! answer and that commit leaves the entry in doubt (Slack, recovered) or
+//! sends it again where that is harmless (ntfy replaces by sequence id;
+//! webhooks carry the same `Idempotency-Key`). Stream acknowledgements
+//! commit without fsync: streams are at-least-once and the history skips
+//! by sequence number.
 
 use std::sync::Arc;
 use std::sync::PoisonError;
@@ -34,7 +37,12 @@ pub(super) async fn run(inner: Arc<Inner>, i: usize) {
             return;
         }
         let woken = target.wake.notified();
-        let head = match store::head(&inner.db, &target.name, target.max_batch) {
+        let head = inner
+            .store
+            .get()
+            .and_then(|db| store::head(&db, &target.name, target.max_batch));
+        inner.observe(&head);
+        let head = match head {
             Ok(h) => h,
             Err(e) => {
                 tracing::error!(target_name = %target.name, error = %e, "outbox: cannot read the queue");
@@ -85,6 +93,7 @@ pub(super) async fn run(inner: Arc<Inner>, i: usize) {
                 None => Ok(()),
             },
         };
+        inner.observe(&outcome);
         if let Err(e) = outcome {
             tracing::error!(target_name = %target.name, error = %e, "outbox: cannot record a delivery");
             tokio::time::sleep(POLL).await;
@@ -143,7 +152,7 @@ async fn deliver_notification(
             return blocking(move || inner2.fail(i, seq, entry, &err, false)).await;
         }
     };
-    let receipt = store::receipt(&inner.db, &target.name, &entry.incident)?;
+    let receipt = store::receipt(&*inner.store.get()?, &target.name, &entry.incident)?;
     if entry.in_doubt && notifier.needs_recovery() {
         match notifier.recover(&n, receipt.as_ref()).await {
             Ok(Some(found)) => {
@@ -182,6 +191,27 @@ async fn deliver_notification(
     .await
 }
 
+/// While the store fails (disk full), tries to reopen it every second, so
+/// the outbox resumes by itself when space returns.
+pub(super) async fn heal(inner: Arc<Inner>) {
+    loop {
+        if inner.draining.load(Ordering::Relaxed) || inner.stopped.load(Ordering::Relaxed) {
+            return;
+        }
+        tokio::time::sleep(POLL).await;
+        if !inner.failing() {
+            continue;
+        }
+        let inner2 = inner.clone();
+        match tokio::task::spawn_blocking(move || inner2.reopen()).await {
+            Ok(Ok(true)) => {}
+            Ok(Ok(false)) => tracing::debug!("outbox: store still in use, reopening later"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "outbox: cannot reopen the store yet"),
+            Err(e) => tracing::error!(error = %e, "outbox: reopen task failed"),
+        }
+    }
+}
+
 /// Runs a store write off the async threads.
 async fn blocking(f: impl FnOnce() -> Result<()> + Send + 'static) -> Result<()> {
     tokio::task::spawn_blocking(f)
@@ -195,7 +225,7 @@ pub(super) async fn release_deferred(inner: Arc<Inner>) {
         if inner.draining.load(Ordering::Relaxed) || inner.stopped.load(Ordering::Relaxed) {
             return;
         }
-        let wait = match store::next_due(&inner.db) {
+        let wait = match inner.store.get().and_then(|db| store::next_due(&db)) {
             Ok(Some(due)) => {
                 let now = (inner.clock)();
                 Duration::from_micros(u64::try_from(due - now).unwrap_or(0)).min(POLL)
@@ -226,7 +256,8 @@ impl Inner {
 
     fn ack_stream(&self, i: usize, seqs: &[u64]) -> Result<()> {
         let target = self.target(i);
-        let mut txn = self.db.begin_write()?;
+        let db = self.store.get()?;
+        let mut txn = db.begin_write()?;
         txn.set_durability(Durability::None)?;
         {
             let mut queue = txn.open_table(store::QUEUE)?;
@@ -255,7 +286,8 @@ impl Inner {
     /// Durably marks an entry in doubt before its notifier is called.
     fn mark_in_doubt(&self, i: usize, seq: u64, entry: Entry) -> Result<()> {
         let target = self.target(i);
-        let mut txn = self.db.begin_write()?;
+        let db = self.store.get()?;
+        let mut txn = db.begin_write()?;
         txn.set_durability(Durability::Immediate)?;
         {
             let mut queue = txn.open_table(store::QUEUE)?;
@@ -274,8 +306,9 @@ impl Inner {
     fn keep_receipt(&self, i: usize, incident: &str, receipt: &Receipt) -> Result<()> {
         let target = self.target(i);
         let json = serde_json::to_vec(receipt).map_err(|e| super::Error::Encode(e.to_string()))?;
-        let mut txn = self.db.begin_write()?;
-        txn.set_durability(Durability::None)?;
+        let db = self.store.get()?;
+        let mut txn = db.begin_write()?;
+        txn.set_durability(Durability::Immediate)?;
         {
             let mut receipts = txn.open_table(store::RECEIPTS)?;
             receipts.insert((target.name.as_str(), incident), json.as_slice())?;
@@ -299,8 +332,9 @@ impl Inner {
         let id = delivered.incident.as_str();
         let json = serde_json::to_vec(receipt).map_err(|e| super::Error::Encode(e.to_string()))?;
         let mut removed = false;
-        let mut txn = self.db.begin_write()?;
-        txn.set_durability(Durability::None)?;
+        let db = self.store.get()?;
+        let mut txn = db.begin_write()?;
+        txn.set_durability(Durability::Immediate)?;
         {
             let mut t = Tables::open(&txn)?;
             let current = t
@@ -366,7 +400,8 @@ impl Inner {
             .last_error
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = Some(error.to_string());
-        let mut txn = self.db.begin_write()?;
+        let db = self.store.get()?;
+        let mut txn = db.begin_write()?;
         txn.set_durability(Durability::None)?;
         let dead;
         {

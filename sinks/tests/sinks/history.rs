@@ -755,7 +755,7 @@ async fn a_query_beyond_its_memory_fails_without_spilling() {
         )
         .await;
     match r {
-        Err(QueryError::Invalid(why)) => assert!(why.contains("memory"), "{why}"),
+        Err(QueryError::Memory(why)) => assert!(why.contains("memory"), "{why}"),
         other => panic!("{other:?}"),
     }
 }
