@@ -10,10 +10,17 @@
 mod support;
 
 mod alertmanager;
+mod api_limits;
+mod chaos;
+mod corrupt;
+mod crash;
 mod deploy;
+mod diskfull;
 mod history;
+mod http;
 mod kafka;
 mod kubernetes;
 mod notify;
 mod replay;
 mod restart;
+mod time;

@@ -383,3 +383,28 @@ fn replay_output_reads_back_as_incident_reports() {
         }
     }
 }
+
+#[test]
+fn an_unreadable_alert_costs_only_itself() {
+    let good = crate::crash::volume_alert("pgdata-0", "firing", "2026-03-16T08:00:00Z");
+    let mut bad = crate::crash::volume_alert("pgdata-1", "firing", "garbage");
+    bad["fingerprint"] = serde_json::json!("badbadbadbadbad1");
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("alerts.ndjson");
+    std::fs::write(&input, crate::crash::body(&[bad, good]) + "\n").unwrap();
+    let out = replay(&input);
+    assert!(out.status.success());
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let incidents: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(incidents.len(), 1, "{stdout}");
+    assert_eq!(incidents[0]["root_cause"]["entity"]["name"], "pgdata-0");
+    assert!(
+        stderr.contains("alerts.ndjson:1: alerts[0].startsAt: invalid RFC 3339 timestamp \"garbage\" (fingerprint badbadbadbadbad1)"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("1 unreadable alerts"), "{stderr}");
+}

@@ -121,7 +121,12 @@ impl Serve {
     /// Starts serve with `config` (YAML; `listen` and `state_dir` are added)
     /// in `dir`, and waits until /healthz answers.
     pub(crate) fn start(dir: &Path, config: &str, args: &[&str]) -> Serve {
-        let port = free_port();
+        Serve::start_on(free_port(), dir, config, args)
+    }
+
+    /// As [`Serve::start`], listening on `port` (a restart on the same
+    /// address, as a Service would give it).
+    pub(crate) fn start_on(port: u16, dir: &Path, config: &str, args: &[&str]) -> Serve {
         let path = dir.join("epicenter.yaml");
         std::fs::write(
             &path,
@@ -180,6 +185,20 @@ impl Serve {
             .iter()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect()
+    }
+
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Resident memory of the process now, in bytes.
+    pub(crate) fn rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().strip_suffix("kB"))
+            .map_or(0, |kb| kb.trim().parse::<u64>().unwrap() * 1024)
     }
 
     pub(crate) fn stderr(&self) -> String {
