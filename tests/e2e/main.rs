@@ -16,6 +16,7 @@ mod corrupt;
 mod crash;
 mod deploy;
 mod diskfull;
+mod fuzz_corpus;
 mod history;
 mod http;
 mod kafka;

@@ -1,0 +1,1 @@
+COPY (SELECT * FROM incidents) TO '/tmp/x.csv'; CREATE EXTERNAL TABLE t STORED AS CSV LOCATION '/etc/passwd'
