@@ -17,7 +17,13 @@ use crate::support::{bin, root};
 
 /// Runs `epicenter <args> <path>`, which must succeed; its output.
 fn epicenter_ok(args: &[&str], path: &Path) -> String {
-    let out = bin().args(args).arg(path).output().unwrap();
+    // What the kafka overlay's pods get from the downward API.
+    let out = bin()
+        .args(args)
+        .arg(path)
+        .env("POD_NAME", "epicenter-0")
+        .output()
+        .unwrap();
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
