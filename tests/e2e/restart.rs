@@ -57,15 +57,6 @@ fn body(starts_at: &str, resolved_at: Option<&str>) -> String {
     .to_string()
 }
 
-fn post(serve: &Serve, body: String) {
-    let r = testkit::blocking_client()
-        .post(format!("{}/api/v1/alertmanager", serve.base))
-        .body(body)
-        .send()
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
-}
-
 fn changes(serve: &Serve) -> Vec<Value> {
     serve
         .changes()
@@ -81,7 +72,7 @@ fn a_restart_resumes_open_incidents_without_announcing_them_again() {
     let started = jiff::Timestamp::now().to_string();
 
     let first = Serve::start(dir.path(), CONFIG, &["--rules", &rules]);
-    post(&first, body(&started, None));
+    first.post_alerts(body(&started, None));
     let opened = wait_for("the incident to open", || {
         changes(&first)
             .into_iter()
@@ -93,12 +84,12 @@ fn a_restart_resumes_open_incidents_without_announcing_them_again() {
     let second = Serve::start(dir.path(), CONFIG, &["--rules", &rules]);
     // Alertmanager repeats the same notification after the restart: the
     // restored decoder knows it.
-    post(&second, body(&started, None));
+    second.post_alerts(body(&started, None));
     wait_for("the repeat to be taken", || {
         (second.metric(r#"epicenter_records_total{source="alertmanager"}"#) >= 1.0).then_some(())
     });
     let resolved_at = jiff::Timestamp::now().to_string();
-    post(&second, body(&started, Some(&resolved_at)));
+    second.post_alerts(body(&started, Some(&resolved_at)));
     let resolved = wait_for("the restored incident to resolve", || {
         changes(&second)
             .into_iter()

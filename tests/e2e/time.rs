@@ -92,15 +92,6 @@ fn alert(name: &str, labels: Value, starts_at: &str) -> String {
     .to_string()
 }
 
-fn post(serve: &Serve, body: String) {
-    let r = testkit::blocking_client()
-        .post(format!("{}/api/v1/alertmanager", serve.base))
-        .body(body)
-        .send()
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
-}
-
 fn lag(serve: &Serve) -> f64 {
     serve.metric("epicenter_watermark_lag_seconds")
 }
@@ -112,14 +103,11 @@ fn an_alert_from_the_future_neither_resolves_incidents_nor_survives_a_restart() 
     let rules = rules_dir();
     let first = Serve::start(dir.path(), config, &["--rules", &rules]);
     let now = jiff::Timestamp::now().to_string();
-    post(
-        &first,
-        alert(
-            "KubeNodeNotReady",
-            json!({"node": "worker-2", "severity": "critical"}),
-            &now,
-        ),
-    );
+    first.post_alerts(alert(
+        "KubeNodeNotReady",
+        json!({"node": "worker-2", "severity": "critical"}),
+        &now,
+    ));
     wait_for("the incident to open", || {
         first
             .changes()
@@ -127,14 +115,11 @@ fn an_alert_from_the_future_neither_resolves_incidents_nor_survives_a_restart() 
             .any(|c| c["change"] == "opened")
             .then_some(())
     });
-    post(
-        &first,
-        alert(
-            "Watchdog",
-            json!({"severity": "none"}),
-            "2100-01-01T00:00:00Z",
-        ),
-    );
+    first.post_alerts(alert(
+        "Watchdog",
+        json!({"severity": "none"}),
+        "2100-01-01T00:00:00Z",
+    ));
     wait_for("the future alert to be counted", || {
         (first.metric(r#"epicenter_records_clamped_total{source="alertmanager"}"#) == 1.0)
             .then_some(())

@@ -833,7 +833,15 @@ impl Inner {
             txn.commit()?;
             *seq = next;
         }
-        for (i, target) in inner.targets.iter().enumerate() {
+        inner.publish(&added, &woken, now);
+        inner.deferred_wake.notify_one();
+        Ok(())
+    }
+
+    /// After a commit: counts what was queued per target and wakes the
+    /// targets that have something new to send.
+    fn publish(&self, added: &[u64], woken: &[bool], now: WallMicros) {
+        for (i, target) in self.targets.iter().enumerate() {
             if added[i] > 0 {
                 let before = target
                     .counters
@@ -852,8 +860,6 @@ impl Inner {
                 target.wake.notify_one();
             }
         }
-        inner.deferred_wake.notify_one();
-        Ok(())
     }
 
     fn has_notifiers(&self) -> bool {
@@ -1056,23 +1062,7 @@ impl Inner {
             txn.commit()?;
             *seq = next;
         }
-        for (i, target) in self.targets.iter().enumerate() {
-            if added[i] > 0 {
-                target
-                    .counters
-                    .pending
-                    .fetch_add(added[i], Ordering::Relaxed);
-                let mut oldest = target
-                    .counters
-                    .oldest
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner);
-                oldest.get_or_insert(now);
-            }
-            if woken[i] {
-                target.wake.notify_one();
-            }
-        }
+        self.publish(&added, &woken, now);
         Ok(())
     }
 

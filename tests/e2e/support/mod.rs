@@ -159,6 +159,17 @@ impl Serve {
         serve
     }
 
+    /// Posts an Alertmanager webhook body; it must be acknowledged (200).
+    pub(crate) fn post_alerts(&self, body: String) {
+        let r = self
+            .client
+            .post(format!("{}/api/v1/alertmanager", self.base))
+            .body(body)
+            .send()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{}", r.text().unwrap_or_default());
+    }
+
     pub(crate) fn get(&self, path: &str) -> Option<(u16, String)> {
         let r = self
             .client
