@@ -252,6 +252,37 @@ fn read_record(r: &mut impl Read, offset: u64) -> io::Result<Next> {
     })
 }
 
+/// Rewrites the checksum of every record of `segment` whose marker and
+/// length are whole, up to the first that is not; how many it rewrote.
+///
+/// For fuzzing only: it lets mutated bytes reach the decoding of the
+/// payloads that the checksums guard (`src/fuzzing.rs`). Replay never
+/// reseals.
+pub fn reseal(segment: &mut [u8]) -> usize {
+    let mut at = 0;
+    let mut sealed = 0;
+    while let Some(header) = segment.get(at..at + HEADER) {
+        let word =
+            |i: usize| u32::from_le_bytes([header[i], header[i + 1], header[i + 2], header[i + 3]]);
+        let len = word(4);
+        if word(0) != MAGIC || len > MAX_PAYLOAD {
+            break;
+        }
+        let end = at + HEADER + len as usize;
+        let Some(payload) = segment.get(at + HEADER..end) else {
+            break;
+        };
+        let mut h = crc32fast::Hasher::new();
+        h.update(&header[12..20]);
+        h.update(payload);
+        let crc = h.finalize();
+        segment[at + 8..at + 12].copy_from_slice(&crc.to_le_bytes());
+        sealed += 1;
+        at = end;
+    }
+    sealed
+}
+
 /// Whether an intact record starts anywhere in `bytes` past its first byte.
 fn intact_record_in(bytes: &[u8]) -> bool {
     let marker = MAGIC.to_le_bytes();
@@ -876,5 +907,32 @@ mod tests {
                 Next::Bad(_)
             ));
         }
+    }
+
+    #[test]
+    fn reseal_makes_damaged_payloads_readable_up_to_the_first_broken_frame() {
+        let mut segment = Vec::new();
+        for n in 1..=3 {
+            encode_record(n, &delivery(n as usize), &mut segment).unwrap();
+        }
+        let whole = segment.len();
+        let last = segment.len() - 1;
+        segment[last] ^= 0x01; // the last payload's last byte: its checksum fails
+        segment.extend_from_slice(b"EPJ1 torn");
+        assert_eq!(
+            reseal(&mut segment),
+            3,
+            "three whole frames, then a torn one"
+        );
+        let mut r = segment.as_slice();
+        let mut offset = 0;
+        for _ in 0..3 {
+            match read_record(&mut r, offset).unwrap() {
+                Next::Record { end, .. } => offset = end,
+                _ => panic!("a resealed record does not read"),
+            }
+        }
+        assert_eq!(offset, whole as u64);
+        assert_eq!(reseal(&mut b"no journal".to_vec()), 0);
     }
 }
