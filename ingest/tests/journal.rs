@@ -140,6 +140,33 @@ async fn damage_before_intact_records_is_refused_with_the_place_and_the_way_out(
     assert!(text.contains("move"), "says how to recover: {text}");
 }
 
+/// Found by the journal fuzz target: a whole record claiming the last
+/// sequence number overflowed `seq + 1` (a panic in debug builds, a wrap
+/// to sequence 0 in release).
+#[tokio::test]
+async fn an_impossible_sequence_number_is_refused_with_the_place() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("journal");
+    let (_, j, _rx) = open(&dir, 0, |_| {});
+    append_all(&j, 0..3).await;
+    drop(j);
+    let seg = dir.join(&segments(&dir)[0]);
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let len = u32::from_le_bytes(bytes[4..8].try_into().unwrap()) as usize;
+    let second = 20 + len;
+    bytes[second + 12..second + 20].copy_from_slice(&u64::MAX.to_le_bytes());
+    assert_eq!(journal::reseal(&mut bytes), 3, "checksums made right");
+    std::fs::write(&seg, &bytes).unwrap();
+    let err = Journal::open(&Settings::new(&dir), 0).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        matches!(err, journal::Error::ImpossibleSequence { offset, seq: u64::MAX, .. } if offset == second as u64),
+        "{text}"
+    );
+    assert!(text.contains(&seg.display().to_string()), "{text}");
+    assert!(text.contains("move"), "says how to recover: {text}");
+}
+
 #[tokio::test]
 async fn segments_a_checkpoint_covers_are_deleted() {
     let tmp = tempfile::tempdir().unwrap();

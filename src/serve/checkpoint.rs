@@ -239,6 +239,12 @@ pub(crate) fn read(
         reason,
     };
     let stored = decode_stored(bytes).map_err(|e| corrupt(e.to_string()))?;
+    if stored.journal > ingest::source::journal::MAX_SEQ {
+        return Err(corrupt(format!(
+            "it covers the journal up to sequence number {}, beyond what any journal reaches",
+            stored.journal
+        )));
+    }
 
     let decoder =
         DecoderSnapshot::from_bytes(&stored.decoder).map_err(|e| corrupt(e.to_string()))?;
@@ -267,4 +273,36 @@ pub(crate) fn read(
             .collect(),
         journal: stored.journal,
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// The journal fuzz target found a sequence number that overflowed the
+    /// next one; a checkpoint claiming to cover the journal "up to
+    /// u64::MAX" is the same number from the other file.
+    #[test]
+    fn a_checkpoint_beyond_any_journal_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = StateDir::open(tmp.path()).unwrap();
+        let rules = Arc::new(RuleSet::default());
+        let engine = Engine::new(rules.clone(), EngineConfig::default());
+        let decoder = Decoder::new(Limits::default());
+        for (journal, ok) in [(ingest::source::journal::MAX_SEQ, true), (u64::MAX, false)] {
+            dir.write(&engine, &decoder, &Positions::new(), journal)
+                .unwrap();
+            let read = dir.load(rules.clone(), EngineConfig::default(), Limits::default());
+            match read {
+                Ok(_) => assert!(ok, "journal {journal} accepted"),
+                Err(e) => {
+                    assert!(!ok, "journal {journal} refused: {e}");
+                    let text = e.to_string();
+                    assert!(text.contains("checkpoint"), "{text}");
+                    assert!(text.contains("beyond what any journal reaches"), "{text}");
+                }
+            }
+        }
+    }
 }

@@ -55,6 +55,10 @@ use tokio::sync::oneshot;
 use super::{Delivery, Intake, StreamId, WeakIntake};
 
 const MAGIC: u32 = u32::from_le_bytes(*b"EPJ1");
+/// The largest sequence number a journal can reach (2^62: 146 000 years at
+/// a million appends a second). A larger one was not written by us; with
+/// it refused, the writer's `seq + 1` cannot overflow.
+pub const MAX_SEQ: u64 = 1 << 62;
 /// magic, length, crc, seq.
 const HEADER: usize = 4 + 4 + 4 + 8;
 /// The largest payload a record may claim (a delivery is bounded by the
@@ -81,6 +85,16 @@ pub enum Error {
         path: PathBuf,
         offset: u64,
         reason: String,
+    },
+    #[error(
+        "journal {path}: the record at byte {offset} claims sequence number {seq}, beyond what any \
+         journal reaches ({MAX_SEQ}): the file is damaged. To start anyway, move {path} out of the \
+         journal directory (its deliveries are then lost)"
+    )]
+    ImpossibleSequence {
+        path: PathBuf,
+        offset: u64,
+        seq: u64,
     },
     #[error("journal {path}: record {seq} does not decode: {reason}")]
     Decode {
@@ -452,6 +466,13 @@ impl Journal {
                 let mut rest = &bytes[offset as usize..];
                 match read_record(&mut rest, offset).map_err(io_err(path))? {
                     Next::Record { seq, end, .. } => {
+                        if seq > MAX_SEQ {
+                            return Err(Error::ImpossibleSequence {
+                                path: path.clone(),
+                                offset,
+                                seq,
+                            });
+                        }
                         max_here = Some(seq);
                         if seq > covered {
                             opened.to_replay += 1;
@@ -497,7 +518,9 @@ impl Journal {
             }
         }
         sync_dir(dir).map_err(io_err(dir))?;
-        opened.next_seq = last_seq.map_or(covered + 1, |s| s.max(covered) + 1);
+        // `covered` comes from a checkpoint, which refuses one beyond
+        // MAX_SEQ; saturating all the same, so no input can panic here.
+        opened.next_seq = last_seq.unwrap_or(0).max(covered).saturating_add(1);
         Ok((
             Replay {
                 segments: keep,
