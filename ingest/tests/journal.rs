@@ -119,15 +119,28 @@ async fn a_torn_record_at_the_end_is_cut_off_and_appends_go_on() {
     assert_eq!(replayed.iter().map(n_of).collect::<Vec<_>>(), [0, 1, 2, 3]);
 }
 
+/// A closed journal in `dir` holding three records in one segment: that
+/// segment's path and bytes.
+async fn three_records(dir: &Path) -> (std::path::PathBuf, Vec<u8>) {
+    let (_, j, _rx) = open(dir, 0, |_| {});
+    append_all(&j, 0..3).await;
+    drop(j);
+    let seg = dir.join(&segments(dir)[0]);
+    let bytes = std::fs::read(&seg).unwrap();
+    (seg, bytes)
+}
+
+/// The refusal names the segment and says how to start anyway.
+fn assert_names_the_way_out(text: &str, seg: &Path) {
+    assert!(text.contains(&seg.display().to_string()), "{text}");
+    assert!(text.contains("move"), "says how to recover: {text}");
+}
+
 #[tokio::test]
 async fn damage_before_intact_records_is_refused_with_the_place_and_the_way_out() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("journal");
-    let (_, j, _rx) = open(&dir, 0, |_| {});
-    append_all(&j, 0..3).await;
-    drop(j);
-    let seg = dir.join(&segments(&dir)[0]);
-    let mut bytes = std::fs::read(&seg).unwrap();
+    let (seg, mut bytes) = three_records(&dir).await;
     bytes[30] ^= 0xff; // inside the first record's payload
     std::fs::write(&seg, &bytes).unwrap();
     let err = Journal::open(&Settings::new(&dir), 0).unwrap_err();
@@ -136,8 +149,7 @@ async fn damage_before_intact_records_is_refused_with_the_place_and_the_way_out(
         matches!(err, journal::Error::Corrupt { offset: 0, .. }),
         "{text}"
     );
-    assert!(text.contains(&seg.display().to_string()), "{text}");
-    assert!(text.contains("move"), "says how to recover: {text}");
+    assert_names_the_way_out(&text, &seg);
 }
 
 /// Found by the journal fuzz target: a whole record claiming the last
@@ -147,11 +159,7 @@ async fn damage_before_intact_records_is_refused_with_the_place_and_the_way_out(
 async fn an_impossible_sequence_number_is_refused_with_the_place() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("journal");
-    let (_, j, _rx) = open(&dir, 0, |_| {});
-    append_all(&j, 0..3).await;
-    drop(j);
-    let seg = dir.join(&segments(&dir)[0]);
-    let mut bytes = std::fs::read(&seg).unwrap();
+    let (seg, mut bytes) = three_records(&dir).await;
     let len = u32::from_le_bytes(bytes[4..8].try_into().unwrap()) as usize;
     let second = 20 + len;
     bytes[second + 12..second + 20].copy_from_slice(&u64::MAX.to_le_bytes());
@@ -163,8 +171,7 @@ async fn an_impossible_sequence_number_is_refused_with_the_place() {
         matches!(err, journal::Error::ImpossibleSequence { offset, seq: u64::MAX, .. } if offset == second as u64),
         "{text}"
     );
-    assert!(text.contains(&seg.display().to_string()), "{text}");
-    assert!(text.contains("move"), "says how to recover: {text}");
+    assert_names_the_way_out(&text, &seg);
 }
 
 #[tokio::test]

@@ -773,23 +773,18 @@ impl Inner {
 
     /// One transaction of [`Outbox::enqueue`].
     fn apply(&self, batch: &[Outgoing]) -> Result<()> {
-        let inner = self;
-        let now = (inner.clock)();
-        let mut woken = vec![false; inner.targets.len()];
-        let mut added = vec![0u64; inner.targets.len()];
-        let db = inner.store.get()?;
+        let now = (self.clock)();
+        let mut woken = vec![false; self.targets.len()];
+        let mut added = vec![0u64; self.targets.len()];
+        let db = self.store.get()?;
         let mut txn = db.begin_write()?;
         txn.set_durability(Durability::None)?;
         {
             let mut t = Tables::open(&txn)?;
-            let mut seq = inner
-                .next_seq
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
+            let mut seq = self.next_seq.lock().unwrap_or_else(PoisonError::into_inner);
             let mut next = *seq;
             let streams = u32::try_from(
-                inner
-                    .targets
+                self.targets
                     .iter()
                     .filter(|t| matches!(t.sink, Sink::Stream(_)))
                     .count(),
@@ -802,7 +797,7 @@ impl Inner {
                         .insert(doc, store::doc_value(streams, &o.json).as_slice())?;
                     next += 1;
                 }
-                for (i, target) in inner.targets.iter().enumerate() {
+                for (i, target) in self.targets.iter().enumerate() {
                     if matches!(target.sink, Sink::Stream(_)) {
                         let entry = Entry {
                             incident: o.change.incident.id.clone(),
@@ -824,7 +819,7 @@ impl Inner {
                         added[i] += 1;
                     }
                 }
-                inner.notify(
+                self.notify(
                     &mut t, &o.change, &o.json, now, &mut next, &mut woken, &mut added,
                 )?;
             }
@@ -833,8 +828,8 @@ impl Inner {
             txn.commit()?;
             *seq = next;
         }
-        inner.publish(&added, &woken, now);
-        inner.deferred_wake.notify_one();
+        self.publish(&added, &woken, now);
+        self.deferred_wake.notify_one();
         Ok(())
     }
 
