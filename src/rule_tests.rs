@@ -61,6 +61,10 @@ struct Expect {
     /// Root-cause attributes that must have these values.
     #[serde(default)]
     attributes: BTreeMap<String, String>,
+    /// The event time (RFC 3339) the incident must have opened at: when a
+    /// rule detects, not only what.
+    #[serde(default)]
+    opened_at: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -128,6 +132,16 @@ fn mismatch(want: &Expect, got: &IncidentReport) -> Vec<String> {
         let got_s = serde_json::to_value(got.status).unwrap_or_default();
         if got_s.as_str() != Some(s.as_str()) {
             out.push(format!("status is {got_s}, expected {s}"));
+        }
+    }
+    if let Some(want_at) = &want.opened_at {
+        match correlate::EventTime::parse_rfc3339(want_at) {
+            Some(t) if t == got.opened_at => {}
+            Some(_) => out.push(format!(
+                "opened at {}, expected {want_at}",
+                serde_json::to_value(got.opened_at).unwrap_or_default()
+            )),
+            None => out.push(format!("opened_at {want_at:?} is not an RFC 3339 time")),
         }
     }
     if let Some(s) = &want.severity

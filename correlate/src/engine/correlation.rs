@@ -15,7 +15,7 @@ use crate::incident::{
 };
 use crate::model::Entity;
 use crate::rules::{CorrelationDef, RootDef, RuleSet};
-use crate::time::EventTime;
+use crate::time::{EventTime, Span};
 
 #[derive(Debug)]
 pub(super) struct Group {
@@ -212,7 +212,7 @@ impl CorrelationState {
                 store,
             );
         }
-        self.check_open(def, &gkey, t, store);
+        self.check_open(rules, def, &gkey, t, store);
     }
 
     pub(crate) fn on_effect(
@@ -289,11 +289,12 @@ impl CorrelationState {
             false,
             now,
         );
-        self.check_open(def, gkey, now, store);
+        self.check_open(rules, def, gkey, now, store);
     }
 
     fn check_open(
         &self,
+        rules: &RuleSet,
         def: &CorrelationDef,
         gkey: &str,
         t: EventTime,
@@ -306,8 +307,38 @@ impl CorrelationState {
             && g.count >= def.min_count
             && g.causes.len() >= def.min_entities as usize
             && g.effects.len() >= def.min_effects as usize
+            && held_until(rules, def, g, store).is_some_and(|h| h <= t)
         {
             store.open(g.incident, t);
+        }
+    }
+
+    /// Opens the pending incidents whose causes have now lasted the rule's
+    /// `hold`, at the instant they did.
+    pub(crate) fn tick_holds(
+        &self,
+        rules: &RuleSet,
+        ci: usize,
+        t: EventTime,
+        store: &mut IncidentStore,
+    ) {
+        let def = &rules.correlations[ci];
+        if def.hold == Span::ZERO {
+            return;
+        }
+        for g in self.groups.values() {
+            if store.get(store.find(g.incident)).status != Status::Pending
+                || g.count < def.min_count
+                || g.causes.len() < def.min_entities as usize
+                || g.effects.len() < def.min_effects as usize
+            {
+                continue;
+            }
+            if let Some(at) = held_until(rules, def, g, store)
+                && at <= t
+            {
+                store.open(g.incident, at);
+            }
         }
     }
 
@@ -331,9 +362,13 @@ impl CorrelationState {
         if g.causes.contains(&key) {
             g.resolved_causes.insert(key);
         }
+        // A cause that ended within its hold never opened anything: the
+        // group stays pending (and a later cause holds afresh).
+        let pending = store.get(store.find(g.incident)).status == Status::Pending;
         if !g.causes.is_empty()
             && g.resolved_causes.len() == g.causes.len()
             && store.is_live(g.incident)
+            && !(pending && def.hold > Span::ZERO)
         {
             let signal = &rules.signal(hit.signal).id;
             store.resolve(
@@ -353,6 +388,40 @@ impl CorrelationState {
         let groups = &self.groups;
         self.joiner.retain_groups(|g| groups.contains_key(g));
     }
+}
+
+/// When the group's causes will have lasted the rule's `hold`: the earliest
+/// cause entity still unresolved, from its latest cause record. Only a
+/// state (a NotReady node) is held: a record that already says how long
+/// its condition lasted (an alert past its `for:`) counts at once. `None`
+/// when every cause has ended. Without a hold, at once.
+fn held_until(
+    rules: &RuleSet,
+    def: &CorrelationDef,
+    g: &Group,
+    store: &IncidentStore,
+) -> Option<EventTime> {
+    if def.hold == Span::ZERO {
+        return Some(EventTime::MIN);
+    }
+    let inc = store.get(store.find(g.incident));
+    let is_state = |signal: &str| {
+        rules
+            .signal_id(signal)
+            .is_some_and(|id| rules.signal(id).state)
+    };
+    g.causes
+        .iter()
+        .filter(|c| !g.resolved_causes.contains(*c))
+        .filter_map(|c| inc.causes.get(c))
+        .map(|m| {
+            if is_state(&m.signal) {
+                m.last.saturating_add(def.hold)
+            } else {
+                m.first
+            }
+        })
+        .min()
 }
 
 pub(crate) fn merge_attributes(inc: &mut Incident, attrs: &[(String, String)]) {

@@ -449,6 +449,9 @@ impl Engine {
         for (ai, a) in self.absences.iter_mut().enumerate() {
             a.evaluate(&self.rules, ai, t, &self.activity, &mut self.store);
         }
+        for (ci, c) in self.correlations.iter().enumerate() {
+            c.tick_holds(&self.rules, ci, t, &mut self.store);
+        }
         self.note_updates(seen);
         if t >= self.next_quiet_check {
             self.store.resolve_quiet(t);

@@ -711,6 +711,11 @@ fn compile_correlation(
     let min_count = cause.min_count.as_ref().map_or(1, |m| m.value.max(1));
     let min_entities = cause.min_entities.as_ref().map_or(1, |m| m.value.max(1));
     let root = root(diag, cause.root, &cause_attrs);
+    let hold = cause
+        .hold
+        .as_ref()
+        .and_then(|h| span(diag, h, "cause.hold"))
+        .unwrap_or(Span::ZERO);
     let Presentation {
         title,
         summary,
@@ -727,6 +732,15 @@ fn compile_correlation(
         r.resolve,
     );
 
+    if hold > Span::ZERO
+        && resolve.signals.is_empty()
+        && let Some(h) = &cause.hold
+    {
+        diag.error(
+            h.referenced,
+            "`hold` waits for a cause to end, but the rule has no `resolve.signals` that say it ended",
+        );
+    }
     if diag.errors.len() > before_errors {
         return None;
     }
@@ -739,6 +753,7 @@ fn compile_correlation(
         root,
         min_count,
         min_entities,
+        hold,
         effects,
         before,
         after,

@@ -69,12 +69,13 @@ impl RuleSet {
         let mut s = String::new();
         let _ = write!(
             s,
-            "correlation cause={} group_by={:?} root={:?} min_count={} min_entities={} effects={} before={:?} after={:?} min_effects={} severity={:?} title={:?} summary={:?} resolve={}",
+            "correlation cause={} group_by={:?} root={:?} min_count={} min_entities={} hold={:?} effects={} before={:?} after={:?} min_effects={} severity={:?} title={:?} summary={:?} resolve={}",
             self.signal_list(&c.cause_signals),
             c.group_by,
             c.root,
             c.min_count,
             c.min_entities,
+            c.hold,
             self.effects_text(&c.effects),
             c.before,
             c.after,

@@ -138,6 +138,9 @@ pub struct CorrelationDef {
     pub root: RootDef,
     pub min_count: u32,
     pub min_entities: u32,
+    /// How long a cause entity must go without a resolving signal before
+    /// the incident opens ([`Span::ZERO`]: at once).
+    pub hold: Span,
     pub effects: Vec<EffectDef>,
     pub before: Span,
     pub after: Span,

@@ -136,6 +136,10 @@ pub(crate) struct Cause {
     /// several pods failing, not one typo in one image).
     #[serde(default)]
     pub(crate) min_entities: Option<Spanned<u32>>,
+    /// A cause must last this long (no `resolve.signals` on it meanwhile)
+    /// before the incident opens: a NotReady blip is not an outage.
+    #[serde(default)]
+    pub(crate) hold: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

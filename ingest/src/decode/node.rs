@@ -8,8 +8,11 @@
 //! Fields set: `previous` (last state, `""` when first seen), `ready_status`
 //! (the Ready condition's status: True, False, Unknown), `pressure` (the
 //! MemoryPressure, DiskPressure, PIDPressure conditions that are True,
-//! comma-joined, `""` if none), `unschedulable` (`true`/`false`). Labels are
-//! the node's labels. Severity is warning when NotReady or under pressure.
+//! comma-joined, `""` if none), `unschedulable` (`true`/`false`), `joining`
+//! (`true` while the node was created less than [`JOINING_FOR`] before the
+//! record: a new node is NotReady until its network is up, which is not a
+//! failure). Labels are the node's labels. Severity is warning when NotReady
+//! or under pressure.
 
 use std::borrow::Cow;
 
@@ -19,6 +22,9 @@ use super::error::{DecodeError, Result};
 use super::wire::{Labels, ObjectStatus, Record, StatusField, non_empty};
 use super::{Ctx, Decoded, Decoder, flag, times};
 use crate::hash::{Domain, stable_hash};
+
+/// How long after its creation a node counts as joining.
+pub(super) const JOINING_FOR: correlate::Span = correlate::Span::from_secs(10 * 60);
 
 const PRESSURES: [&str; 3] = ["MemoryPressure", "DiskPressure", "PIDPressure"];
 
@@ -177,11 +183,16 @@ impl Decoder {
         } else {
             Severity::Info
         };
+        let joining = times::parse_opt(p, "metadata.creationTimestamp", &meta.creation_timestamp)
+            .ok()
+            .flatten()
+            .is_some_and(|created| time <= created.saturating_add(JOINING_FOR));
         let fields = vec![
             ("previous", Cow::Borrowed(previous)),
             ("ready_status", ready_status),
             ("pressure", Cow::Borrowed(pressure_text(pressure))),
             ("unschedulable", flag(unschedulable)),
+            ("joining", flag(joining)),
         ];
         out.push(Event {
             time,
