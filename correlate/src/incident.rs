@@ -178,8 +178,11 @@ impl Incident {
         self.causes.keys().chain(self.affected.keys())
     }
 
+    /// Opened once and not folded into another. An incident resolved
+    /// before it ever opened (its cause ended below the rule's thresholds)
+    /// was never news.
     pub fn is_reported(&self) -> bool {
-        self.merged_into.is_none() && self.status != Status::Pending
+        self.merged_into.is_none() && self.status != Status::Pending && self.opened_at.is_some()
     }
 
     fn stable_id(&self) -> String {
@@ -214,6 +217,11 @@ impl Incident {
 
     fn var(&self, var: &str) -> Option<Cow<'_, str>> {
         if let Some(v) = self.attributes.get(var) {
+            return Some(Cow::Borrowed(v));
+        }
+        // A detail only the effects carry (the driver kubelet names) may
+        // still fill a title.
+        if let Some(v) = self.attributes.get(&effect_attribute(var)) {
             return Some(Cow::Borrowed(v));
         }
         let reported: Vec<&Member> = self.reported_affected().collect();
@@ -322,6 +330,28 @@ fn name_list<'a>(names: impl Iterator<Item = &'a str>) -> String {
         s.push_str(&format!(" and {} more", names.len() - SHOWN));
     }
     s
+}
+
+/// What marks an attribute that came from an effect in
+/// [`Incident::attributes`]: the root's attributes are its causes' alone
+/// (routes and labels are built from them), and an effect's only fill a
+/// template placeholder no cause has.
+const EFFECT_ATTRIBUTE: char = '\u{1f}';
+
+/// The key under which an effect's attribute `name` is kept.
+pub(crate) fn effect_attribute(name: &str) -> String {
+    format!("{EFFECT_ATTRIBUTE}{name}")
+}
+
+impl Incident {
+    /// The root cause's attributes: what its cause signals captured.
+    pub fn root_attributes(&self) -> BTreeMap<String, String> {
+        self.attributes
+            .iter()
+            .filter(|(k, _)| !k.starts_with(EFFECT_ATTRIBUTE))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
 }
 
 /// The key an entity is known by inside the engine: kind-qualified, so a

@@ -15,6 +15,7 @@
 pub mod checkpoint;
 pub mod classify;
 pub mod engine;
+pub mod graph;
 pub mod incident;
 pub mod model;
 mod prefilter;

@@ -26,15 +26,22 @@ pub enum Source {
     Alert,
     /// One container log line.
     Log,
+    /// The state of another kind of object (a Service, an EndpointSlice, a
+    /// webhook configuration, a claim, a volume, a StorageClass...): what it
+    /// says about the object graph. Its `fields` name the relations
+    /// ([`crate::graph::Rel::from_field`]), each value an object key
+    /// (`Kind/namespace/name`).
+    Object,
 }
 
 impl Source {
-    pub const ALL: [Source; 5] = [
+    pub const ALL: [Source; 6] = [
         Source::K8sEvent,
         Source::Pod,
         Source::Node,
         Source::Alert,
         Source::Log,
+        Source::Object,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -44,6 +51,7 @@ impl Source {
             Source::Node => "node",
             Source::Alert => "alert",
             Source::Log => "log",
+            Source::Object => "object",
         }
     }
 

@@ -150,7 +150,7 @@ impl IncidentReport {
                 signal: inc.root_signal.clone(),
                 summary,
                 entity: EntityRef::from(&inc.root),
-                attributes: inc.attributes.clone(),
+                attributes: inc.root_attributes(),
             },
             affected,
             signals: inc.signals,

@@ -48,12 +48,21 @@ struct TestEvent {
     message: String,
     #[serde(default)]
     container: Option<String>,
+    /// A field, or a list for a field stated more than once (an object's
+    /// relations: an EndpointSlice's backends).
     #[serde(default)]
-    fields: BTreeMap<String, String>,
+    fields: BTreeMap<String, FieldValue>,
     #[serde(default)]
     occurrence: Option<u64>,
     #[serde(default)]
     repeat: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum FieldValue {
+    One(String),
+    Many(Vec<String>),
 }
 
 #[derive(Debug, Deserialize)]
@@ -130,13 +139,26 @@ fn event(e: &TestEvent, line: u64) -> Event<'static> {
         "last_reason",
         "repeat",
         "previous",
+        "claims",
+        "backend",
+        "service",
+        "cluster_ip",
+        "storage_class",
+        "provisioner",
+        "volume",
     ];
     for (k, v) in &e.fields {
         let name = names
             .iter()
             .find(|n| **n == k)
             .unwrap_or_else(|| panic!("field {k} unknown to the test"));
-        ev.fields.push((name, Cow::Owned(v.clone())));
+        let values = match v {
+            FieldValue::One(v) => std::slice::from_ref(v),
+            FieldValue::Many(vs) => vs.as_slice(),
+        };
+        for v in values {
+            ev.fields.push((name, Cow::Owned(v.clone())));
+        }
     }
     if e.repeat {
         ev.fields.push(("repeat", Cow::Borrowed("true")));

@@ -12,10 +12,13 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
+use rustc_hash::FxHashSet;
+
 use super::activity::Activity;
 use super::correlation::{member, merge_attributes, root_entity};
-use super::join::{Joiner, Side, describe_join, join_key};
+use super::join::{Joiner, Side, describe_tie, tie_keys};
 use crate::classify::Hit;
+use crate::graph::Graph;
 use crate::incident::{
     AbsenceFacts, Incident, IncidentIdx, IncidentStore, Member, Role, RuleRef, Status, entity_key,
 };
@@ -138,28 +141,29 @@ impl AbsenceState {
         ai: usize,
         ei: usize,
         hit: &Hit,
+        graph: &Graph,
         store: &mut IncidentStore,
     ) {
         let def = &rules.absences[ai];
-        let Some(jk) = join_key(
-            &def.effects[ei].join,
+        let keys = tie_keys(
+            &def.effects[ei],
             Side::Effect,
             &hit.entity,
             &hit.attributes,
-        ) else {
-            return;
-        };
+            graph,
+            hit.time,
+        );
         let live = self.incident.filter(|i| store.is_live(*i));
         let in_window = self
             .window
             .is_some_and(|(from, _)| hit.time >= from.saturating_sub(def.before));
-        if let Some(inc) = live
-            && in_window
-            && !self.joiner.targets(ei, &jk).is_empty()
-        {
-            attach(rules, def, ei, inc, hit, store);
+        let tied = keys.iter().find(|k| !self.joiner.targets(ei, k).is_empty());
+        if let (Some(inc), true, Some(key)) = (live, in_window, tied) {
+            attach(rules, def, ei, inc, key, hit, store);
         } else {
-            self.joiner.hold(ei, jk, hit.clone());
+            for jk in keys {
+                self.joiner.hold(ei, jk, hit.clone());
+            }
         }
     }
 
@@ -188,6 +192,7 @@ impl AbsenceState {
         ai: usize,
         t: EventTime,
         activity: &Activity,
+        graph: &Graph,
         store: &mut IncidentStore,
     ) {
         let def = &rules.absences[ai];
@@ -209,9 +214,9 @@ impl AbsenceState {
             }
         }
         if def.silent_peer.is_some() {
-            self.try_open_silent(rules, ai, t, activity, store);
+            self.try_open_silent(rules, ai, t, activity, graph, store);
         } else if def.duration > Span::ZERO {
-            self.try_open_state(rules, ai, t, store);
+            self.try_open_state(rules, ai, t, graph, store);
         }
     }
 
@@ -265,6 +270,7 @@ impl AbsenceState {
         rules: &RuleSet,
         ai: usize,
         t: EventTime,
+        graph: &Graph,
         store: &mut IncidentStore,
     ) {
         let def = &rules.absences[ai];
@@ -339,7 +345,7 @@ impl AbsenceState {
             store.add(idx, &key, m, true, at);
             self.members.insert(key);
         }
-        self.open(rules, def, idx, window_from, at, store);
+        self.open(rules, def, idx, (window_from, at), graph, store);
     }
 
     fn try_open_silent(
@@ -348,6 +354,7 @@ impl AbsenceState {
         ai: usize,
         t: EventTime,
         activity: &Activity,
+        graph: &Graph,
         store: &mut IncidentStore,
     ) {
         let def = &rules.absences[ai];
@@ -443,7 +450,7 @@ impl AbsenceState {
             merge_attributes(store.get_mut(idx), &h.attributes);
         }
         self.silent = Some((wkey, Silent { pod, since: last }));
-        self.open(rules, def, idx, last, at, store);
+        self.open(rules, def, idx, (last, at), graph, store);
     }
 
     /// Opens the incident, registers the root for effect joins and takes the
@@ -453,8 +460,8 @@ impl AbsenceState {
         rules: &RuleSet,
         def: &AbsenceDef,
         idx: IncidentIdx,
-        from: EventTime,
-        at: EventTime,
+        (from, at): (EventTime, EventTime),
+        graph: &Graph,
         store: &mut IncidentStore,
     ) {
         self.incident = Some(idx);
@@ -469,10 +476,13 @@ impl AbsenceState {
             .collect();
         let since = from.saturating_sub(def.before);
         for (ei, e) in def.effects.iter().enumerate() {
-            if let Some(jk) = join_key(&e.join, Side::Cause, &root, &attrs) {
+            let mut taken = FxHashSet::default();
+            for jk in tie_keys(e, Side::Cause, &root, &attrs, graph, at) {
                 self.joiner.register(ei, &jk, GROUP);
                 for h in self.joiner.take(ei, &jk, since) {
-                    attach(rules, def, ei, idx, &h, store);
+                    if taken.insert((h.time, h.signal, entity_key(&h.entity))) {
+                        attach(rules, def, ei, idx, &jk, &h, store);
+                    }
                 }
             }
         }
@@ -489,10 +499,11 @@ fn attach(
     def: &AbsenceDef,
     ei: usize,
     inc: IncidentIdx,
+    key: &str,
     hit: &Hit,
     store: &mut IncidentStore,
 ) {
-    let via = describe_join(&def.effects[ei].join, hit);
+    let via = describe_tie(&def.effects[ei], key, hit);
     let signal = &rules.signal(hit.signal).id;
     store.add(
         inc,

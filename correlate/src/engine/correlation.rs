@@ -8,8 +8,9 @@ use std::collections::BTreeMap;
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use super::join::{Joiner, Side, describe_join, join_key, select_hit};
+use super::join::{Joiner, Side, describe_tie, select_hit, tie_keys};
 use crate::classify::Hit;
+use crate::graph::Graph;
 use crate::incident::{
     Incident, IncidentIdx, IncidentStore, Member, Role, RuleRef, Status, entity_key,
 };
@@ -31,12 +32,13 @@ pub(super) struct Group {
     pub(super) resolved_causes: FxHashSet<String>,
 }
 
-/// Where an effect lands: rule, effect, group.
+/// Where an effect lands: rule, effect, group, and the key that tied it.
 #[derive(Clone, Copy, Debug)]
 struct Slot<'g> {
     ci: usize,
     ei: usize,
     group: &'g str,
+    key: &'g str,
 }
 
 #[derive(Debug, Default)]
@@ -115,6 +117,7 @@ impl CorrelationState {
         rules: &RuleSet,
         ci: usize,
         hit: &Hit,
+        graph: &Graph,
         store: &mut IncidentStore,
     ) {
         let def = &rules.correlations[ci];
@@ -190,22 +193,27 @@ impl CorrelationState {
         let since = g.first.saturating_sub(def.before);
         let mut pulled = Vec::new();
         for (ei, e) in def.effects.iter().enumerate() {
-            if let Some(jk) = join_key(&e.join, Side::Cause, &hit.entity, &hit.attributes) {
+            for jk in tie_keys(e, Side::Cause, &hit.entity, &hit.attributes, graph, t) {
                 if g.joins.insert((ei, jk.clone())) {
                     self.joiner.register(ei, &jk, &gkey);
                 }
                 for h in self.joiner.take(ei, &jk, since) {
-                    pulled.push((ei, h));
+                    pulled.push((ei, jk.clone(), h));
                 }
             }
         }
-        for (ei, h) in pulled {
+        // An effect held under several keys (a Service's pods) is pulled
+        // once.
+        let mut seen = FxHashSet::default();
+        pulled.retain(|(ei, _, h)| seen.insert((*ei, h.time, h.signal, entity_key(&h.entity))));
+        for (ei, key, h) in pulled {
             self.attach(
                 rules,
                 Slot {
                     ci,
                     ei,
                     group: &gkey,
+                    key: &key,
                 },
                 &h,
                 t,
@@ -221,37 +229,51 @@ impl CorrelationState {
         ci: usize,
         ei: usize,
         hit: &Hit,
+        graph: &Graph,
         store: &mut IncidentStore,
     ) {
         let def = &rules.correlations[ci];
-        let Some(jk) = join_key(
-            &def.effects[ei].join,
+        let t = hit.time;
+        let keys = tie_keys(
+            &def.effects[ei],
             Side::Effect,
             &hit.entity,
             &hit.attributes,
-        ) else {
-            return;
-        };
-        let t = hit.time;
-        let targets: Vec<String> = self
-            .joiner
-            .targets(ei, &jk)
-            .iter()
-            .filter(|g| {
-                self.groups.get(g.as_str()).is_some_and(|g| {
+            graph,
+            t,
+        );
+        let mut targets: Vec<(String, String)> = Vec::new();
+        for jk in &keys {
+            for g in self.joiner.targets(ei, jk) {
+                let live = self.groups.get(g.as_str()).is_some_and(|g| {
                     store.is_live(g.incident)
                         && t >= g.first.saturating_sub(def.before)
                         && t <= g.last_cause.saturating_add(def.after)
-                })
-            })
-            .cloned()
-            .collect();
+                });
+                if live && !targets.iter().any(|(tg, _)| tg == g) {
+                    targets.push((g.clone(), jk.clone()));
+                }
+            }
+        }
         if targets.is_empty() {
-            self.joiner.hold(ei, jk, hit.clone());
+            for jk in keys {
+                self.joiner.hold(ei, jk, hit.clone());
+            }
             return;
         }
-        for g in targets {
-            self.attach(rules, Slot { ci, ei, group: &g }, hit, t, store);
+        for (g, key) in targets {
+            self.attach(
+                rules,
+                Slot {
+                    ci,
+                    ei,
+                    group: &g,
+                    key: &key,
+                },
+                hit,
+                t,
+                store,
+            );
         }
     }
 
@@ -267,6 +289,7 @@ impl CorrelationState {
             ci,
             ei,
             group: gkey,
+            key: tie,
         } = slot;
         let def = &rules.correlations[ci];
         let Some(g) = self.groups.get_mut(gkey) else {
@@ -279,8 +302,8 @@ impl CorrelationState {
         }
         g.effects.insert(key.clone());
         let idx = store.find(g.incident);
-        merge_attributes(store.get_mut(idx), &hit.attributes);
-        let via = describe_join(&def.effects[ei].join, hit);
+        merge_effect_attributes(store.get_mut(idx), &hit.attributes);
+        let via = describe_tie(&def.effects[ei], tie, hit);
         let signal = &rules.signal(hit.signal).id;
         store.add(
             g.incident,
@@ -305,7 +328,7 @@ impl CorrelationState {
         };
         if store.get(g.incident).status == Status::Pending
             && g.count >= def.min_count
-            && g.causes.len() >= def.min_entities as usize
+            && distinct_causes(def, g, store) >= def.min_entities as usize
             && g.effects.len() >= def.min_effects as usize
             && held_until(rules, def, g, store).is_some_and(|h| h <= t)
         {
@@ -329,7 +352,7 @@ impl CorrelationState {
         for g in self.groups.values() {
             if store.get(store.find(g.incident)).status != Status::Pending
                 || g.count < def.min_count
-                || g.causes.len() < def.min_entities as usize
+                || distinct_causes(def, g, store) < def.min_entities as usize
                 || g.effects.len() < def.min_effects as usize
             {
                 continue;
@@ -390,6 +413,22 @@ impl CorrelationState {
     }
 }
 
+/// The group's cause entities as `min_entities` counts them: themselves,
+/// or their distinct workloads, nodes, namespaces.
+fn distinct_causes(def: &CorrelationDef, g: &Group, store: &IncidentStore) -> usize {
+    if def.count_by == crate::rules::Selector::Entity {
+        return g.causes.len();
+    }
+    let inc = store.get(store.find(g.incident));
+    let values: FxHashSet<String> = g
+        .causes
+        .iter()
+        .filter_map(|c| inc.causes.get(c))
+        .filter_map(|m| super::join::select(&def.count_by, &m.entity, &[]))
+        .collect();
+    values.len()
+}
+
 /// When the group's causes will have lasted the rule's `hold`: the earliest
 /// cause entity still unresolved, from its latest cause record. Only a
 /// state (a NotReady node) is held: a record that already says how long
@@ -427,6 +466,15 @@ fn held_until(
 pub(crate) fn merge_attributes(inc: &mut Incident, attrs: &[(String, String)]) {
     for (k, v) in attrs {
         inc.attributes.entry(k.clone()).or_insert_with(|| v.clone());
+    }
+}
+
+/// An effect's attributes, kept apart from the root's.
+fn merge_effect_attributes(inc: &mut Incident, attrs: &[(String, String)]) {
+    for (k, v) in attrs {
+        inc.attributes
+            .entry(crate::incident::effect_attribute(k))
+            .or_insert_with(|| v.clone());
     }
 }
 

@@ -7,9 +7,10 @@ use std::collections::VecDeque;
 use rustc_hash::FxHashMap;
 
 use crate::classify::Hit;
+use crate::graph::Graph;
 use crate::incident::entity_key;
 use crate::model::Entity;
-use crate::rules::{JoinDef, Selector};
+use crate::rules::{EffectDef, JoinDef, Selector};
 use crate::time::EventTime;
 
 /// Reads a selector off an entity and its attributes.
@@ -67,6 +68,52 @@ pub(crate) fn join_key(
         key.push('\u{1f}');
     }
     Some(key)
+}
+
+/// Where a `via` key starts: apart from every `join` key.
+const VIA: char = '\u{1e}';
+
+/// Every key that ties one side of an effect rule: each object its `via`
+/// path reaches in the graph at `at`, and its `join` key. A cause and an
+/// effect are tied when they share one. The `join` is the fallback for
+/// what the graph does not know: a cause offers both, an effect offers its
+/// `join` key only when its path reaches nothing known.
+pub(crate) fn tie_keys(
+    e: &EffectDef,
+    side: Side,
+    entity: &Entity<'_>,
+    attrs: &[(String, String)],
+    graph: &Graph,
+    at: EventTime,
+) -> Vec<String> {
+    let mut keys = Vec::new();
+    if let Some(v) = &e.via {
+        let path = match side {
+            Side::Cause => &v.cause,
+            Side::Effect => &v.effect,
+        };
+        keys.extend(
+            path.eval(graph, entity, attrs, at)
+                .into_iter()
+                .map(|k| format!("{VIA}{k}")),
+        );
+    }
+    if !e.join.is_empty()
+        && (side == Side::Cause || keys.is_empty())
+        && let Some(k) = join_key(&e.join, side, entity, attrs)
+    {
+        keys.push(k);
+    }
+    keys
+}
+
+/// How an effect was tied, for its explanation: the join's values, or the
+/// path and the object it met the cause at.
+pub(crate) fn describe_tie(e: &EffectDef, key: &str, hit: &Hit) -> Vec<String> {
+    match (key.strip_prefix(VIA), &e.via) {
+        (Some(object), Some(v)) => vec![format!("via {} = {object}", v.describe())],
+        _ => describe_join(&e.join, hit),
+    }
 }
 
 /// `node = k8s-node1, driver = nfs.csi.k8s.io`, for explanations.

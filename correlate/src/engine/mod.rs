@@ -48,6 +48,7 @@ use self::correlation::CorrelationState;
 use self::guard::{TimeGuard, Verdict};
 use self::reorder::{OrderKey, Reorder};
 use crate::classify::{Classifier, Hit};
+use crate::graph::{Graph, GraphStats};
 use crate::incident::{Incident, IncidentStore, IncidentUpdate, entity_key};
 use crate::model::{Entity, Event, Source};
 use crate::rules::{RuleSet, SignalId};
@@ -84,6 +85,12 @@ pub struct EngineConfig {
     /// them all at the end). An incident that left can no longer be merged
     /// into (it could not anyway: only firing incidents merge).
     pub retention: Option<Span>,
+    /// Edges the object graph holds at most (least recently seen evicted).
+    pub max_graph_edges: usize,
+    /// An edge no record has stated for this long leaves the graph (its
+    /// object is gone, or quiet: a signal's own entity still carries its
+    /// node and owners).
+    pub graph_ttl: Span,
 }
 
 impl Default for EngineConfig {
@@ -97,6 +104,8 @@ impl Default for EngineConfig {
             external_watermark: false,
             max_ahead: None,
             retention: None,
+            max_graph_edges: 1_000_000,
+            graph_ttl: Span::from_secs(24 * 3600),
         }
     }
 }
@@ -129,6 +138,8 @@ pub struct EngineGauges {
     /// Incidents that left the engine after their retention, since it
     /// started (not checkpointed).
     pub retired_incidents: u64,
+    /// The object graph: objects, edges, and edges evicted at its cap.
+    pub graph: GraphStats,
 }
 
 #[derive(Debug)]
@@ -175,6 +186,8 @@ pub struct Engine {
     guard: Option<TimeGuard>,
     /// Incidents retired since the engine started.
     retired_incidents: u64,
+    /// Which object depends on which, as the records say.
+    graph: Graph,
 }
 
 /// How often held state is swept, in event time.
@@ -220,6 +233,7 @@ impl Engine {
                 .filter(|_| !config.external_watermark)
                 .map(TimeGuard::new),
             retired_incidents: 0,
+            graph: Graph::with_cap(config.max_graph_edges),
             config,
         }
     }
@@ -263,6 +277,7 @@ impl Engine {
     /// Classifies one record and queues its signals.
     fn accept(&mut self, event: &Event<'_>) {
         self.stats.records += 1;
+        self.graph.learn(event);
         self.max_time = self.max_time.max(event.time);
         if self.track_activity && event.source == Source::Log {
             self.activity.observe(event);
@@ -391,7 +406,13 @@ impl Engine {
             tracked_pods: self.activity.len(),
             incidents: self.store.len(),
             retired_incidents: self.retired_incidents,
+            graph: self.graph.stats(),
         }
+    }
+
+    /// The object graph, for tests and the bench's bytes-per-edge figure.
+    pub fn graph(&self) -> &Graph {
+        &self.graph
     }
 
     /// The effect joiners of every rule.
@@ -447,7 +468,14 @@ impl Engine {
         self.clock = t;
         let seen = self.store.updates.len();
         for (ai, a) in self.absences.iter_mut().enumerate() {
-            a.evaluate(&self.rules, ai, t, &self.activity, &mut self.store);
+            a.evaluate(
+                &self.rules,
+                ai,
+                t,
+                &self.activity,
+                &self.graph,
+                &mut self.store,
+            );
         }
         for (ci, c) in self.correlations.iter().enumerate() {
             c.tick_holds(&self.rules, ci, t, &mut self.store);
@@ -477,6 +505,13 @@ impl Engine {
             a.housekeep(&self.rules.absences[ai], t);
         }
         self.stats.tracked_pods_over_cap = self.activity.evicted;
+        // An edge that ended stays while a late record could still ask
+        // for it.
+        let horizon = self.rules.horizon().max(self.config.lateness);
+        self.graph.sweep(
+            t.saturating_sub(horizon),
+            t.saturating_sub(self.config.graph_ttl),
+        );
         self.count_held();
         if let Some(keep) = self.config.retention {
             self.retire(t.saturating_sub(keep));
@@ -561,16 +596,16 @@ impl Engine {
             self.absences[ai].saw_absent(hit.time);
         }
         for &ci in &uses.as_cause {
-            self.correlations[ci].on_cause(&rules, ci, hit, &mut self.store);
+            self.correlations[ci].on_cause(&rules, ci, hit, &self.graph, &mut self.store);
         }
         for &(ci, ei) in &uses.as_effect {
-            self.correlations[ci].on_effect(&rules, ci, ei, hit, &mut self.store);
+            self.correlations[ci].on_effect(&rules, ci, ei, hit, &self.graph, &mut self.store);
         }
         for &ci in &uses.as_resolve {
             self.correlations[ci].on_resolve(&rules, ci, hit, &mut self.store);
         }
         for &(ai, ei) in &uses.as_absence_effect {
-            self.absences[ai].on_effect(&rules, ai, ei, hit, &mut self.store);
+            self.absences[ai].on_effect(&rules, ai, ei, hit, &self.graph, &mut self.store);
         }
         for &ai in &uses.as_absence_resolve {
             self.absences[ai].on_resolve(&rules, hit, &mut self.store);

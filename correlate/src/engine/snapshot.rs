@@ -49,6 +49,7 @@ use super::reorder::{Entry, OrderKey};
 use super::{Engine, EngineConfig, EngineStats, Item};
 use crate::checkpoint::{self, FormatError, Kind};
 use crate::classify::Hit;
+use crate::graph::{Graph, GraphSnapshot};
 use crate::incident::{
     AbsenceFacts, Incident, IncidentIdx, IncidentStore, Member, Role, RuleKind, RuleRef, Status,
 };
@@ -60,7 +61,9 @@ use crate::time::{EventTime, Span};
 /// The schema version of [`EngineSnapshot`] bytes. Bump it with any change
 /// to a type below (the golden test in `ingest/tests/checkpoint.rs` fails
 /// until you do).
-pub const FORMAT_VERSION: u16 = 1;
+///
+/// 2: the object graph follows the rest (1 is still read, with no graph).
+pub const FORMAT_VERSION: u16 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RestoreError {
@@ -139,6 +142,27 @@ struct Mark {
 /// schema is [`FORMAT_VERSION`].
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct EngineSnapshot {
+    core: SnapshotCore,
+    /// Since format 2: appended, so format 1 is `core` alone.
+    graph: GraphSnapshot,
+}
+
+impl std::ops::Deref for EngineSnapshot {
+    type Target = SnapshotCore;
+    fn deref(&self) -> &SnapshotCore {
+        &self.core
+    }
+}
+
+impl std::ops::DerefMut for EngineSnapshot {
+    fn deref_mut(&mut self) -> &mut SnapshotCore {
+        &mut self.core
+    }
+}
+
+/// What format 1 held.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SnapshotCore {
     /// Index = the signal's index in the rule set it was taken under.
     signals: Vec<Mark>,
     correlations: Vec<Mark>,
@@ -350,7 +374,16 @@ impl EngineSnapshot {
     /// Reads [`EngineSnapshot::to_bytes`] output. Anything else, a damaged
     /// file or another format version, is an error.
     pub fn from_bytes(bytes: &[u8]) -> Result<EngineSnapshot, FormatError> {
-        checkpoint::decode(Kind::Engine, FORMAT_VERSION, bytes)
+        match checkpoint::decode(Kind::Engine, FORMAT_VERSION, bytes) {
+            Err(FormatError::UnsupportedVersion { found: 1, .. }) => {
+                let core: SnapshotCore = checkpoint::decode(Kind::Engine, 1, bytes)?;
+                Ok(EngineSnapshot {
+                    core,
+                    graph: GraphSnapshot::default(),
+                })
+            }
+            other => other,
+        }
     }
 
     /// The engine's watermark when the snapshot was taken.
@@ -710,7 +743,7 @@ impl Engine {
             .collect();
         let absence_states = self.absences.iter().map(|a| st.absence(a)).collect();
         let store = st.store(&self.store);
-        EngineSnapshot {
+        let core = SnapshotCore {
             signals: (0..rules.signals.len())
                 .map(|i| {
                     let id = SignalId(i as u32);
@@ -749,6 +782,10 @@ impl Engine {
             store,
             strings: st.strings.iter().map(|s| (*s).to_string()).collect(),
             lists: st.lists,
+        };
+        EngineSnapshot {
+            core,
+            graph: self.graph.snapshot(),
         }
     }
 
@@ -990,12 +1027,18 @@ impl Restorer {
         }))
     }
 
-    fn run(mut self, mut snap: EngineSnapshot) -> Result<(Engine, RestoreReport)> {
+    fn run(mut self, snap: EngineSnapshot) -> Result<(Engine, RestoreReport)> {
+        let EngineSnapshot {
+            core: mut snap,
+            graph,
+        } = snap;
         self.tables = Tables {
             strings: std::mem::take(&mut snap.strings),
             lists: std::mem::take(&mut snap.lists),
         };
         let mut engine = Engine::new(self.rules.clone(), self.config.clone());
+        engine.graph = Graph::restore(graph, self.config.max_graph_edges)
+            .ok_or_else(|| inconsistent("an object graph edge to no object".to_string()))?;
         let old_correlations = snap.correlations;
         let old_absences = snap.absences;
         engine.store = self.store(snap.store, &old_correlations, &old_absences)?;

@@ -12,7 +12,7 @@ use super::raw;
 use super::template::Template;
 use super::{
     AbsenceDef, CorrelationDef, EffectDef, EntityScope, JoinDef, ResolveDef, RootDef, RuleSet,
-    Selector, SignalDef, SignalId, SilentPeerDef,
+    Selector, SignalDef, SignalId, SilentPeerDef, ViaDef,
 };
 use crate::model::{Severity, Source};
 use crate::time::Span;
@@ -504,6 +504,52 @@ fn selector(
     Some(sel)
 }
 
+/// A `via:` as written: one path both sides take, or one each; every path
+/// parsed, and the attribute a path starts from must be one its side's
+/// signals capture.
+fn via(
+    diag: &mut Diagnostics<'_>,
+    v: Spanned<raw::JoinSpec>,
+    cause_attrs: &BTreeSet<String>,
+    effect_attrs: &BTreeSet<String>,
+) -> Option<ViaDef> {
+    let loc = v.referenced;
+    let (c, e, shared) = match v.value {
+        raw::JoinSpec::Same(s) => (s.clone(), s, true),
+        raw::JoinSpec::Pair { cause, effect } => (cause, effect, false),
+    };
+    let mut path = |text: &str, side: &str, attrs: &BTreeSet<String>| {
+        match crate::graph::path::Path::parse(text) {
+            Ok(p) => {
+                if let Some(a) = p.attribute()
+                    && !attrs.contains(a)
+                {
+                    diag.error(
+                        loc,
+                        format!("via {side} path `{text}` starts at `{{{a}}}`, but no {side} signal captures `{a}`"),
+                    );
+                    return None;
+                }
+                Some(p)
+            }
+            Err(err) => {
+                diag.error(loc, format!("via {side} path `{text}`: {err}"));
+                None
+            }
+        }
+    };
+    let cause = path(&c, "cause", cause_attrs);
+    // One path both take is reported once.
+    if shared && cause.is_none() {
+        return None;
+    }
+    let effect = path(&e, "effect", effect_attrs);
+    Some(ViaDef {
+        cause: cause?,
+        effect: effect?,
+    })
+}
+
 fn attributes_of(set: &RuleSet, ids: &[SignalId]) -> BTreeSet<String> {
     ids.iter()
         .flat_map(|id| set.signals[id.0 as usize].attribute_names.iter().cloned())
@@ -608,13 +654,15 @@ fn effects(
                 join.push(JoinDef { cause, effect });
             }
         }
-        if join.is_empty() {
+        let errors_before = diag.errors.len();
+        let via = e.via.and_then(|v| via(diag, v, cause_attrs, &effect_attrs));
+        if join.is_empty() && via.is_none() && diag.errors.len() == errors_before {
             diag.error(
                 eloc,
-                "an effect needs a `join` (node, namespace, workload, entity, cluster, or {cause: attr, effect: attr}): say how it is tied to the cause",
+                "an effect needs a `join` (node, namespace, workload, entity, cluster, or {cause: attr, effect: attr}) or a `via` (a path through the object graph): say how it is tied to the cause",
             );
         }
-        effects.push(EffectDef { signals, join });
+        effects.push(EffectDef { signals, join, via });
     }
     effects
 }
@@ -711,6 +759,22 @@ fn compile_correlation(
     let min_count = cause.min_count.as_ref().map_or(1, |m| m.value.max(1));
     let min_entities = cause.min_entities.as_ref().map_or(1, |m| m.value.max(1));
     let root = root(diag, cause.root, &cause_attrs);
+    let count_by = match &cause.count_by {
+        None => Selector::Entity,
+        Some(c) => match c.value.as_str() {
+            "entity" => Selector::Entity,
+            "workload" => Selector::Workload,
+            "node" => Selector::Node,
+            "namespace" => Selector::Namespace,
+            other => {
+                diag.error(
+                    c.referenced,
+                    format!("count_by `{other}`: cause entities are counted by entity, workload, node or namespace"),
+                );
+                Selector::Entity
+            }
+        },
+    };
     let hold = cause
         .hold
         .as_ref()
@@ -753,6 +817,7 @@ fn compile_correlation(
         root,
         min_count,
         min_entities,
+        count_by,
         hold,
         effects,
         before,

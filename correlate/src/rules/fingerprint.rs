@@ -69,13 +69,12 @@ impl RuleSet {
         let mut s = String::new();
         let _ = write!(
             s,
-            "correlation cause={} group_by={:?} root={:?} min_count={} min_entities={} hold={:?} effects={} before={:?} after={:?} min_effects={} severity={:?} title={:?} summary={:?} resolve={}",
+            "correlation cause={} group_by={:?} root={:?} min_count={} min_entities={} effects={} before={:?} after={:?} min_effects={} severity={:?} title={:?} summary={:?} resolve={}",
             self.signal_list(&c.cause_signals),
             c.group_by,
             c.root,
             c.min_count,
             c.min_entities,
-            c.hold,
             self.effects_text(&c.effects),
             c.before,
             c.after,
@@ -85,6 +84,14 @@ impl RuleSet {
             c.summary,
             self.resolve_text(&c.resolve),
         );
+        // Settings added later are written only when set, so a rule that
+        // does not use them keeps the fingerprint its checkpoints carry.
+        if c.hold > crate::time::Span::ZERO {
+            let _ = write!(s, " hold={:?}", c.hold);
+        }
+        if c.count_by != super::Selector::Entity {
+            let _ = write!(s, " count_by={:?}", c.count_by);
+        }
         fnv1a(s.as_bytes())
     }
 
@@ -139,7 +146,11 @@ impl RuleSet {
     fn effects_text(&self, effects: &[EffectDef]) -> String {
         let mut s = String::from("[");
         for e in effects {
-            let _ = write!(s, "{{{} join={:?}}},", self.signal_list(&e.signals), e.join);
+            let _ = write!(s, "{{{} join={:?}", self.signal_list(&e.signals), e.join);
+            if let Some(v) = &e.via {
+                let _ = write!(s, " via={}", v.describe());
+            }
+            s.push_str("},");
         }
         s.push(']');
         s

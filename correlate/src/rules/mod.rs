@@ -98,10 +98,29 @@ pub struct JoinDef {
     pub effect: Selector,
 }
 
+/// A join through the object graph: the path each side takes.
+#[derive(Debug)]
+pub struct ViaDef {
+    pub cause: crate::graph::path::Path,
+    pub effect: crate::graph::path::Path,
+}
+
+impl ViaDef {
+    /// `node`, or `services ~ {service}` (cause ~ effect).
+    pub fn describe(&self) -> String {
+        if self.cause.text == self.effect.text {
+            self.cause.text.clone()
+        } else {
+            format!("{} ~ {}", self.cause.text, self.effect.text)
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct EffectDef {
     pub signals: Vec<SignalId>,
     pub join: Vec<JoinDef>,
+    pub via: Option<ViaDef>,
 }
 
 /// What an incident names as its root cause.
@@ -138,6 +157,9 @@ pub struct CorrelationDef {
     pub root: RootDef,
     pub min_count: u32,
     pub min_entities: u32,
+    /// What `min_entities` counts: distinct cause entities (`Entity`), or
+    /// their workloads, nodes, namespaces.
+    pub count_by: Selector,
     /// How long a cause entity must go without a resolving signal before
     /// the incident opens ([`Span::ZERO`]: at once).
     pub hold: Span,

@@ -136,6 +136,11 @@ pub(crate) struct Cause {
     /// several pods failing, not one typo in one image).
     #[serde(default)]
     pub(crate) min_entities: Option<Spanned<u32>>,
+    /// What `min_entities` counts: `entity` (default), `workload`, `node`,
+    /// `namespace` (a registry outage is pods of several workloads failing,
+    /// a bad image tag is one workload's).
+    #[serde(default)]
+    pub(crate) count_by: Option<Spanned<String>>,
     /// A cause must last this long (no `resolve.signals` on it meanwhile)
     /// before the incident opens: a NotReady blip is not an outage.
     #[serde(default)]
@@ -162,6 +167,12 @@ pub(crate) struct Effect {
     /// `entity`, or `{cause: X, effect: Y}` pairs of attributes.
     #[serde(default)]
     pub(crate) join: Vec<Spanned<JoinSpec>>,
+    /// How an effect is tied to the cause through the object graph: a path
+    /// both take (`node`), or one each (`{cause: services, effect:
+    /// '{service}'}`); tied when they reach a common object. With `join`
+    /// as well, either ties.
+    #[serde(default)]
+    pub(crate) via: Option<Spanned<JoinSpec>>,
 }
 
 #[derive(Debug, Deserialize)]
