@@ -174,8 +174,20 @@ impl Incident {
     }
 
     /// Everything that names an entity of this incident, root included.
-    fn member_keys(&self) -> impl Iterator<Item = &String> {
-        self.causes.keys().chain(self.affected.keys())
+    /// The blast radius as incidents fold by it: every member, and the
+    /// workload of each member that has one (a Deployment whose Pods are
+    /// affected is affected: the graph's owner edge).
+    fn blast_keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self
+            .causes
+            .iter()
+            .chain(self.affected.iter())
+            .flat_map(|(k, m)| [Some(k.clone()), member_workload(m)])
+            .flatten()
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        keys
     }
 
     /// Opened once and not folded into another. An incident resolved
@@ -332,6 +344,11 @@ fn name_list<'a>(names: impl Iterator<Item = &'a str>) -> String {
     s
 }
 
+/// The key of a member's workload, when it has an owner.
+fn member_workload(m: &Member) -> Option<String> {
+    (!m.entity.owners.is_empty()).then(|| entity_key(&m.entity.workload()))
+}
+
 /// What marks an attribute that came from an effect in
 /// [`Incident::attributes`]: the root's attributes are its causes' alone
 /// (routes and labels are built from them), and an effect's only fill a
@@ -454,20 +471,26 @@ impl IncidentStore {
         } else {
             &mut inc.affected
         };
+        let workload = member_workload(&member);
         let new = Incident::add_member(map, key.to_string(), member);
         if inc.status == Status::Firing {
             inc.version += 1;
-            if new && key != entity_key(&inc.root) {
-                self.by_affected
-                    .entry(key.to_string())
-                    .or_default()
-                    .push(idx);
+            let root = entity_key(&inc.root);
+            if new && key != root {
+                let keys: Vec<String> = std::iter::once(key.to_string())
+                    .chain(workload.filter(|w| *w != root))
+                    .collect();
+                for k in &keys {
+                    self.by_affected.entry(k.clone()).or_default().push(idx);
+                }
                 self.updates.push(IncidentUpdate {
                     incident: idx,
                     change: Change::Updated,
                     at,
                 });
-                self.absorb_rooted_at(idx, key, at);
+                for k in &keys {
+                    self.absorb_rooted_at(idx, k, at);
+                }
             }
         }
     }
@@ -491,9 +514,9 @@ impl IncidentStore {
         tracing::debug!(incident = %inc.id, rule = %inc.rule_id, root = %inc.root.name, at = %at, "incident opened");
         let root_key = entity_key(&inc.root);
         let member_keys: Vec<String> = inc
-            .member_keys()
-            .filter(|k| **k != root_key)
-            .cloned()
+            .blast_keys()
+            .into_iter()
+            .filter(|k| *k != root_key)
             .collect();
         self.updates.push(IncidentUpdate {
             incident: idx,
@@ -548,9 +571,7 @@ impl IncidentStore {
             }
             // Never fold an incident into one rooted in its own blast radius.
             let target_root = entity_key(&self.incidents[target].root);
-            if self.incidents[other]
-                .member_keys()
-                .any(|k| *k == target_root)
+            if self.incidents[other].blast_keys().contains(&target_root)
                 && entity_key(&self.incidents[other].root) != target_root
             {
                 continue;
@@ -605,7 +626,12 @@ impl IncidentStore {
         s.merged_from.extend(f.merged_from.iter().cloned());
         s.version += 1;
         self.incidents[folded].merged_into = Some(survivor);
-        let keys: Vec<String> = self.incidents[survivor].affected.keys().cloned().collect();
+        let root = entity_key(&self.incidents[survivor].root);
+        let keys: Vec<String> = self.incidents[survivor]
+            .blast_keys()
+            .into_iter()
+            .filter(|k| *k != root)
+            .collect();
         for k in keys {
             self.by_affected.entry(k).or_default().push(survivor);
         }
