@@ -97,8 +97,18 @@ impl AbsenceState {
         }
     }
 
-    pub(crate) fn saw_absent(&mut self, t: EventTime) {
+    /// A signal the rule wants absent: the condition must hold anew after
+    /// it, and the entity it is about no longer counts toward the
+    /// condition until it leaves its state (a Pending pod the scheduler
+    /// has spoken about is not waiting on a silent scheduler; the scheduler
+    /// speaks of it again only minutes later).
+    pub(crate) fn saw_absent(&mut self, hit: &Hit) {
+        let t = hit.time;
         self.last_absent = Some(self.last_absent.map_or(t, |l| l.max(t)));
+        let key = entity_key(&hit.entity);
+        if let Some((since, _, _)) = self.state_of.remove(&key) {
+            self.in_state.remove(&(since, key));
+        }
     }
 
     pub(crate) fn on_evidence(&mut self, rules: &RuleSet, hit: &Hit, store: &mut IncidentStore) {

@@ -593,7 +593,7 @@ impl Engine {
             }
         }
         for &ai in &uses.as_absent {
-            self.absences[ai].saw_absent(hit.time);
+            self.absences[ai].saw_absent(hit);
         }
         for &ci in &uses.as_cause {
             self.correlations[ci].on_cause(&rules, ci, hit, &self.graph, &mut self.store);
