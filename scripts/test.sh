@@ -73,11 +73,17 @@ step "rule tests"
 "$bin" rules test rules
 
 step "scenarios"
+# Ours are generated: the generator must write exactly what is committed.
+python3 tests/scenarios/generate.py >/dev/null
+git diff --exit-code --stat -- tests/scenarios || {
+  echo "tests/scenarios/generate.py writes other scenarios than the committed ones"
+  exit 1
+}
 shared="../shared/scenarios"
 if [ -f "$shared/check.py" ]; then
-  python3 "$shared/check.py" "$shared" --cmd "$bin replay --rules rules"
+  python3 "$shared/check.py" "$shared" tests/scenarios --cmd "$bin replay --rules rules"
 else
-  echo "no $shared beside the checkout: shared scenario check skipped"
+  echo "no $shared beside the checkout: scenario check skipped (it needs $shared/check.py)"
 fi
 
 step "deploy"

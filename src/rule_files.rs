@@ -26,6 +26,25 @@ pub(crate) const EMBEDDED: &[(&str, &str)] = &[
     ),
     ("rules/network.yaml", include_str!("../rules/network.yaml")),
     ("rules/alerts.yaml", include_str!("../rules/alerts.yaml")),
+    (
+        "rules/admission.yaml",
+        include_str!("../rules/admission.yaml"),
+    ),
+    (
+        "rules/certificates.yaml",
+        include_str!("../rules/certificates.yaml"),
+    ),
+    (
+        "rules/controlplane.yaml",
+        include_str!("../rules/controlplane.yaml"),
+    ),
+    ("rules/quota.yaml", include_str!("../rules/quota.yaml")),
+    (
+        "rules/pressure.yaml",
+        include_str!("../rules/pressure.yaml"),
+    ),
+    ("rules/cni.yaml", include_str!("../rules/cni.yaml")),
+    ("rules/drains.yaml", include_str!("../rules/drains.yaml")),
 ];
 
 pub(crate) fn embedded() -> Vec<RuleSource> {
