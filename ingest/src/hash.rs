@@ -20,6 +20,7 @@ pub(crate) enum Domain {
     Claim = 7,
     Volume = 8,
     PodClaims = 9,
+    Object = 10,
 }
 
 /// Hash of `parts` (each followed by a 0xff separator, a byte no UTF-8 text

@@ -496,4 +496,5 @@ pub struct GraphSnapshot {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests;

@@ -37,6 +37,7 @@ mod error;
 mod k8s_event;
 mod log;
 mod node;
+mod object;
 mod owners;
 mod pod;
 mod snapshot;
@@ -115,7 +116,8 @@ pub struct DecodeStats {
     pub k8s_events: u64,
     pub pods: u64,
     pub nodes: u64,
-    /// PersistentVolumeClaim and PersistentVolume records (topology only).
+    /// Records of the other kinds of objects (claims, volumes, Services,
+    /// EndpointSlices, webhook configurations...: the object graph).
     pub volumes: u64,
     pub alert_bodies: u64,
     /// Alerts inside the bodies.
@@ -141,6 +143,9 @@ pub struct Decoder {
     pods: Bounded<PodSeen>,
     nodes: Bounded<NodeSeen>,
     alerts: Bounded<()>,
+    /// The last content of each graph object (not checkpointed: see
+    /// [`object`]).
+    objects: Bounded<u64>,
     stats: DecodeStats,
     /// Parts of the last records that could not be read while the rest of
     /// the record was (an unreadable alert of a webhook body).
@@ -183,6 +188,7 @@ impl Decoder {
             pods: Bounded::new(limits.max_objects),
             nodes: Bounded::new(limits.max_objects),
             alerts: Bounded::new(limits.max_occurrences).with_horizon(limits.occurrence_horizon),
+            objects: Bounded::new(limits.max_objects),
             stats: DecodeStats::default(),
             rejected: Vec::new(),
             rejected_total: 0,
@@ -328,18 +334,26 @@ impl Decoder {
                 self.stats.nodes += 1;
                 self.node(rec, deleted, ctx, out)
             }
-            "PersistentVolumeClaim" => {
+            "PersistentVolumeClaim" | "PersistentVolume" => {
                 self.stats.volumes += 1;
-                self.volume(rec, volume::StorageKind::Claim, deleted, ctx)
+                let storage = if kind.as_ref() == "PersistentVolumeClaim" {
+                    volume::StorageKind::Claim
+                } else {
+                    volume::StorageKind::Volume
+                };
+                let kind = kind.clone();
+                self.volume(&rec, storage, deleted, ctx)?;
+                self.graph_object(rec, kind, deleted, ctx, out)
             }
-            "PersistentVolume" => {
+            other if object::GRAPH_KINDS.contains(&other) => {
                 self.stats.volumes += 1;
-                self.volume(rec, volume::StorageKind::Volume, deleted, ctx)
+                let kind = kind.clone();
+                self.graph_object(rec, kind, deleted, ctx, out)
             }
             other => Err(DecodeError::Unsupported {
                 path: format!("{}kind", ctx.prefix),
                 value: other.into(),
-                expected: "Event, Pod, Node, PersistentVolumeClaim or PersistentVolume",
+                expected: "Event, Pod, Node, or an object of the graph (Service, EndpointSlice, Endpoints, a webhook configuration, StorageClass, PersistentVolumeClaim, PersistentVolume, a workload, ResourceQuota, PodDisruptionBudget)",
             }),
         }
     }

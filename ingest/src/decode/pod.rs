@@ -16,6 +16,7 @@
 //! `last_message` (the container's `lastState.terminated`, when present),
 //! `containers` (init and regular container names, comma-joined, spec order),
 //! `owner_kind` (outermost owner, when owned), `scheduled` (`true`/`false`),
+//! `claims` (the claims its volumes use, comma-joined, when it has any),
 //! `csi_drivers` (when the topology knows CSI volumes behind the pod's
 //! claims). Every record refreshes the pod's claims in the topology:
 //! `spec.volumes[].persistentVolumeClaim.claimName`, and `<pod>-<volume>` for
@@ -335,6 +336,9 @@ impl Decoder {
         fields.push(("scheduled", flag(node.is_some())));
         if let Some(drivers) = self.topology.csi_drivers(&namespace, &name) {
             fields.push(("csi_drivers", Cow::Owned(drivers)));
+        }
+        if !claims.is_empty() {
+            fields.push(("claims", Cow::Owned(claims.join(","))));
         }
 
         let labels: Labels<'a> = meta

@@ -221,6 +221,9 @@ impl Decoder {
             ),
             alerts: bounded(limits.max_occurrences, snap.alerts, |()| ())
                 .with_horizon(limits.occurrence_horizon),
+            // Not checkpointed: the first record of each object after a
+            // restart is stated again, and the graph absorbs it.
+            objects: Bounded::new(max),
             stats: snap.stats,
             rejected: Vec::new(),
             rejected_total: 0,

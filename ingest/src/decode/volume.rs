@@ -6,11 +6,12 @@
 //! (`spec.volumeName`, or the volume's `spec.claimRef`) and which CSI driver
 //! serves a volume (`spec.csi.driver`), so that records about a pod can name
 //! the drivers its volumes need (the `csi_drivers` field, see the
-//! [module docs](super)). A record yields [`Decoded::Events`]`(0)`; a
-//! DELETED claim or volume is forgotten.
+//! [module docs](super)); a DELETED claim or volume is forgotten. The same
+//! record then tells the object graph its class and volume
+//! (`super::object`).
 
 use super::error::{DecodeError, Result};
-use super::wire::{Record, non_empty};
+use super::wire::{Record, Spec, non_empty};
 use super::{Ctx, Decoded, Decoder};
 
 /// Which storage object a record is.
@@ -23,7 +24,7 @@ pub(super) enum StorageKind {
 impl Decoder {
     pub(super) fn volume(
         &mut self,
-        mut rec: Record<'_>,
+        rec: &Record<'_>,
         kind: StorageKind,
         deleted: bool,
         ctx: Ctx,
@@ -31,10 +32,11 @@ impl Decoder {
         let p = ctx.prefix;
         let meta = rec
             .metadata
-            .take()
+            .as_deref()
             .ok_or_else(|| DecodeError::missing(p, "metadata"))?;
         let name = non_empty(&meta.name).ok_or_else(|| DecodeError::missing(p, "metadata.name"))?;
-        let spec = rec.spec.take().unwrap_or_default();
+        let no_spec = Spec::default();
+        let spec = rec.spec.as_deref().unwrap_or(&no_spec);
         match kind {
             StorageKind::Claim => {
                 let namespace = non_empty(&meta.namespace)

@@ -243,6 +243,20 @@ pub(crate) struct Record<'a> {
     #[serde(borrow)]
     pub(crate) alerts: Option<Vec<&'a RawValue>>,
 
+    // Objects read for the object graph (see `super::object`).
+    /// A StorageClass's provisioner.
+    #[serde(borrow)]
+    pub(crate) provisioner: Option<Str<'a>>,
+    /// An admission webhook configuration's webhooks.
+    #[serde(borrow)]
+    pub(crate) webhooks: Option<Vec<Webhook<'a>>>,
+    /// An EndpointSlice's endpoints.
+    #[serde(borrow)]
+    pub(crate) endpoints: Option<Vec<Endpoint<'a>>>,
+    /// A core/v1 Endpoints' subsets.
+    #[serde(borrow)]
+    pub(crate) subsets: Option<Vec<Subset<'a>>>,
+
     // Log records.
     #[serde(borrow)]
     pub(crate) kubernetes: Option<Box<Kubernetes<'a>>>,
@@ -346,6 +360,54 @@ pub(crate) struct Spec<'a> {
     /// A PersistentVolume's claim.
     #[serde(borrow)]
     pub(crate) claim_ref: Option<Box<ObjectRef<'a>>>,
+    /// A claim's or a volume's StorageClass.
+    #[serde(borrow)]
+    pub(crate) storage_class_name: Option<Str<'a>>,
+    /// A Service's ClusterIP.
+    #[serde(borrow, rename = "clusterIP")]
+    pub(crate) cluster_ip: Option<Str<'a>>,
+}
+
+/// One webhook of a Validating/MutatingWebhookConfiguration.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Webhook<'a> {
+    #[serde(borrow)]
+    pub(crate) name: Option<Str<'a>>,
+    #[serde(borrow)]
+    pub(crate) client_config: Option<ClientConfig<'a>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct ClientConfig<'a> {
+    #[serde(borrow)]
+    pub(crate) service: Option<ServiceRef<'a>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct ServiceRef<'a> {
+    #[serde(borrow)]
+    pub(crate) namespace: Option<Str<'a>>,
+    #[serde(borrow)]
+    pub(crate) name: Option<Str<'a>>,
+}
+
+/// One endpoint of an EndpointSlice (only the Pod behind it is read).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Endpoint<'a> {
+    #[serde(borrow)]
+    pub(crate) target_ref: Option<ObjectRef<'a>>,
+}
+
+/// One subset of a core/v1 Endpoints.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Subset<'a> {
+    #[serde(borrow)]
+    pub(crate) addresses: Option<Vec<Endpoint<'a>>>,
+    #[serde(borrow)]
+    pub(crate) not_ready_addresses: Option<Vec<Endpoint<'a>>>,
 }
 
 /// One of a Pod's `spec.volumes`: a claim, or a generic ephemeral volume
