@@ -64,6 +64,10 @@ pub(crate) struct AbsenceState {
     /// Condition entities already in the open incident (it may have been
     /// merged into another, so the store cannot say).
     pub(super) members: BTreeSet<String>,
+    /// When an absent signal was last about each entity, for `for`: an
+    /// entity spoken of just before its state record arrived (the two come
+    /// from different watches) is excused as well.
+    pub(super) spoken: BTreeMap<String, EventTime>,
     pub(crate) joiner: Joiner,
 }
 
@@ -81,8 +85,16 @@ impl AbsenceState {
         since: EventTime,
         entity: &Entity<'static>,
         signal: &str,
+        duration: Span,
     ) {
         if self.state_of.contains_key(key) {
+            return;
+        }
+        if self
+            .spoken
+            .get(key)
+            .is_some_and(|t| since.saturating_sub(duration) <= *t)
+        {
             return;
         }
         self.in_state.insert((since, key.to_string()));
@@ -107,8 +119,10 @@ impl AbsenceState {
         self.last_absent = Some(self.last_absent.map_or(t, |l| l.max(t)));
         let key = entity_key(&hit.entity);
         if let Some((since, _, _)) = self.state_of.remove(&key) {
-            self.in_state.remove(&(since, key));
+            self.in_state.remove(&(since, key.clone()));
         }
+        let last = self.spoken.entry(key).or_insert(t);
+        *last = (*last).max(t);
     }
 
     pub(crate) fn on_evidence(&mut self, rules: &RuleSet, hit: &Hit, store: &mut IncidentStore) {
@@ -501,6 +515,9 @@ impl AbsenceState {
     pub(crate) fn housekeep(&mut self, def: &AbsenceDef, t: EventTime) {
         self.joiner
             .expire(t.saturating_sub(def.before.max(def.duration)));
+        // Only what could still excuse a state entered from now on.
+        let horizon = t.saturating_sub(def.duration).saturating_sub(def.duration);
+        self.spoken.retain(|_, at| *at >= horizon);
     }
 }
 

@@ -584,7 +584,8 @@ impl Engine {
             if is_new {
                 self.states.insert(key.clone(), hit.signal);
                 for &ai in &uses.as_absence_condition {
-                    self.absences[ai].enter_state(&key, hit.time, &hit.entity, &def.id);
+                    let duration = rules.absences[ai].duration;
+                    self.absences[ai].enter_state(&key, hit.time, &hit.entity, &def.id, duration);
                 }
             }
         } else {

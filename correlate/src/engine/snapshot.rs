@@ -145,6 +145,9 @@ pub struct EngineSnapshot {
     core: SnapshotCore,
     /// Since format 2: appended, so format 1 is `core` alone.
     graph: GraphSnapshot,
+    /// Since format 2: per absence rule (parallel to `core.absences`), when
+    /// an absent signal was last about each entity.
+    spoken: Vec<Vec<(String, i64)>>,
 }
 
 impl std::ops::Deref for EngineSnapshot {
@@ -377,9 +380,11 @@ impl EngineSnapshot {
         match checkpoint::decode(Kind::Engine, FORMAT_VERSION, bytes) {
             Err(FormatError::UnsupportedVersion { found: 1, .. }) => {
                 let core: SnapshotCore = checkpoint::decode(Kind::Engine, 1, bytes)?;
+                let spoken = vec![Vec::new(); core.absences.len()];
                 Ok(EngineSnapshot {
                     core,
                     graph: GraphSnapshot::default(),
+                    spoken,
                 })
             }
             other => other,
@@ -786,6 +791,16 @@ impl Engine {
         EngineSnapshot {
             core,
             graph: self.graph.snapshot(),
+            spoken: self
+                .absences
+                .iter()
+                .map(|a| {
+                    a.spoken
+                        .iter()
+                        .map(|(k, t)| (k.clone(), micros(*t)))
+                        .collect()
+                })
+                .collect(),
         }
     }
 
@@ -1031,7 +1046,15 @@ impl Restorer {
         let EngineSnapshot {
             core: mut snap,
             graph,
+            mut spoken,
         } = snap;
+        if spoken.len() != snap.absences.len() {
+            return Err(inconsistent(format!(
+                "{} absence memories for {} absence rules",
+                spoken.len(),
+                snap.absences.len()
+            )));
+        }
         self.tables = Tables {
             strings: std::mem::take(&mut snap.strings),
             lists: std::mem::take(&mut snap.lists),
@@ -1133,7 +1156,12 @@ impl Restorer {
             match new.filter(|_| kept) {
                 Some(ai) => {
                     let effects = self.rules.absences[ai].effects.len();
-                    by_new[ai] = Some(self.absence(state, caps, effects, n)?);
+                    let mut a = self.absence(state, caps, effects, n)?;
+                    a.spoken = std::mem::take(&mut spoken[old])
+                        .into_iter()
+                        .map(|(k, t)| (k, time(t)))
+                        .collect();
+                    by_new[ai] = Some(a);
                 }
                 None => self.drop_absence(&old_absences[old].id, &state, &engine.store),
             }
