@@ -8,7 +8,10 @@
 //! relist of Pods and of Events, a watch that ends and resumes from a
 //! bookmark, paged lists, pod logs, and either Events API. The others: pod
 //! logs resume without duplicating or losing lines, the stream cap holds,
-//! health says connected only after the initial list.
+//! health says connected only after the initial list, and the object
+//! graph's watches (`graph`) deliver what decodes as the recording does,
+//! trimmed (workloads metadata-only), within the namespaces, and ask for
+//! nothing when off.
 #![allow(clippy::unwrap_used)]
 
 mod apiserver;
@@ -818,5 +821,379 @@ async fn a_pod_deleted_while_the_watch_relists_is_reported_deleted() {
             "keep-0 Running",
             "gone-0 Deleted"
         ]
+    );
+}
+
+fn graph_recording() -> Recording {
+    Recording::load(&root().join("tests/apiserver/graph.ndjson"))
+}
+
+/// The graph's resources: the collections the `graph` watches read.
+const GRAPH: &[Resource] = &[
+    Resource::Services,
+    Resource::EndpointSlices,
+    Resource::ValidatingWebhooks,
+    Resource::MutatingWebhooks,
+    Resource::StorageClasses,
+    Resource::Claims,
+    Resource::Volumes,
+    Resource::Deployments,
+    Resource::ReplicaSets,
+    Resource::StatefulSets,
+    Resource::DaemonSets,
+    Resource::Jobs,
+    Resource::CronJobs,
+    Resource::Quotas,
+    Resource::PodDisruptionBudgets,
+];
+
+/// Workloads, quotas and budgets: only their metadata is read.
+const METADATA_ONLY: &[Resource] = &[
+    Resource::Deployments,
+    Resource::ReplicaSets,
+    Resource::StatefulSets,
+    Resource::DaemonSets,
+    Resource::Jobs,
+    Resource::CronJobs,
+    Resource::Quotas,
+    Resource::PodDisruptionBudgets,
+];
+
+/// The `Source::Object` events of `lines` as the decoder makes them, in
+/// order: `time kind/ns/name reason field=value...`.
+fn object_events<S: AsRef<str>>(lines: &[S]) -> Vec<String> {
+    let mut decoder = Decoder::default();
+    let mut out = Vec::new();
+    for (n, line) in lines.iter().enumerate() {
+        let mut events = Vec::new();
+        decoder
+            .decode(line.as_ref(), Origin::default(), &mut events)
+            .unwrap_or_else(|e| panic!("line {}: {e}: {}", n + 1, line.as_ref()));
+        for e in events.iter().filter(|e| e.source == Source::Object) {
+            let fields: Vec<String> = e.fields.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            out.push(format!(
+                "{} {}/{}/{} {} {}",
+                e.time,
+                e.entity.kind,
+                e.entity.namespace.as_deref().unwrap_or_default(),
+                e.entity.name,
+                e.reason,
+                fields.join(" ")
+            ));
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graph_watches_deliver_the_graphs_objects_and_they_decode_as_replay_does() {
+    let rec = graph_recording();
+    let server = ApiServer::start(
+        &rec,
+        Options {
+            max_page: Some(2),
+            ..Options::default()
+        },
+    )
+    .await;
+    let initial = rec.initial();
+    server.release(initial);
+
+    let (intake, rx) = Intake::bounded(16);
+    let collected = Collected::spawn(rx);
+    let health = Health::default();
+    let cancel = CancellationToken::new();
+    let task = start(
+        Settings {
+            graph: true,
+            ..settings(&server.kubeconfig())
+        },
+        intake,
+        &health,
+        &cancel,
+    );
+    collected
+        .until("the initial lists", |lines| {
+            (0..initial).all(|i| lines.iter().any(|(_, v, _)| rec.steps[i].carried_by(i, v)))
+        })
+        .await;
+    eventually("every watch connected", || {
+        health.sources().iter().all(|s| s.is_connected())
+    })
+    .await;
+    pace(&server, &rec, &collected, initial, |_| {}).await;
+    stop(&cancel, task).await;
+
+    // One watch per kind, each on its stream, all connected, none refused.
+    let mut names: Vec<String> = health.sources().iter().map(|s| s.name.clone()).collect();
+    names.sort();
+    let mut want: Vec<String> = [
+        "events",
+        "pods",
+        "nodes",
+        "services",
+        "endpointslices",
+        "validatingwebhookconfigurations",
+        "mutatingwebhookconfigurations",
+        "storageclasses",
+        "persistentvolumeclaims",
+        "persistentvolumes",
+        "deployments",
+        "replicasets",
+        "statefulsets",
+        "daemonsets",
+        "jobs",
+        "cronjobs",
+        "resourcequotas",
+        "poddisruptionbudgets",
+    ]
+    .iter()
+    .map(|r| format!("kubernetes/{r}"))
+    .collect();
+    want.sort();
+    assert_eq!(names, want);
+    for s in health.sources() {
+        assert!(s.is_connected(), "{} connected", s.name);
+        assert!(s.rejected().is_empty(), "{}: {:?}", s.name, s.rejected());
+    }
+
+    // A Service, an EndpointSlice, a ValidatingWebhookConfiguration and a
+    // StorageClass: added, modified, deleted, on their streams.
+    let lines = collected.lines();
+    for (stream, kind) in [
+        ("kubernetes/services", "Service"),
+        ("kubernetes/endpointslices", "EndpointSlice"),
+        (
+            "kubernetes/validatingwebhookconfigurations",
+            "ValidatingWebhookConfiguration",
+        ),
+        ("kubernetes/storageclasses", "StorageClass"),
+    ] {
+        let types: Vec<&str> = lines
+            .iter()
+            .filter(|(s, v, _)| s == stream && v["object"]["kind"] == kind)
+            .map(|(_, v, _)| v["type"].as_str().unwrap())
+            .collect();
+        assert_eq!(types, ["ADDED", "MODIFIED", "DELETED"], "{stream}");
+    }
+
+    // Trimmed: no managedFields, no last-applied configuration, no CA
+    // bundle; what the decoder reads is there.
+    let line_of = |kind: &str| {
+        lines
+            .iter()
+            .find(|(_, v, _)| v["object"]["kind"] == kind)
+            .map(|(_, v, t)| (v.clone(), t.clone()))
+            .unwrap_or_else(|| panic!("no {kind} line"))
+    };
+    let (webhooks, text) = line_of("ValidatingWebhookConfiguration");
+    let recorded = &rec.lines[rec.find("gatekeeper-webhook-service\"")];
+    assert!(
+        text.len() * 2 < recorded.len(),
+        "{} of {}",
+        text.len(),
+        recorded.len()
+    );
+    assert!(
+        !text.contains("managedFields") && !text.contains("caBundle"),
+        "{text}"
+    );
+    assert!(!text.contains("last-applied-configuration"), "{text}");
+    assert_eq!(
+        webhooks["object"]["metadata"]["annotations"]["owner"],
+        "platform"
+    );
+    assert_eq!(
+        webhooks["object"]["webhooks"][0]["clientConfig"]["service"]["name"],
+        "gatekeeper-webhook-service"
+    );
+    let (service, text) = line_of("Service");
+    assert!(!text.contains("managedFields"), "{text}");
+    assert_eq!(service["object"]["spec"]["clusterIP"], "10.96.0.10");
+
+    // Workloads, quotas and budgets came metadata-only, and their lines
+    // name their own kind, as replay reads them.
+    let (deployment, text) = line_of("Deployment");
+    assert_eq!(deployment["object"]["apiVersion"], "apps/v1");
+    assert!(deployment["object"].get("spec").is_none(), "{text}");
+    assert!(deployment["object"].get("status").is_none(), "{text}");
+    assert!(!text.contains("managedFields"), "{text}");
+    let (replicaset, _) = line_of("ReplicaSet");
+    assert_eq!(
+        replicaset["object"]["metadata"]["ownerReferences"][0]["name"],
+        "coredns"
+    );
+    for r in GRAPH {
+        let requests: Vec<apiserver::Request> = server
+            .requests()
+            .into_iter()
+            .filter(|q| q.path == r.path())
+            .collect();
+        assert!(
+            requests.iter().any(apiserver::Request::is_watch),
+            "{r:?} watched: {requests:?}"
+        );
+        let metadata_only = METADATA_ONLY.contains(r);
+        assert!(
+            requests
+                .iter()
+                .all(|q| q.is_metadata_only() == metadata_only),
+            "{r:?} metadata-only: {metadata_only}: {requests:?}"
+        );
+    }
+
+    // The lines decode into the graph's records (fields: a prefix of
+    // what is listed), the same as the
+    // recording's own lines do (the watches interleave: compared sorted).
+    let live = object_events(&collected.texts());
+    let mut replayed = object_events(&rec.lines);
+    let mut sorted = live.clone();
+    sorted.sort();
+    replayed.sort();
+    assert_eq!(sorted, replayed);
+    for want in [
+        "Service/kube-system/kube-dns Present cluster_ip=10.96.0.10",
+        "Service/kube-system/kube-dns Deleted",
+        "EndpointSlice/kube-system/kube-dns-7xk2p Present service=Service/kube-system/kube-dns backend=Pod/kube-system/coredns-5d78c9869d-abcde",
+        "EndpointSlice/kube-system/kube-dns-7xk2p Present service=Service/kube-system/kube-dns backend=Pod/kube-system/coredns-5d78c9869d-fghij",
+        "EndpointSlice/kube-system/kube-dns-7xk2p Deleted",
+        "Webhook//validation.gatekeeper.sh Present service=Service/gatekeeper-system/gatekeeper-webhook-service",
+        "Webhook//validation.gatekeeper.sh Present service=Service/gatekeeper-system/gatekeeper-webhook-service-v2",
+        "Webhook//validation.gatekeeper.sh Deleted",
+        "Webhook//linkerd-proxy-injector.linkerd.io Present service=Service/linkerd/linkerd-proxy-injector",
+        "StorageClass//gp3 Present provisioner=Provisioner/ebs.csi.aws.com",
+        "StorageClass//gp3 Deleted",
+        "Deployment/kube-system/coredns Present",
+        "ReplicaSet/kube-system/coredns-5d78c9869d Present",
+        "Job/db/backup-29012345 Present",
+        "PodDisruptionBudget/db/postgres-pdb Present",
+        "ResourceQuota/db/compute Present",
+    ] {
+        assert!(
+            live.iter()
+                .any(|e| e.split_once(' ').unwrap().1.starts_with(want)),
+            "{want}: {live:#?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graph_watches_are_off_by_default_and_keep_to_the_namespaces() {
+    let rec = graph_recording();
+    let server = ApiServer::start(&rec, Options::default()).await;
+    server.release(rec.initial());
+
+    // Off (the default): no request for any of the graph's resources.
+    let (intake, rx) = Intake::bounded(16);
+    let _collected = Collected::spawn(rx);
+    let health = Health::default();
+    let cancel = CancellationToken::new();
+    let task = start(settings(&server.kubeconfig()), intake, &health, &cancel);
+    eventually("the default watches connected", || {
+        let sources = health.sources();
+        sources.len() == 3 && sources.iter().all(|s| s.is_connected())
+    })
+    .await;
+    stop(&cancel, task).await;
+    let graph_paths: Vec<String> = GRAPH.iter().map(|r| r.path()).collect();
+    let asked: Vec<String> = server.requests().into_iter().map(|r| r.path).collect();
+    assert!(
+        !asked.iter().any(|p| graph_paths
+            .iter()
+            .any(|g| p.ends_with(g.rsplit('/').next().unwrap()))),
+        "{asked:?}"
+    );
+
+    // On, in one namespace: namespaced kinds there only, cluster-scoped
+    // kinds cluster-wide.
+    let server = ApiServer::start(&rec, Options::default()).await;
+    server.release(rec.initial());
+    let (intake, rx) = Intake::bounded(16);
+    let collected = Collected::spawn(rx);
+    let health = Health::default();
+    let cancel = CancellationToken::new();
+    let task = start(
+        Settings {
+            namespaces: vec!["kube-system".into()],
+            events: false,
+            pods: false,
+            nodes: false,
+            graph: true,
+            ..settings(&server.kubeconfig())
+        },
+        intake,
+        &health,
+        &cancel,
+    );
+    eventually("the graph watches connected", || {
+        let sources = health.sources();
+        sources.len() == GRAPH.len() && sources.iter().all(|s| s.is_connected())
+    })
+    .await;
+    collected
+        .until("the kube-system objects and the cluster's", |lines| {
+            [
+                "Service",
+                "EndpointSlice",
+                "Deployment",
+                "ReplicaSet",
+                "DaemonSet",
+            ]
+            .iter()
+            .chain(&[
+                "StorageClass",
+                "PersistentVolume",
+                "ValidatingWebhookConfiguration",
+                "MutatingWebhookConfiguration",
+            ])
+            .all(|k| lines.iter().any(|(_, v, _)| v["object"]["kind"] == *k))
+        })
+        .await;
+    stop(&cancel, task).await;
+
+    let cluster_scoped = [
+        Resource::ValidatingWebhooks,
+        Resource::MutatingWebhooks,
+        Resource::StorageClasses,
+        Resource::Volumes,
+    ];
+    let requests = server.requests();
+    for r in GRAPH {
+        let path = if cluster_scoped.contains(r) {
+            r.path()
+        } else {
+            let (prefix, plural) = r
+                .path()
+                .rsplit_once('/')
+                .map(|(a, b)| (a.to_owned(), b.to_owned()))
+                .unwrap();
+            format!("{prefix}/namespaces/kube-system/{plural}")
+        };
+        assert!(
+            requests.iter().any(|q| q.path == path && q.is_watch()),
+            "{r:?} watched at {path}"
+        );
+    }
+    for q in &requests {
+        assert!(
+            q.path.contains("/namespaces/kube-system/")
+                || cluster_scoped.iter().any(|r| q.path == r.path()),
+            "{} asked",
+            q.path
+        );
+    }
+    let lines = collected.lines();
+    for (stream, v, _) in &lines {
+        if let Some(ns) = v["object"]["metadata"]["namespace"].as_str() {
+            assert_eq!(ns, "kube-system", "{v}");
+            assert!(stream.ends_with("/kube-system"), "{stream}");
+        } else {
+            assert!(!stream.ends_with("/kube-system"), "{stream}");
+        }
+    }
+    assert!(
+        lines
+            .iter()
+            .any(|(s, _, _)| s == "kubernetes/services/kube-system")
     );
 }

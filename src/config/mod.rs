@@ -504,6 +504,14 @@ fn kubernetes(c: &mut Checker<'_>, k: &RawKubernetes, base: &Path) -> Option<kub
                 .or(PodLogSettings::default().backlog),
         }
     });
+    let graph = Checker::flag(k.graph.as_ref(), false);
+    if graph && let Some(v) = k.volumes.as_ref().filter(|v| !v.value) {
+        c.error(
+            v.referenced,
+            "sources.kubernetes.volumes",
+            "the graph watches claims and volumes: remove `volumes: false` or set `graph: false`",
+        );
+    }
     Some(kubernetes::Settings {
         kubeconfig: k.kubeconfig.as_ref().map(|p| base.join(&p.value)),
         context: c.text(k.context.as_ref(), "sources.kubernetes.context"),
@@ -512,6 +520,7 @@ fn kubernetes(c: &mut Checker<'_>, k: &RawKubernetes, base: &Path) -> Option<kub
         pods: Checker::flag(k.pods.as_ref(), true),
         nodes: Checker::flag(k.nodes.as_ref(), true),
         volumes: Checker::flag(k.volumes.as_ref(), false),
+        graph,
         stamp_observed_at: Checker::flag(k.stamp_observed_at.as_ref(), true),
         pod_logs,
     })

@@ -165,6 +165,11 @@ pub(super) struct RawKubernetes {
     pub(super) nodes: Option<Flag>,
     #[serde(default)]
     pub(super) volumes: Option<Flag>,
+    /// The object graph's kinds (Services, EndpointSlices, webhook
+    /// configurations, StorageClasses, claims, volumes, workloads, quotas,
+    /// PodDisruptionBudgets).
+    #[serde(default)]
+    pub(super) graph: Option<Flag>,
     #[serde(default)]
     pub(super) stamp_observed_at: Option<Flag>,
     #[serde(default)]

@@ -266,3 +266,24 @@ fn notification_mistakes_are_reported_where_they_are() {
         assert!(msg.contains(want), "missing {want:?} in:\n{msg}");
     }
 }
+
+#[test]
+fn the_graph_watches_are_off_by_default_and_include_the_volumes() {
+    let k = parse("sources:\n  kubernetes: {volumes: true}\n")
+        .unwrap()
+        .serve
+        .kubernetes
+        .unwrap();
+    assert!(k.volumes && !k.graph);
+    let k = parse("sources:\n  kubernetes:\n    graph: true\n")
+        .unwrap()
+        .serve
+        .kubernetes
+        .unwrap();
+    assert!(k.graph && !k.volumes && k.watches_volumes());
+    let msg = errors("sources:\n  kubernetes:\n    graph: true\n    volumes: false\n");
+    assert!(
+        msg.contains("c.yaml:4:14: sources.kubernetes.volumes: the graph watches claims"),
+        "{msg}"
+    );
+}

@@ -1,6 +1,8 @@
 //! What `deploy/` promises, checked against the code: the ClusterRole
-//! covers every request the Kubernetes sources make (the requests come from
-//! `serve` watching the local API server, in `kubernetes.rs`), the
+//! covers every request the Kubernetes sources make and grants nothing
+//! they do not ask for, with the object graph's watches on and off (the
+//! requests come from `serve` watching the local API server, in
+//! `kubernetes.rs`), the
 //! dashboard and the alerting rules name only metrics `serve` exports, the
 //! kustomize rule pack is the shipped one, and the layouts' configs load.
 //! (Rendering and schema validation of the manifests, amtool and promtool:
@@ -118,10 +120,37 @@ fn needed(path: &str, watch: bool) -> Option<Permission> {
 /// clusters without that API.
 const FALLBACKS: &[(&str, &str)] = &[("", "events")];
 
-/// Every request (path, is a watch) is allowed by the ClusterRole, and
-/// every resource it grants was asked for (nothing granted that no source
-/// uses, but for [`FALLBACKS`]).
-pub(crate) fn assert_cluster_role_covers(requests: &[(String, bool)]) {
+/// What only the object graph's watches (`sources.kubernetes.graph`) ask
+/// for: granted, but asked for only when the graph is on. (Claims and
+/// volumes are the `volumes` watches' too.)
+const GRAPH: &[(&str, &str)] = &[
+    ("", "services"),
+    ("discovery.k8s.io", "endpointslices"),
+    (
+        "admissionregistration.k8s.io",
+        "validatingwebhookconfigurations",
+    ),
+    (
+        "admissionregistration.k8s.io",
+        "mutatingwebhookconfigurations",
+    ),
+    ("storage.k8s.io", "storageclasses"),
+    ("apps", "deployments"),
+    ("apps", "replicasets"),
+    ("apps", "statefulsets"),
+    ("apps", "daemonsets"),
+    ("batch", "jobs"),
+    ("batch", "cronjobs"),
+    ("", "resourcequotas"),
+    ("policy", "poddisruptionbudgets"),
+];
+
+/// Every request (path, is a watch) of a serve whose Kubernetes sources
+/// ran with every watch on (`graph`) or with the graph off is allowed by
+/// the ClusterRole, and every resource it grants was asked for (nothing
+/// granted that no source uses, but for [`FALLBACKS`], and for [`GRAPH`]
+/// when the graph is off: then none of it was asked for).
+pub(crate) fn assert_cluster_role_covers(requests: &[(String, bool)], graph: bool) {
     let granted = granted();
     let needed: BTreeSet<Permission> = requests
         .iter()
@@ -137,10 +166,18 @@ pub(crate) fn assert_cluster_role_covers(requests: &[(String, bool)]) {
         .iter()
         .map(|(g, r, _)| (g.as_str(), r.as_str()))
         .collect();
+    if !graph {
+        let asked: Vec<&(&str, &str)> = GRAPH.iter().filter(|p| used.contains(p)).collect();
+        assert!(
+            asked.is_empty(),
+            "the graph is off, yet asked for {asked:?}"
+        );
+    }
     let unused: Vec<&Permission> = granted
         .iter()
         .filter(|(g, r, _)| !used.contains(&(g.as_str(), r.as_str())))
         .filter(|(g, r, _)| !FALLBACKS.contains(&(g.as_str(), r.as_str())))
+        .filter(|(g, r, _)| graph || !GRAPH.contains(&(g.as_str(), r.as_str())))
         .collect();
     assert!(
         unused.is_empty(),
@@ -269,9 +306,33 @@ fn the_permission_check_derives_what_the_api_server_would() {
         p("events.k8s.io", "events", "watch")
     );
     assert_eq!(needed("/api/v1/nodes/n", false), p("", "nodes", "get"));
+    assert_eq!(
+        needed("/apis/apps/v1/namespaces/a/replicasets", true),
+        p("apps", "replicasets", "watch")
+    );
+    assert_eq!(
+        needed("/apis/storage.k8s.io/v1/storageclasses", false),
+        p("storage.k8s.io", "storageclasses", "list")
+    );
     assert_eq!(needed("/version", false), None);
-    // Least privilege: nothing the sources do not read, secrets least of all.
-    assert!(!granted().contains(&("".into(), "secrets".into(), "get".into())));
+    // Least privilege: nothing the sources do not read, secrets least of all;
+    // reading is all they do.
+    let granted = granted();
+    assert!(!granted.contains(&("".into(), "secrets".into(), "get".into())));
+    for (g, r, v) in &granted {
+        assert!(
+            ["get", "list", "watch"].contains(&v.as_str()),
+            "{g}/{r}: {v} granted"
+        );
+    }
+    for (g, r) in GRAPH {
+        for v in ["get", "list", "watch"] {
+            assert!(
+                granted.contains(&(g.to_string(), r.to_string(), v.to_string())),
+                "{g}/{r}: {v} not granted"
+            );
+        }
+    }
 }
 
 #[test]

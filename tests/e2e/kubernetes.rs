@@ -4,7 +4,10 @@
 //! and a kubeconfig pointing at it. Fed the recording step by step, serve
 //! forms the incidents `replay` forms from the recording itself, and the
 //! relists forced by 410 Gone add no signal. The same run checks deploy/'s
-//! ClusterRole and dashboards against what serve did ([`crate::deploy`]).
+//! ClusterRole and dashboards against what serve did ([`crate::deploy`]),
+//! with the object graph's watches off; a second serve, every watch on
+//! (`graph: true`), checks that the ClusterRole allows all it asks for and
+//! grants nothing it does not.
 
 #![allow(clippy::unwrap_used)]
 
@@ -130,9 +133,79 @@ fn serve_watching_an_api_server_forms_the_incidents_replay_forms() {
         .iter()
         .map(|r| (r.path.clone(), r.is_watch()))
         .collect();
-    crate::deploy::assert_cluster_role_covers(&requests);
+    crate::deploy::assert_cluster_role_covers(&requests, false);
     let (_, scrape) = serve.get("/metrics").unwrap();
     crate::deploy::assert_monitoring_names_exported(&scrape);
+    let (status, stderr) = serve.terminate();
+    assert!(status.success(), "{stderr}");
+    drop(server);
+}
+
+#[test]
+fn serve_watching_the_graph_asks_for_exactly_what_the_cluster_role_grants() {
+    let rec = Recording::load(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("ingest/tests/apiserver/graph.ndjson"),
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let server = rt.block_on(ApiServer::start(&rec, Options::default()));
+    let initial = rec.initial();
+    server.release(initial);
+
+    // Every watch on: the graph (claims and volumes with it), and the logs
+    // of kube-system (coredns), as the cluster config has them.
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "engine: {{lateness: {LATENESS}}}\npipeline: {{idle_timeout: 1s, checkpoint_interval: 1s}}\n\
+         sources:\n  alertmanager: {{enabled: false}}\n  kubernetes:\n    kubeconfig: {}\n    graph: true\n\
+         \x20   pod_logs:\n      select:\n        - {{namespace: kube-system}}\n",
+        server.kubeconfig().display()
+    );
+    let serve = Serve::start(dir.path(), &config, &[]);
+    let records = |s: &Serve| s.metric(r#"epicenter_records_total{source="kubernetes"}"#);
+    wait_for("the initial lists", || {
+        (records(&serve) >= initial as f64).then_some(())
+    });
+    wait_for("every watch connected", || {
+        serve.get("/readyz").filter(|(code, _)| *code == 200)
+    });
+    server.release(rec.steps.len());
+    wait_for("the changes", || {
+        (records(&serve) >= rec.steps.len() as f64).then_some(())
+    });
+    wait_for("the coredns log followed", || {
+        server
+            .requests()
+            .iter()
+            .any(|r| r.path.ends_with("/log"))
+            .then_some(())
+    });
+    for stream in [
+        "services",
+        "endpointslices",
+        "validatingwebhookconfigurations",
+        "mutatingwebhookconfigurations",
+        "storageclasses",
+        "deployments",
+        "poddisruptionbudgets",
+    ] {
+        assert_eq!(
+            serve.metric(&format!(
+                r#"epicenter_source_up{{source="kubernetes/{stream}"}}"#
+            )),
+            1.0,
+            "{stream}"
+        );
+    }
+    assert_eq!(
+        serve.metric(r#"epicenter_decode_errors_total{source="kubernetes"}"#),
+        0.0
+    );
+    let requests: Vec<(String, bool)> = server
+        .requests()
+        .iter()
+        .map(|r| (r.path.clone(), r.is_watch()))
+        .collect();
+    crate::deploy::assert_cluster_role_covers(&requests, true);
     let (status, stderr) = serve.terminate();
     assert!(status.success(), "{stderr}");
     drop(server);

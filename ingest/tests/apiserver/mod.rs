@@ -2,8 +2,11 @@
 //! kube's client speaks them, pod logs, driven by a recorded stream.
 //!
 //! The recording is NDJSON in the replay contract's shapes: watch events of
-//! Pods, Nodes, core/v1 Events, PersistentVolumeClaims and
-//! PersistentVolumes, and Vector log records. Each line is one *step*; step
+//! Pods, Nodes, core/v1 Events, PersistentVolumeClaims, PersistentVolumes
+//! and the object graph's kinds (Services, EndpointSlices, webhook
+//! configurations, StorageClasses, workloads, ResourceQuotas,
+//! PodDisruptionBudgets: [`RESOURCES`], each at its API group's path), and
+//! Vector log records. Each line is one *step*; step
 //! `i` gets resourceVersion `BASE + i + 1` (log steps take one too, as any
 //! write in the cluster would), overriding what the recording says. The test
 //! *releases* steps; released steps are the cluster's history:
@@ -21,6 +24,11 @@
 //!   released, a watch from before it gets an `ERROR` event with a Status of
 //!   code 410 (what the API server sends) and ends, and so does any new watch
 //!   from before it: the client must relist.
+//! - **metadata only**: a request that accepts
+//!   `application/json;as=PartialObjectMetadata[List];g=meta.k8s.io;v=v1`
+//!   (kube's `Api<PartialObjectMeta<K>>`) gets `meta.k8s.io/v1`
+//!   `PartialObjectMetadata` objects: the metadata alone, no kind of their
+//!   own, as the API server sends them.
 //! - **events.k8s.io/v1**: the same Events converted as the API server does
 //!   (involvedObject → regarding, message → note, ...), or 404 when
 //!   [`Options::events_v1`] is off.
@@ -46,7 +54,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
-use axum::http::{StatusCode, Uri, header};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use futures::stream;
 use serde_json::{Value, json};
@@ -63,38 +71,127 @@ pub enum Resource {
     Nodes,
     Claims,
     Volumes,
+    Services,
+    EndpointSlices,
+    ValidatingWebhooks,
+    MutatingWebhooks,
+    StorageClasses,
+    Deployments,
+    ReplicaSets,
+    StatefulSets,
+    DaemonSets,
+    Jobs,
+    CronJobs,
+    Quotas,
+    PodDisruptionBudgets,
 }
 
+/// Each resource: its kind, its API (`v1` is the core group) and plural.
+const RESOURCES: &[(Resource, &str, &str, &str)] = &[
+    (Resource::Events, "Event", "v1", "events"),
+    (Resource::Pods, "Pod", "v1", "pods"),
+    (Resource::Nodes, "Node", "v1", "nodes"),
+    (
+        Resource::Claims,
+        "PersistentVolumeClaim",
+        "v1",
+        "persistentvolumeclaims",
+    ),
+    (
+        Resource::Volumes,
+        "PersistentVolume",
+        "v1",
+        "persistentvolumes",
+    ),
+    (Resource::Services, "Service", "v1", "services"),
+    (
+        Resource::EndpointSlices,
+        "EndpointSlice",
+        "discovery.k8s.io/v1",
+        "endpointslices",
+    ),
+    (
+        Resource::ValidatingWebhooks,
+        "ValidatingWebhookConfiguration",
+        "admissionregistration.k8s.io/v1",
+        "validatingwebhookconfigurations",
+    ),
+    (
+        Resource::MutatingWebhooks,
+        "MutatingWebhookConfiguration",
+        "admissionregistration.k8s.io/v1",
+        "mutatingwebhookconfigurations",
+    ),
+    (
+        Resource::StorageClasses,
+        "StorageClass",
+        "storage.k8s.io/v1",
+        "storageclasses",
+    ),
+    (
+        Resource::Deployments,
+        "Deployment",
+        "apps/v1",
+        "deployments",
+    ),
+    (
+        Resource::ReplicaSets,
+        "ReplicaSet",
+        "apps/v1",
+        "replicasets",
+    ),
+    (
+        Resource::StatefulSets,
+        "StatefulSet",
+        "apps/v1",
+        "statefulsets",
+    ),
+    (Resource::DaemonSets, "DaemonSet", "apps/v1", "daemonsets"),
+    (Resource::Jobs, "Job", "batch/v1", "jobs"),
+    (Resource::CronJobs, "CronJob", "batch/v1", "cronjobs"),
+    (Resource::Quotas, "ResourceQuota", "v1", "resourcequotas"),
+    (
+        Resource::PodDisruptionBudgets,
+        "PodDisruptionBudget",
+        "policy/v1",
+        "poddisruptionbudgets",
+    ),
+];
+
 impl Resource {
+    fn entry(self) -> &'static (Resource, &'static str, &'static str, &'static str) {
+        RESOURCES
+            .iter()
+            .find(|e| e.0 == self)
+            .expect("every resource is in RESOURCES")
+    }
+
     fn of_kind(kind: &str) -> Option<Resource> {
-        Some(match kind {
-            "Event" => Resource::Events,
-            "Pod" => Resource::Pods,
-            "Node" => Resource::Nodes,
-            "PersistentVolumeClaim" => Resource::Claims,
-            "PersistentVolume" => Resource::Volumes,
-            _ => return None,
-        })
+        RESOURCES.iter().find(|e| e.1 == kind).map(|e| e.0)
     }
 
-    fn of_path(plural: &str) -> Option<Resource> {
-        Some(match plural {
-            "events" => Resource::Events,
-            "pods" => Resource::Pods,
-            "nodes" => Resource::Nodes,
-            "persistentvolumeclaims" => Resource::Claims,
-            "persistentvolumes" => Resource::Volumes,
-            _ => return None,
-        })
+    /// The resource served at `api` (`v1`, `apps/v1`, ...) as `plural`.
+    fn of_path(api: &str, plural: &str) -> Option<Resource> {
+        RESOURCES
+            .iter()
+            .find(|e| e.2 == api && e.3 == plural)
+            .map(|e| e.0)
     }
 
-    fn kind(self) -> &'static str {
-        match self {
-            Resource::Events => "Event",
-            Resource::Pods => "Pod",
-            Resource::Nodes => "Node",
-            Resource::Claims => "PersistentVolumeClaim",
-            Resource::Volumes => "PersistentVolume",
+    pub fn kind(self) -> &'static str {
+        self.entry().1
+    }
+
+    pub fn api_version(self) -> &'static str {
+        self.entry().2
+    }
+
+    /// The path of its collection in all namespaces (or cluster-wide).
+    pub fn path(self) -> String {
+        let (_, _, api, plural) = self.entry();
+        match *api {
+            "v1" => format!("/api/v1/{plural}"),
+            api => format!("/apis/{api}/{plural}"),
         }
     }
 }
@@ -240,9 +337,19 @@ impl Default for Options {
 pub struct Request {
     pub path: String,
     pub query: BTreeMap<String, String>,
+    /// The `Accept` header, if any.
+    pub accept: Option<String>,
 }
 
 impl Request {
+    /// Asked for metadata only (`PartialObjectMetadata`), as kube does for
+    /// `Api<PartialObjectMeta<K>>`.
+    pub fn is_metadata_only(&self) -> bool {
+        self.accept
+            .as_deref()
+            .is_some_and(|a| a.contains("as=PartialObjectMetadata"))
+    }
+
     pub fn is_watch(&self) -> bool {
         self.query
             .get("watch")
@@ -500,11 +607,13 @@ enum Route {
 
 fn route(path: &str) -> Option<Route> {
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let collection = |plural: &str, namespace: Option<&str>, events_v1: bool| {
-        let resource = Resource::of_path(plural)?;
-        if events_v1 && resource != Resource::Events {
-            return None;
-        }
+    let collection = |api: &str, plural: &str, namespace: Option<&str>| {
+        let events_v1 = api == "events.k8s.io/v1";
+        let resource = if events_v1 {
+            (plural == "events").then_some(Resource::Events)?
+        } else {
+            Resource::of_path(api, plural)?
+        };
         Some(Route::Collection {
             resource,
             namespace: namespace.map(str::to_owned),
@@ -512,15 +621,15 @@ fn route(path: &str) -> Option<Route> {
         })
     };
     match parts.as_slice() {
-        ["api", "v1", plural] => collection(plural, None, false),
-        ["api", "v1", "namespaces", ns, plural] => collection(plural, Some(ns), false),
+        ["api", "v1", plural] => collection("v1", plural, None),
         ["api", "v1", "namespaces", ns, "pods", pod, "log"] => Some(Route::Log {
             namespace: (*ns).to_owned(),
             pod: (*pod).to_owned(),
         }),
-        ["apis", "events.k8s.io", "v1", plural] => collection(plural, None, true),
-        ["apis", "events.k8s.io", "v1", "namespaces", ns, plural] => {
-            collection(plural, Some(ns), true)
+        ["api", "v1", "namespaces", ns, plural] => collection("v1", plural, Some(ns)),
+        ["apis", group, version, plural] => collection(&format!("{group}/{version}"), plural, None),
+        ["apis", group, version, "namespaces", ns, plural] => {
+            collection(&format!("{group}/{version}"), plural, Some(ns))
         }
         _ => None,
     }
@@ -543,11 +652,17 @@ fn error(code: StatusCode, reason: &str, message: &str) -> Response {
 async fn handle(
     State(shared): State<Arc<Shared>>,
     uri: Uri,
+    headers: HeaderMap,
     Query(query): Query<BTreeMap<String, String>>,
 ) -> Response {
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|a| a.to_str().ok())
+        .map(str::to_owned);
     shared.world().requests.push(Request {
         path: uri.path().to_owned(),
         query: query.clone(),
+        accept: accept.clone(),
     });
     match route(uri.path()) {
         Some(Route::Collection {
@@ -562,15 +677,17 @@ async fn handle(
                     "the server could not find the requested resource",
                 );
             }
-            let view = View {
-                resource,
-                namespace,
-                selector: query.get("labelSelector").cloned().unwrap_or_default(),
-                events_v1,
-            };
             let req = Request {
                 path: uri.path().to_owned(),
                 query,
+                accept,
+            };
+            let view = View {
+                resource,
+                namespace,
+                selector: req.query.get("labelSelector").cloned().unwrap_or_default(),
+                events_v1,
+                metadata_only: req.is_metadata_only(),
             };
             if req.is_watch() {
                 watch_response(shared, view, &req)
@@ -594,9 +711,31 @@ struct View {
     namespace: Option<String>,
     selector: String,
     events_v1: bool,
+    /// Objects as `meta.k8s.io/v1` `PartialObjectMetadata`.
+    metadata_only: bool,
 }
 
 impl View {
+    /// The `apiVersion` of what this view shows.
+    fn api_version(&self) -> &'static str {
+        if self.metadata_only {
+            "meta.k8s.io/v1"
+        } else if self.events_v1 {
+            "events.k8s.io/v1"
+        } else {
+            self.resource.api_version()
+        }
+    }
+
+    /// The `kind` of a list of what this view shows.
+    fn list_kind(&self) -> String {
+        if self.metadata_only {
+            "PartialObjectMetadataList".to_owned()
+        } else {
+            format!("{}List", self.resource.kind())
+        }
+    }
+
     fn shows(&self, object: &Value) -> bool {
         if let Some(ns) = &self.namespace
             && object["metadata"]["namespace"] != ns.as_str()
@@ -608,7 +747,10 @@ impl View {
 
     /// The object as this API version shows it.
     fn render(&self, object: &Value) -> Value {
-        if self.events_v1 {
+        if self.metadata_only {
+            json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
+                   "metadata": object["metadata"]})
+        } else if self.events_v1 {
             to_events_v1(object)
         } else {
             object.clone()
@@ -731,12 +873,8 @@ async fn list(shared: Arc<Shared>, view: View, req: &Request) -> Response {
     if end < items.len() {
         metadata["continue"] = json!(format!("{at}:{end}"));
     }
-    let kind = format!("{}List", view.resource.kind());
-    let api_version = if view.events_v1 {
-        "events.k8s.io/v1"
-    } else {
-        "v1"
-    };
+    let kind = view.list_kind();
+    let api_version = view.api_version();
     (
         [(header::CONTENT_TYPE, "application/json")],
         json!({"kind": kind, "apiVersion": api_version, "metadata": metadata, "items": page})
@@ -807,13 +945,13 @@ impl Watching {
                 if self.bookmarks && self.cursor < now {
                     self.cursor = now;
                     world.bookmarks += 1;
-                    let api_version = if self.view.events_v1 {
-                        "events.k8s.io/v1"
+                    let kind = if self.view.metadata_only {
+                        "PartialObjectMetadata"
                     } else {
-                        "v1"
+                        resource.kind()
                     };
                     return Some(line(&json!({"type": "BOOKMARK", "object": {
-                        "kind": resource.kind(), "apiVersion": api_version,
+                        "kind": kind, "apiVersion": self.view.api_version(),
                         "metadata": {"resourceVersion": now.to_string()}}})));
                 }
             }

@@ -1,6 +1,6 @@
 //! The Kubernetes sources: watches of Events, Pods, Nodes (and optionally
-//! PersistentVolumeClaims and PersistentVolumes) and pod logs, through the
-//! API server with kube's client.
+//! PersistentVolumeClaims and PersistentVolumes, and the other kinds of the
+//! object graph) and pod logs, through the API server with kube's client.
 //!
 //! Each watch is a `kube::runtime::watcher` (initial list, resume from the
 //! last resourceVersion, relist after `410 Gone`, bookmarks, the default
@@ -20,14 +20,29 @@
 //!   Pods, Nodes and storage objects it delivered, to report as `DELETED`
 //!   those a relist no longer has).
 //! - **Event time from the objects, or from the wall clock.** With
-//!   [`Settings::stamp_observed_at`] (the live default) Pod and Node lines
-//!   carry `observedAt` (now, RFC 3339), as a recorder writes them; without
-//!   it, event time comes from the objects exactly as `replay` of the bare
-//!   objects computes it (deterministic, what the tests use).
+//!   [`Settings::stamp_observed_at`] (the live default) the lines of every
+//!   object watch but Events' (Pods, Nodes, claims, volumes, the graph's
+//!   kinds) carry `observedAt` (now, RFC 3339), as a recorder writes them:
+//!   a change of a months-old object is an edge of now, not of its
+//!   creation. Without it, event time comes from the objects exactly as
+//!   `replay` of the bare objects computes it (deterministic, what the
+//!   tests use).
 //! - **events.k8s.io/v1 first.** The Events watch uses the events.k8s.io/v1
 //!   API, and core/v1 Events when the API server answers 404 for it.
 //! - **One health entry per watch**, connected once its initial list is done
 //!   and until a watch error; errors are kept as the entry's last error.
+//! - **The graph's kinds are optional** ([`Settings::graph`]): one watch
+//!   per kind (per namespace for namespaced kinds when namespaces are
+//!   configured; StorageClasses, webhook configurations and
+//!   PersistentVolumes cluster-wide), each on its stream
+//!   (`kubernetes/services`, `kubernetes/storageclasses`, ...), their
+//!   deletions across relists reported like Pods'. Only what
+//!   `decode/object.rs` reads is kept: workloads, ResourceQuotas and
+//!   PodDisruptionBudgets are watched metadata-only (their owner chain is all
+//!   the graph takes from them), webhook configurations lose their
+//!   `caBundle`s. Endpoints are not watched: EndpointSlices say the same.
+//!   The watcher keeps no store: memory is a batch of objects in flight,
+//!   and the identity (uid, namespace, name) of each object delivered.
 //!
 //! Pod logs (see [`PodLogSettings`]) follow selected containers through the
 //! log API, one stream per container.
@@ -39,15 +54,31 @@ mod watch;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod};
+use std::fmt::Debug;
+
+use k8s_openapi::api::admissionregistration::v1::{
+    MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
+};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::{
+    Node, PersistentVolume, PersistentVolumeClaim, Pod, ResourceQuota, Service,
+};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::storage::v1::StorageClass;
+use k8s_openapi::{ClusterResourceScope, NamespaceResourceScope};
 use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::core::PartialObjectMeta;
 use kube::runtime::watcher;
-use kube::{Api, Client};
+use kube::{Api, Client, Resource};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::{Health, Intake};
-use watch::Watch;
+use watch::{Trim, Watch};
 
 pub use logs::check_label_selector;
 
@@ -63,7 +94,8 @@ pub struct Settings {
     pub kubeconfig: Option<PathBuf>,
     /// The kubeconfig context; `None`: its current context.
     pub context: Option<String>,
-    /// Namespaces to watch (Events, Pods, claims); empty: all.
+    /// Namespaces to watch (Events, Pods, claims, the graph's namespaced
+    /// kinds); empty: all.
     pub namespaces: Vec<String>,
     pub events: bool,
     pub pods: bool,
@@ -71,6 +103,12 @@ pub struct Settings {
     /// Watch PersistentVolumeClaims and PersistentVolumes (topology only:
     /// pod → claim → volume → CSI driver).
     pub volumes: bool,
+    /// Watch the object graph's kinds (`decode/object.rs`): Services,
+    /// EndpointSlices, Validating- and MutatingWebhookConfigurations,
+    /// StorageClasses, PersistentVolumeClaims and PersistentVolumes (as
+    /// `volumes`), Deployments, ReplicaSets, StatefulSets, DaemonSets, Jobs,
+    /// CronJobs, ResourceQuotas, PodDisruptionBudgets. One watch per kind.
+    pub graph: bool,
     /// Stamp Pod and Node lines with `observedAt` = now (see the module docs).
     pub stamp_observed_at: bool,
     pub pod_logs: Option<PodLogSettings>,
@@ -86,6 +124,7 @@ impl Default for Settings {
             pods: true,
             nodes: true,
             volumes: false,
+            graph: false,
             stamp_observed_at: true,
             pod_logs: None,
         }
@@ -150,6 +189,14 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+impl Settings {
+    /// Whether PersistentVolumeClaims and PersistentVolumes are watched:
+    /// for the topology (`volumes`) or the graph.
+    pub fn watches_volumes(&self) -> bool {
+        self.volumes || self.graph
+    }
+}
+
 /// The client the settings ask for: the given kubeconfig (and context), or
 /// kube's inference (in-cluster, then `$KUBECONFIG`, `~/.kube/config`).
 pub async fn client(settings: &Settings) -> Result<Client> {
@@ -213,56 +260,51 @@ pub async fn run_with_client(
         None => format!("{SOURCE}/{resource}"),
     };
     let config = || watcher::Config::default();
+    let mut spawn = Spawn {
+        tasks: &mut tasks,
+        client: &client,
+        intake: &intake,
+        health: &health,
+        cancel: &cancel,
+        stamp: settings.stamp_observed_at,
+    };
 
     for ns in &scopes {
         if settings.events {
             let watch = Watch::new(name("events", ns), false, &intake, &health, &cancel);
-            tasks.spawn(events::run(client.clone(), ns.clone(), watch, config()));
+            spawn
+                .tasks
+                .spawn(events::run(client.clone(), ns.clone(), watch, config()));
         }
         if settings.pods {
-            let watch = Watch::new(
-                name("pods", ns),
-                settings.stamp_observed_at,
-                &intake,
-                &health,
-                &cancel,
-            );
-            let watch = watch.tracking_deletions();
-            tasks.spawn(watch.run(scoped::<Pod>(&client, ns.as_deref()), config()));
+            spawn.namespaced::<Pod>(ns);
         }
-        if settings.volumes {
-            let watch = Watch::new(
-                name("persistentvolumeclaims", ns),
-                false,
-                &intake,
-                &health,
-                &cancel,
-            );
-            let api = scoped::<PersistentVolumeClaim>(&client, ns.as_deref());
-            tasks.spawn(watch.tracking_deletions().run(api, config()));
+        if settings.watches_volumes() {
+            spawn.namespaced::<PersistentVolumeClaim>(ns);
+        }
+        if settings.graph {
+            spawn.namespaced::<Service>(ns);
+            spawn.namespaced::<EndpointSlice>(ns);
+            spawn.namespaced::<PartialObjectMeta<Deployment>>(ns);
+            spawn.namespaced::<PartialObjectMeta<ReplicaSet>>(ns);
+            spawn.namespaced::<PartialObjectMeta<StatefulSet>>(ns);
+            spawn.namespaced::<PartialObjectMeta<DaemonSet>>(ns);
+            spawn.namespaced::<PartialObjectMeta<Job>>(ns);
+            spawn.namespaced::<PartialObjectMeta<CronJob>>(ns);
+            spawn.namespaced::<PartialObjectMeta<ResourceQuota>>(ns);
+            spawn.namespaced::<PartialObjectMeta<PodDisruptionBudget>>(ns);
         }
     }
     if settings.nodes {
-        let watch = Watch::new(
-            name("nodes", &None),
-            settings.stamp_observed_at,
-            &intake,
-            &health,
-            &cancel,
-        );
-        let watch = watch.tracking_deletions();
-        tasks.spawn(watch.run(Api::<Node>::all(client.clone()), config()));
+        spawn.cluster::<Node>();
     }
-    if settings.volumes {
-        let watch = Watch::new(
-            name("persistentvolumes", &None),
-            false,
-            &intake,
-            &health,
-            &cancel,
-        );
-        let watch = watch.tracking_deletions();
-        tasks.spawn(watch.run(Api::<PersistentVolume>::all(client.clone()), config()));
+    if settings.watches_volumes() {
+        spawn.cluster::<PersistentVolume>();
+    }
+    if settings.graph {
+        spawn.cluster::<StorageClass>();
+        spawn.cluster::<ValidatingWebhookConfiguration>();
+        spawn.cluster::<MutatingWebhookConfiguration>();
     }
     if let Some(logs) = settings.pod_logs.filter(|l| !l.selectors.is_empty()) {
         let follower = logs::Follower::new(
@@ -286,10 +328,64 @@ pub async fn run_with_client(
     Ok(())
 }
 
+/// Starts object watches: one task per watch, on the stream named after
+/// the resource (`kubernetes/<plural>`, `/<namespace>` appended when
+/// scoped), reporting deletions across relists, lines stamped with
+/// `observedAt` when the settings say so.
+struct Spawn<'a> {
+    tasks: &'a mut JoinSet<()>,
+    client: &'a Client,
+    intake: &'a Intake,
+    health: &'a Health,
+    cancel: &'a CancellationToken,
+    stamp: bool,
+}
+
+impl Spawn<'_> {
+    fn watch<K>(&mut self, namespace: Option<&str>, api: Api<K>)
+    where
+        K: Trim + Clone + DeserializeOwned + Serialize + Debug + Send + 'static,
+        K::DynamicType: Default,
+    {
+        let plural = K::plural(&K::DynamicType::default()).into_owned();
+        let name = match namespace {
+            Some(ns) => format!("{SOURCE}/{plural}/{ns}"),
+            None => format!("{SOURCE}/{plural}"),
+        };
+        let watch = Watch::new(name, self.stamp, self.intake, self.health, self.cancel);
+        self.tasks.spawn(
+            watch
+                .tracking_deletions()
+                .run(api, watcher::Config::default()),
+        );
+    }
+
+    /// A namespaced kind, in `namespace` or in all.
+    fn namespaced<K>(&mut self, namespace: &Option<String>)
+    where
+        K: Trim<Scope = NamespaceResourceScope>,
+        K: Clone + DeserializeOwned + Serialize + Debug + Send + 'static,
+        K::DynamicType: Default,
+    {
+        let api = scoped::<K>(self.client, namespace.as_deref());
+        self.watch(namespace.as_deref(), api);
+    }
+
+    /// A cluster-scoped kind.
+    fn cluster<K>(&mut self)
+    where
+        K: Trim<Scope = ClusterResourceScope>,
+        K: Clone + DeserializeOwned + Serialize + Debug + Send + 'static,
+        K::DynamicType: Default,
+    {
+        self.watch(None, Api::<K>::all(self.client.clone()));
+    }
+}
+
 /// An API for `K` in one namespace, or in all.
 fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
 where
-    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    K: Resource<Scope = NamespaceResourceScope>,
     K::DynamicType: Default,
 {
     match namespace {

@@ -7,9 +7,14 @@
 //! `InitApply` (the initial list and every relist) → `ADDED`, `Apply` →
 //! `MODIFIED` (the watcher does not tell ADDED from MODIFIED after the list;
 //! the decoder treats them alike), `Delete` → `DELETED`. The objects that are
-//! ready together go out as one delivery. `managedFields` and the
-//! `last-applied-configuration` annotation are dropped: no decoder reads
-//! them and they are often most of an object.
+//! ready together go out as one delivery. Each object is trimmed first
+//! ([`Trim`]): `managedFields` and the `last-applied-configuration`
+//! annotation always (no decoder reads them and they are often most of an
+//! object), webhook configurations' `caBundle`s too. Kinds whose metadata is
+//! all the decoder reads are watched metadata-only
+//! (`PartialObjectMeta<K>`: the API server sends no spec or status) and
+//! their lines say the kind's own `apiVersion` and `kind`, as replay reads
+//! them.
 //!
 //! A relist does not say what was deleted while the watch was away: an
 //! object missing from it is simply gone. For Pods, Nodes and storage
@@ -23,6 +28,17 @@ use std::fmt::Debug;
 use std::sync::Arc;
 
 use futures::StreamExt;
+use k8s_openapi::api::admissionregistration::v1::{
+    MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
+};
+use k8s_openapi::api::core::v1::{
+    Event as CoreEvent, Node, PersistentVolume, PersistentVolumeClaim, Pod, Service,
+};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::api::storage::v1::StorageClass;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::core::{PartialObjectMeta, TypeMeta};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
@@ -133,11 +149,59 @@ where
 }
 
 /// Drops what no decoder reads and what makes objects large.
-fn slim<K: Resource>(object: &mut K) {
-    let meta = object.meta_mut();
+fn slim(meta: &mut ObjectMeta) {
     meta.managed_fields = None;
     if let Some(annotations) = &mut meta.annotations {
         annotations.remove(LAST_APPLIED);
+    }
+}
+
+/// What a watch drops from an object before it becomes a line: what no
+/// decoder reads and what makes objects large. Every watched type says
+/// what it keeps; by default all but [`slim`]'s metadata.
+pub(super) trait Trim: Resource {
+    fn trim(&mut self) {
+        slim(self.meta_mut());
+    }
+}
+
+impl Trim for Event {}
+impl Trim for CoreEvent {}
+impl Trim for Pod {}
+impl Trim for Node {}
+impl Trim for PersistentVolumeClaim {}
+impl Trim for PersistentVolume {}
+impl Trim for Service {}
+impl Trim for EndpointSlice {}
+impl Trim for StorageClass {}
+
+/// A webhook's `caBundle` (a PEM bundle, base64) is most of its
+/// configuration; the decoder reads each webhook's name and Service.
+impl Trim for ValidatingWebhookConfiguration {
+    fn trim(&mut self) {
+        slim(&mut self.metadata);
+        for w in self.webhooks.iter_mut().flatten() {
+            w.client_config.ca_bundle = None;
+        }
+    }
+}
+
+impl Trim for MutatingWebhookConfiguration {
+    fn trim(&mut self) {
+        slim(&mut self.metadata);
+        for w in self.webhooks.iter_mut().flatten() {
+            w.client_config.ca_bundle = None;
+        }
+    }
+}
+
+/// A metadata-only object: the API server calls it
+/// `meta.k8s.io/v1 PartialObjectMetadata`; its line names `K`, whose
+/// object it is.
+impl<K: Resource<DynamicType = ()>> Trim for PartialObjectMeta<K> {
+    fn trim(&mut self) {
+        slim(&mut self.metadata);
+        self.types = Some(TypeMeta::resource::<K>());
     }
 }
 
@@ -182,7 +246,7 @@ impl Watch {
     /// Watches `api` until cancelled or the pipeline shuts down.
     pub(super) async fn run<K>(self, api: Api<K>, config: watcher::Config)
     where
-        K: Resource + Clone + DeserializeOwned + Serialize + Debug + Send + 'static,
+        K: Trim + Clone + DeserializeOwned + Serialize + Debug + Send + 'static,
         K::DynamicType: Default,
     {
         let _ = self.run_until(api, config, |_| false).await;
@@ -197,7 +261,7 @@ impl Watch {
         give_up: impl Fn(&watcher::Error) -> bool,
     ) -> Option<watcher::Error>
     where
-        K: Resource + Clone + DeserializeOwned + Serialize + Debug + Send + 'static,
+        K: Trim + Clone + DeserializeOwned + Serialize + Debug + Send + 'static,
         K::DynamicType: Default,
     {
         let mut known = self.track_deletions.then(Known::default);
@@ -256,7 +320,7 @@ impl Watch {
                 if let Some(k) = &mut known {
                     k.seen(&object, type_ == "DELETED");
                 }
-                slim(&mut object);
+                object.trim();
                 match render(type_, &object, observed_at.as_deref()) {
                     Ok(line) => lines.push(line),
                     Err(e) => {
@@ -328,7 +392,7 @@ mod tests {
             "spec": {"containers": [{"name": "web"}]}
         }))
         .unwrap();
-        slim(&mut pod);
+        pod.trim();
         let line = render("ADDED", &pod, Some("2026-04-02T10:00:00Z")).unwrap();
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!(v["type"], "ADDED");
