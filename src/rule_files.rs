@@ -45,6 +45,10 @@ pub(crate) const EMBEDDED: &[(&str, &str)] = &[
     ),
     ("rules/cni.yaml", include_str!("../rules/cni.yaml")),
     ("rules/drains.yaml", include_str!("../rules/drains.yaml")),
+    (
+        "rules/dependencies.yaml",
+        include_str!("../rules/dependencies.yaml"),
+    ),
 ];
 
 pub(crate) fn embedded() -> Vec<RuleSource> {

@@ -175,16 +175,17 @@ impl Incident {
 
     /// Everything that names an entity of this incident, root included.
     /// The blast radius as incidents fold by it: every member, and the
-    /// workload of each member that has one (a Deployment whose Pods are
-    /// affected is affected: the graph's owner edge).
+    /// workload of each cause that has one (a Deployment whose Pods are
+    /// this incident's causes is part of it: the graph's owner edge). Not
+    /// the workloads of effects: one Pod of a DaemonSet on a NotReady node
+    /// does not put the DaemonSet in that node's blast radius.
     fn blast_keys(&self) -> Vec<String> {
-        let mut keys: Vec<String> = self
+        let causes = self
             .causes
             .iter()
-            .chain(self.affected.iter())
-            .flat_map(|(k, m)| [Some(k.clone()), member_workload(m)])
-            .flatten()
-            .collect();
+            .flat_map(|(k, m)| [Some(k.clone()), member_workload(m)]);
+        let effects = self.affected.keys().map(|k| Some(k.clone()));
+        let mut keys: Vec<String> = causes.chain(effects).flatten().collect();
         keys.sort_unstable();
         keys.dedup();
         keys
@@ -471,7 +472,7 @@ impl IncidentStore {
         } else {
             &mut inc.affected
         };
-        let workload = member_workload(&member);
+        let workload = member_workload(&member).filter(|_| as_cause);
         let new = Incident::add_member(map, key.to_string(), member);
         if inc.status == Status::Firing {
             inc.version += 1;

@@ -290,6 +290,19 @@ impl Graph {
                 let obj = entity_key(&e.entity);
                 if e.reason == "Deleted" {
                     self.close(&obj, t);
+                    // A webhook configuration's webhooks go with it (a
+                    // deletion seen in a relist names none of them).
+                    if let Some(id) = self.id(&obj) {
+                        let webhooks: Vec<String> = self
+                            .sources(id, Rel::Owner, t)
+                            .into_iter()
+                            .map(|w| self.name(w).to_string())
+                            .filter(|w| w.starts_with("Webhook/"))
+                            .collect();
+                        for w in webhooks {
+                            self.close(&w, t);
+                        }
+                    }
                     return;
                 }
                 self.learn_placement(&obj, e, t);

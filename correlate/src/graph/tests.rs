@@ -201,6 +201,43 @@ fn a_webhook_reaches_the_pods_behind_its_service() {
 }
 
 #[test]
+fn a_deleted_webhook_configuration_ends_its_webhooks() {
+    let mut g = Graph::default();
+    let mut hook = object(
+        t(0),
+        "Webhook",
+        None,
+        "check.gk.sh",
+        &[("service", "Service/gk/hook")],
+    );
+    hook.entity.owners = vec![Owner {
+        kind: Cow::Borrowed("ValidatingWebhookConfiguration"),
+        name: Cow::Borrowed("gk-config"),
+    }];
+    g.learn(&hook);
+    let blocked = pod("shop", "web-1", None, &[]);
+    let attrs = [("webhook", "check.gk.sh")];
+    assert_eq!(
+        eval(&g, "{webhook}.service", &blocked, &attrs, t(5)),
+        ["Service/gk/hook"]
+    );
+    let mut gone = object(
+        t(10),
+        "ValidatingWebhookConfiguration",
+        None,
+        "gk-config",
+        &[],
+    );
+    gone.reason = Cow::Borrowed("Deleted");
+    g.learn(&gone);
+    assert!(eval(&g, "{webhook}.service", &blocked, &attrs, t(20)).is_empty());
+    assert_eq!(
+        eval(&g, "{webhook}.service", &blocked, &attrs, t(5)),
+        ["Service/gk/hook"]
+    );
+}
+
+#[test]
 fn a_claim_reaches_its_provisioner_through_its_class() {
     let mut g = Graph::default();
     g.learn(&object(

@@ -237,6 +237,20 @@ impl Decoder {
             out.push(object_event(time, entity, deleted, fields, ctx));
             n += 1;
         }
+        // A configuration deleted in a relist comes with its name alone:
+        // the graph ends the webhooks it owns.
+        if deleted && n == 0 && self.object_changed(kind, None, config, true, &[], &[]) {
+            let entity = Entity {
+                kind: Cow::Owned(kind.to_string()),
+                namespace: None,
+                name: Cow::Owned(config.to_string()),
+                uid: None,
+                node: None,
+                owners: Vec::new(),
+            };
+            out.push(object_event(time, entity, true, Vec::new(), ctx));
+            n += 1;
+        }
         if n == 0 {
             Decoded::Unchanged { time }
         } else {
