@@ -534,6 +534,28 @@ impl IncidentStore {
                 into = Some(into.map_or(other, |i: IncidentIdx| i.min(other)));
             }
         }
+        // The same entity showing the cause of two incidents is one failure
+        // described twice (a claim that waits for its provisioner and fails
+        // to provision): the two are one incident.
+        if into.is_none() {
+            let causes: Vec<String> = self.incidents[idx]
+                .causes
+                .keys()
+                .filter(|k| **k != root_key)
+                .cloned()
+                .collect();
+            for key in &causes {
+                for &other in self.by_affected.get(key).into_iter().flatten() {
+                    let other = self.find(other);
+                    if other != idx
+                        && self.incidents[other].status == Status::Firing
+                        && self.incidents[other].causes.contains_key(key)
+                    {
+                        into = Some(into.map_or(other, |i: IncidentIdx| i.min(other)));
+                    }
+                }
+            }
+        }
         self.by_root.entry(root_key).or_default().push(idx);
         for key in &member_keys {
             self.by_affected.entry(key.clone()).or_default().push(idx);
