@@ -174,6 +174,10 @@ impl Incident {
     }
 
     /// Everything that names an entity of this incident, root included.
+    fn member_keys(&self) -> impl Iterator<Item = &String> {
+        self.causes.keys().chain(self.affected.keys())
+    }
+
     /// The blast radius as incidents fold by it: every member, and the
     /// workload of each cause that has one (a Deployment whose Pods are
     /// this incident's causes is part of it: the graph's owner edge). Not
@@ -492,6 +496,17 @@ impl IncidentStore {
                 for k in &keys {
                     self.absorb_rooted_at(idx, k, at);
                 }
+                // An incident whose last uncovered cause this member was.
+                let covered: Vec<IncidentIdx> = self
+                    .covered_by(idx)
+                    .into_iter()
+                    .filter(|&o| self.incidents[o].causes.contains_key(key))
+                    .collect();
+                for other in covered {
+                    if self.find(other) != self.find(idx) {
+                        self.merge(other, self.find(idx), at);
+                    }
+                }
             }
         }
     }
@@ -564,10 +579,69 @@ impl IncidentStore {
         for key in &member_keys {
             self.absorb_rooted_at(idx, key, at);
         }
+        // Every cause of this incident is already a member of another: it
+        // is a symptom of that one (objects blocked by a webhook whose
+        // backend another incident names), and folds into it.
+        if into.is_none() {
+            into = self.covering(idx);
+        }
+        // And the other way: incidents whose causes this one holds.
+        if into.is_none() {
+            for other in self.covered_by(idx) {
+                self.merge(other, idx, at);
+            }
+        }
         if let Some(other) = into {
             let (survivor, folded) = self.survivor(other, idx);
             self.merge(folded, survivor, at);
         }
+    }
+
+    /// The causes of `idx` but its root.
+    fn cause_keys(&self, idx: IncidentIdx) -> Vec<String> {
+        let inc = &self.incidents[idx];
+        let root = entity_key(&inc.root);
+        inc.causes.keys().filter(|k| **k != root).cloned().collect()
+    }
+
+    /// A firing incident whose members hold every cause of `idx`.
+    fn covering(&self, idx: IncidentIdx) -> Option<IncidentIdx> {
+        let causes = self.cause_keys(idx);
+        let first = causes.first()?;
+        self.by_affected
+            .get(first)
+            .into_iter()
+            .flatten()
+            .map(|&o| self.find(o))
+            .filter(|&o| o != idx && self.incidents[o].status == Status::Firing)
+            .find(|&o| {
+                let other = &self.incidents[o];
+                causes
+                    .iter()
+                    .all(|k| other.causes.contains_key(k) || other.affected.contains_key(k))
+            })
+    }
+
+    /// Firing incidents every cause of which is a member of `idx`.
+    fn covered_by(&self, idx: IncidentIdx) -> Vec<IncidentIdx> {
+        let inc = &self.incidents[idx];
+        let mut out: Vec<IncidentIdx> = inc
+            .member_keys()
+            .filter_map(|k| self.by_affected.get(k))
+            .flatten()
+            .map(|&o| self.find(o))
+            .filter(|&o| o != idx && self.incidents[o].status == Status::Firing)
+            .filter(|&o| {
+                let causes = self.cause_keys(o);
+                !causes.is_empty()
+                    && causes
+                        .iter()
+                        .all(|k| inc.causes.contains_key(k) || inc.affected.contains_key(k))
+            })
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
     }
 
     /// Of two incidents with the same root cause, the one that explains more
@@ -629,8 +703,16 @@ impl IncidentStore {
                 },
             );
         }
+        // A folded incident about another root is a symptom: its causes'
+        // attributes are the survivor's effects' (they fill titles only).
+        let same_root = entity_key(&f.root) == survivor_root;
         for (k, v) in &f.attributes {
-            s.attributes.entry(k.clone()).or_insert_with(|| v.clone());
+            let key = if same_root || k.starts_with(EFFECT_ATTRIBUTE) {
+                k.clone()
+            } else {
+                effect_attribute(k)
+            };
+            s.attributes.entry(key).or_insert_with(|| v.clone());
         }
         s.signals += f.signals;
         s.first_seen = s.first_seen.min(f.first_seen);
@@ -638,8 +720,11 @@ impl IncidentStore {
         if let (Some(a), Some(b)) = (s.opened_at, f.opened_at) {
             s.opened_at = Some(a.min(b));
         }
-        if (f.summary_rank, std::cmp::Reverse(f.first_seen))
-            > (s.summary_rank, std::cmp::Reverse(s.first_seen))
+        // A more specific account of the same root replaces the summary; a
+        // folded incident about another root (a symptom) never does.
+        if entity_key(&f.root) == survivor_root
+            && (f.summary_rank, std::cmp::Reverse(f.first_seen))
+                > (s.summary_rank, std::cmp::Reverse(s.first_seen))
         {
             s.root_summary = f.root_summary.clone();
             s.summary_rank = f.summary_rank;
