@@ -23,7 +23,7 @@ use crate::incident::{
     AbsenceFacts, Incident, IncidentIdx, IncidentStore, Member, Role, RuleRef, Status, entity_key,
 };
 use crate::model::Entity;
-use crate::rules::{AbsenceDef, RuleSet};
+use crate::rules::{AbsenceDef, RuleSet, SilentPeerDef};
 use crate::time::{EventTime, Span};
 
 /// Where the incident's root sits, for joins.
@@ -384,7 +384,7 @@ impl AbsenceState {
         let def = &rules.absences[ai];
         let Some(sp) = &def.silent_peer else { return };
         let min = def.min_count.max(1) as usize;
-        let mut found: Option<(EventTime, String, u64, String, EventTime, u64)> = None;
+        let mut found: Option<(EventTime, String, u64, String, EventTime, u64, Span)> = None;
         for (wkey, ev) in &self.evidence {
             if ev.times.len() < min {
                 continue;
@@ -406,14 +406,15 @@ impl AbsenceState {
                 {
                     continue;
                 }
-                if t.since(last) < sp.quiet {
-                    continue;
-                }
                 let lines = activity.lines_in(pod, last, sp.lookback);
                 if lines < u64::from(sp.min_lines) {
                     continue;
                 }
-                let cand = (last, pkey, pod, wkey.clone(), kth, lines);
+                let quiet = expected_quiet(sp, lines);
+                if t.since(last) < quiet {
+                    continue;
+                }
+                let cand = (last, pkey, pod, wkey.clone(), kth, lines, quiet);
                 if found
                     .as_ref()
                     .is_none_or(|f| (cand.0, &cand.1) < (f.0, &f.1))
@@ -422,19 +423,19 @@ impl AbsenceState {
                 }
             }
         }
-        let Some((last, _pkey, pod, wkey, kth, lines)) = found else {
+        let Some((last, _pkey, pod, wkey, kth, lines, quiet)) = found else {
             return;
         };
         let Some(entity) = activity.entity(pod).cloned() else {
             return;
         };
-        let at = last.saturating_add(sp.quiet).max(kth);
+        let at = last.saturating_add(quiet).max(kth);
         let evidence = &self.evidence[&wkey];
         let facts = AbsenceFacts {
             absent: vec![format!("log lines from {}", entity.name)],
             since: last,
             until: at,
-            held_for: sp.quiet,
+            held_for: quiet,
             silent_since: Some(last),
             lines_before_silence: Some(lines),
             evidence_records: Some(evidence.times.len() as u64),
@@ -540,6 +541,23 @@ fn attach(
         hit.time,
     );
 }
+
+/// How long a peer must be silent, from how busy it was: three of its usual
+/// gaps between lines (a leader logging every five seconds is silent after
+/// [`MIN_QUIET`], one logging every minute after the rule's `quiet`), never
+/// less than [`MIN_QUIET`] nor more than `quiet`.
+fn expected_quiet(sp: &SilentPeerDef, lines: u64) -> Span {
+    let gap = Span::from_micros(sp.lookback.as_micros() / lines.max(1) as i64);
+    let derived = Span::from_micros(gap.as_micros().saturating_mul(QUIET_GAPS));
+    derived.max(MIN_QUIET).min(sp.quiet)
+}
+
+/// Silence shorter than this is never a silent peer (a GC pause, a log
+/// shipper's flush).
+const MIN_QUIET: Span = Span::from_secs(30);
+
+/// How many of a peer's usual gaps make a silence.
+const QUIET_GAPS: i64 = 3;
 
 fn condition_member(
     entity: Entity<'static>,
