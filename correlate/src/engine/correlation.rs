@@ -405,9 +405,19 @@ impl CorrelationState {
     /// Drops expired held effects and dead groups; returns effects dropped.
     pub(crate) fn housekeep(&mut self, def: &CorrelationDef, t: EventTime, store: &IncidentStore) {
         self.joiner.expire(t.saturating_sub(def.before));
-        let keep_for = def.after.max(def.resolve.quiet).max(def.before);
-        self.groups
-            .retain(|_, g| store.is_live(g.incident) || g.last_cause.saturating_add(keep_for) > t);
+        let keep_for = def
+            .after
+            .max(def.resolve.quiet)
+            .max(def.before)
+            .max(def.hold);
+        // A group whose incident never opened and whose causes are older
+        // than anything that could still open it is gone (a pod that
+        // crashed once, grouped by a name that never comes back): held
+        // state stays flat.
+        self.groups.retain(|_, g| {
+            let recent = g.last_cause.saturating_add(keep_for) > t;
+            recent || store.get(store.find(g.incident)).status == Status::Firing
+        });
         let groups = &self.groups;
         self.joiner.retain_groups(|g| groups.contains_key(g));
     }
