@@ -565,6 +565,7 @@ impl IncidentStore {
                     if other != idx
                         && self.incidents[other].status == Status::Firing
                         && self.incidents[other].causes.contains_key(key)
+                        && self.another_rule(other, idx)
                     {
                         into = Some(into.map_or(other, |i: IncidentIdx| i.min(other)));
                     }
@@ -614,6 +615,7 @@ impl IncidentStore {
             .flatten()
             .map(|&o| self.find(o))
             .filter(|&o| o != idx && self.incidents[o].status == Status::Firing)
+            .filter(|&o| self.another_rule(o, idx))
             .find(|&o| {
                 let other = &self.incidents[o];
                 causes
@@ -631,6 +633,7 @@ impl IncidentStore {
             .flatten()
             .map(|&o| self.find(o))
             .filter(|&o| o != idx && self.incidents[o].status == Status::Firing)
+            .filter(|&o| self.another_rule(o, idx))
             .filter(|&o| {
                 let causes = self.cause_keys(o);
                 !causes.is_empty()
@@ -642,6 +645,15 @@ impl IncidentStore {
         out.sort_unstable();
         out.dedup();
         out
+    }
+
+    /// Whether two incidents come from different correlations. Within one
+    /// correlation its `group_by` says what tells two failures apart (two
+    /// claims full on one node are two incidents, though the alerts of both
+    /// come from that node's kubelet), so a shared or covered cause folds
+    /// only incidents of different rules: two descriptions of one failure.
+    fn another_rule(&self, a: IncidentIdx, b: IncidentIdx) -> bool {
+        self.incidents[a].rule_id != self.incidents[b].rule_id
     }
 
     /// Of two incidents with the same root cause, the one that explains more

@@ -49,7 +49,7 @@ fn replay(input: &Path) -> (String, String) {
 fn a_record_from_the_future_changes_nothing_in_replay() {
     let example = root().join("examples/nfs-csi-cascade.ndjson");
     let (plain, _) = replay(&example);
-    assert!(plain.lines().count() >= 3);
+    assert!(plain.lines().count() >= 2, "{plain}");
     let text = std::fs::read_to_string(&example).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     let dir = tempfile::tempdir().unwrap();
