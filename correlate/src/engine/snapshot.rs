@@ -1099,7 +1099,7 @@ impl Restorer {
                 ItemSnap::Signal(h) => {
                     let old = h.signal;
                     match self.hit(h)? {
-                        Some(hit) => Item::Signal(hit),
+                        Some(hit) => Item::Signal(Box::new(hit)),
                         None => {
                             self.count_signal(old, |d| d.buffered_signals += 1);
                             continue;

@@ -237,7 +237,7 @@ fn check<'a>(
 impl Decoder {
     pub(super) fn alertmanager<'a>(
         &mut self,
-        mut rec: Record<'a>,
+        mut rec: Box<Record<'a>>,
         origin: correlate::Origin,
         out: &mut Vec<Event<'a>>,
     ) -> Result<Decoded> {

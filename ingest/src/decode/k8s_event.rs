@@ -49,7 +49,7 @@ pub(super) struct EventSeen {
 impl Decoder {
     pub(super) fn k8s_event<'a>(
         &mut self,
-        mut rec: Record<'a>,
+        mut rec: Box<Record<'a>>,
         deleted: bool,
         ctx: Ctx,
         out: &mut Vec<Event<'a>>,
@@ -273,7 +273,7 @@ mod tests {
     use super::*;
 
     fn event_time_of(line: &str) -> Option<EventTime> {
-        let rec: Record<'_> = serde_json::from_str(line).ok()?;
+        let rec: Box<Record<'_>> = serde_json::from_str(line).ok()?;
         let mut out = Vec::new();
         let mut decoder = Decoder::default();
         decoder

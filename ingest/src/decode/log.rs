@@ -57,7 +57,7 @@ pub(crate) fn log_text<'a>(raw: &'a RawValue) -> Result<Cow<'a, str>> {
 impl Decoder {
     pub(super) fn log<'a>(
         &mut self,
-        mut rec: Record<'a>,
+        mut rec: Box<Record<'a>>,
         origin: correlate::Origin,
         out: &mut Vec<Event<'a>>,
     ) -> Result<Decoded> {

@@ -245,7 +245,7 @@ impl Decoder {
         let start = out.len();
         let result = parsed.and_then(|p| match p.0 {
             ParsedLine::Blank => Ok(Decoded::Blank),
-            ParsedLine::Record { line, record } => self.dispatch(line, *record, origin, out),
+            ParsedLine::Record { line, record } => self.dispatch(line, record, origin, out),
         });
         match result {
             Ok(Decoded::Events(n)) => self.stats.events += n as u64,
@@ -269,7 +269,7 @@ impl Decoder {
     fn dispatch<'a>(
         &mut self,
         line: &'a str,
-        mut rec: Record<'a>,
+        mut rec: Box<Record<'a>>,
         origin: Origin,
         out: &mut Vec<Event<'a>>,
     ) -> Result<Decoded> {
@@ -292,7 +292,7 @@ impl Decoder {
                 observed_at: times::parse_opt("", "observedAt", &rec.observed_at)?,
                 prefix: "object.",
             };
-            return self.object(*object, deleted, ctx, out);
+            return self.object(object, deleted, ctx, out);
         }
         if rec.kind.is_some() && (rec.api_version.is_some() || rec.metadata.is_some()) {
             let ctx = Ctx {
@@ -315,7 +315,7 @@ impl Decoder {
     /// A Kubernetes object, bare or from a watch event.
     fn object<'a>(
         &mut self,
-        rec: Record<'a>,
+        rec: Box<Record<'a>>,
         deleted: bool,
         ctx: Ctx,
         out: &mut Vec<Event<'a>>,

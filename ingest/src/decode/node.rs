@@ -70,7 +70,7 @@ pub(super) struct NodeSeen {
 impl Decoder {
     pub(super) fn node<'a>(
         &mut self,
-        mut rec: Record<'a>,
+        mut rec: Box<Record<'a>>,
         deleted: bool,
         ctx: Ctx,
         out: &mut Vec<Event<'a>>,

@@ -81,7 +81,7 @@ impl Decoder {
     /// One object of a kind in [`GRAPH_KINDS`].
     pub(super) fn graph_object<'a>(
         &mut self,
-        mut rec: Record<'a>,
+        mut rec: Box<Record<'a>>,
         kind: Cow<'a, str>,
         deleted: bool,
         ctx: Ctx,
@@ -200,7 +200,7 @@ impl Decoder {
     #[allow(clippy::too_many_arguments)] // the parts of one record
     fn webhooks<'a>(
         &mut self,
-        rec: Record<'a>,
+        rec: Box<Record<'a>>,
         kind: &str,
         config: &str,
         deleted: bool,

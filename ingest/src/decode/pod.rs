@@ -158,7 +158,7 @@ fn summarise<'s, 'a>(
 impl Decoder {
     pub(super) fn pod<'a>(
         &mut self,
-        mut rec: Record<'a>,
+        mut rec: Box<Record<'a>>,
         deleted: bool,
         ctx: Ctx,
         out: &mut Vec<Event<'a>>,
