@@ -2,8 +2,8 @@
 //! built to say "no" cheaply: candidate signals are looked up by source and
 //! reason, and the message regexes of a source sit behind one literal
 //! prefilter ([`crate::prefilter`]): a log line no rule can match costs one
-//! Aho-Corasick pass, and regexes (with captures) run only where a required
-//! literal occurs.
+//! vectorised literal search, and regexes (with captures) run only where a
+//! required literal occurs.
 
 use std::borrow::Cow;
 use std::sync::Arc;
