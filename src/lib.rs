@@ -90,11 +90,16 @@ enum RulesCommand {
     },
 }
 
-fn init_tracing(format: LogFormat) {
+/// Logs on stderr. `EPICENTER_LOG` (an `EnvFilter`) overrides the level:
+/// `serve` says what it does at `info`, the one-shot commands only warn.
+/// Colour only on a terminal: a log file or a pod's log gets plain text.
+fn init_tracing(format: LogFormat, default_level: &str) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_env("EPICENTER_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
@@ -105,7 +110,11 @@ fn init_tracing(format: LogFormat) {
 /// The command line: parses the arguments, runs the command.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(cli.log_format);
+    let default_level = match cli.command {
+        Command::Serve(_) => "info",
+        _ => "warn",
+    };
+    init_tracing(cli.log_format, default_level);
     let result = match cli.command {
         Command::Replay(args) => replay::run(&args),
         Command::Serve(args) => serve::run(&args),

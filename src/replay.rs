@@ -381,7 +381,8 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
 
     let stdout = io::stdout();
     let mut sink = NdjsonSink::new(io::BufWriter::new(stdout.lock()));
-    for inc in engine.incidents() {
+    let printed = engine.incidents();
+    for inc in &printed {
         sink.write(&IncidentReport::new(inc))?;
     }
     sink.finish()?.flush()?;
@@ -419,22 +420,83 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
         );
     }
     if args.stats {
-        let s = engine.stats();
-        let secs = elapsed.as_secs_f64().max(1e-9);
-        eprintln!(
-            "epicenter: {} records ({:.0}/s, {:.1} MiB/s) in {:.2}s; {} signals, {} late, {} released early, {} unattached effects, {} evicted; decode: {:?}; gauges: {:?}",
+        let run = Run {
+            seconds: elapsed.as_secs_f64().max(1e-9),
+            bytes,
+            malformed: malformed.count,
+            printed: printed.len(),
+        };
+        for line in stats_lines(&run, decoder.stats(), &engine) {
+            eprintln!("epicenter: {line}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What a replay did, beside the decoder's and the engine's counters.
+struct Run {
+    seconds: f64,
+    bytes: u64,
+    malformed: u64,
+    /// Incidents printed on stdout.
+    printed: usize,
+}
+
+/// `--stats` in words, a line per stage: reading, records, correlation, and
+/// what was still held at the end.
+fn stats_lines(run: &Run, d: &ingest::DecodeStats, engine: &Engine) -> Vec<String> {
+    let s = engine.stats();
+    let g = engine.gauges();
+    let per_second = d.lines as f64 / run.seconds;
+    let mib = run.bytes as f64 / run.seconds / f64::from(1u32 << 20);
+    let folded = engine
+        .store()
+        .iter()
+        .filter(|i| i.merged_into.is_some())
+        .count();
+    let unopened = g.incidents.saturating_sub(run.printed + folded);
+    vec![
+        format!(
+            "{} lines read in {:.2} s ({per_second:.0} lines/s, {mib:.1} MiB/s); {} blank, {} malformed",
+            d.lines, run.seconds, d.blank, run.malformed
+        ),
+        format!(
+            "records: {} Kubernetes Events, {} pod and {} node states, {} other objects, \
+             {} alerts in {} webhook bodies, {} log lines; {} repeats dropped, \
+             {} pod and node records without a change",
+            d.k8s_events,
+            d.pods,
+            d.nodes,
+            d.volumes,
+            d.alerts,
+            d.alert_bodies,
+            d.vector_logs + d.fluent_bit_logs,
+            d.duplicates,
+            d.unchanged
+        ),
+        format!(
+            "{} events correlated: {} signals ({} late, {} released early); \
+             {} incidents printed, {folded} folded into them, {unopened} candidates that never \
+             reached their rule's thresholds; \
+             {} effects found no cause, {} evicted",
             s.records,
-            s.records as f64 / secs,
-            bytes as f64 / secs / (1 << 20) as f64,
-            secs,
             s.signals,
             s.late,
             s.released_early,
+            run.printed,
             s.unattached_effects,
-            s.evicted_effects,
-            decoder.stats(),
-            engine.gauges()
-        );
-    }
-    Ok(ExitCode::SUCCESS)
+            s.evicted_effects
+        ),
+        format!(
+            "held at the end: {} records buffered, {} effects ({} KiB), {} pods tracked; \
+             object graph: {} objects, {} edges ({} evicted)",
+            g.buffered,
+            g.held_effects,
+            g.held_bytes / 1024,
+            g.tracked_pods,
+            g.graph.nodes,
+            g.graph.edges,
+            g.graph.evicted
+        ),
+    ]
 }

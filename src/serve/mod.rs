@@ -76,6 +76,24 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
         Ok(loaded) => loaded,
         Err(code) => return Ok(code),
     };
+    let mut dirs = config.rules.clone();
+    dirs.extend(args.rules.iter().cloned());
+    let pack = if dirs.is_empty() {
+        "built-in".to_string()
+    } else {
+        dirs.iter()
+            .map(|d| d.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        pack = %pack,
+        signals = rules.signals.len(),
+        correlations = rules.correlations.len(),
+        absences = rules.absences.len(),
+        "rules loaded"
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("epicenter-io")
@@ -178,6 +196,12 @@ async fn serve(config: Config, rules: Arc<correlate::rules::RuleSet>) -> Result<
         cancel.child_token(),
     ));
 
+    tracing::info!(
+        alertmanager = serve.alertmanager.is_some(),
+        kubernetes = serve.kubernetes.is_some(),
+        kafka = serve.kafka.is_some(),
+        "sources starting"
+    );
     let mut sources = Vec::new();
     if let Some(settings) = &serve.kubernetes {
         sources.push(spawn_source(

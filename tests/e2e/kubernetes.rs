@@ -39,7 +39,7 @@ fn replay() -> (BTreeMap<String, Value>, f64) {
     assert!(out.status.success());
     let stderr = String::from_utf8(out.stderr).unwrap();
     let signals = stderr
-        .split_once(" signals,")
+        .split_once(" signals (")
         .and_then(|(head, _)| head.rsplit(' ').next())
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no signal count in {stderr}"));

@@ -24,4 +24,5 @@ mod kubernetes;
 mod notify;
 mod replay;
 mod restart;
+mod startup;
 mod time;

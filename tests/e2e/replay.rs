@@ -49,6 +49,31 @@ fn output_is_byte_identical_across_runs() {
     }
 }
 
+/// `--stats` speaks words, not debug dumps, and counts the incidents it
+/// printed (it once counted those folded into others too).
+#[test]
+fn stats_count_the_incidents_printed_in_plain_words() {
+    for s in streams() {
+        let out = bin()
+            .args(["replay", "--stats", "--rules"])
+            .arg(root().join("rules"))
+            .arg(&s)
+            .output()
+            .expect("run epicenter");
+        assert!(out.status.success(), "{}: {out:?}", s.display());
+        let printed = String::from_utf8_lossy(&out.stdout).lines().count();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(&format!("; {printed} incidents printed, ")),
+            "{}: {printed} printed, stats say {stderr}",
+            s.display()
+        );
+        for debug_dump in ["{", "Stats", "Gauges"] {
+            assert!(!stderr.contains(debug_dump), "{}: {stderr}", s.display());
+        }
+    }
+}
+
 #[test]
 fn the_example_forms_the_expected_incidents() {
     let out = replay(&root().join("examples/nfs-csi-cascade.ndjson"));

@@ -138,7 +138,7 @@ impl Serve {
             .arg("--config")
             .arg(&path)
             .args(args)
-            .env("EPICENTER_LOG", "info")
+            .env_remove("EPICENTER_LOG")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
