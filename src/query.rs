@@ -12,13 +12,20 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use sinks::history::{Format, QueryError, QueryLimits, Sql};
+use sinks::history::{Format, QueryError, QueryLimits, Sql, Table};
 
 #[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["sql", "tables", "describe"])))]
 pub(crate) struct Args {
     /// The query; `-` reads it from standard input.
     #[arg(value_name = "SQL")]
-    sql: String,
+    sql: Option<String>,
+    /// List the tables and what a row of each is (no history needed).
+    #[arg(long)]
+    tables: bool,
+    /// The columns of TABLE: name, type, null, meaning (no history needed).
+    #[arg(long, value_name = "TABLE")]
+    describe: Option<String>,
     /// The history directory (default: the config's, else
     /// `epicenter-state/history`).
     #[arg(long, value_name = "DIR")]
@@ -100,7 +107,84 @@ fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
         .ok_or_else(|| format!("`{s}` is not a duration (e.g. 30s)"))
 }
 
+/// `--tables` and `--describe`: the schema, from the build itself.
+fn schema_text(args: &Args) -> Option<Result<String, String>> {
+    use std::fmt::Write as _;
+    let aligned = |rows: &[[String; 4]]| {
+        let widths: Vec<usize> = (0..3)
+            .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+            .collect();
+        let mut out = String::new();
+        for r in rows {
+            let line = format!(
+                "{:w0$}  {:w1$}  {:w2$}  {}",
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                w0 = widths[0],
+                w1 = widths[1],
+                w2 = widths[2]
+            );
+            let _ = writeln!(out, "{}", line.trim_end());
+        }
+        out
+    };
+    if args.tables {
+        let mut out = String::new();
+        let width = Table::ALL.iter().map(|t| t.name().len()).max().unwrap_or(0);
+        for t in Table::ALL {
+            let _ = writeln!(out, "{:width$}  {}", t.name(), t.about());
+        }
+        return Some(Ok(out));
+    }
+    let name = args.describe.as_deref()?;
+    let Some(table) = Table::ALL.into_iter().find(|t| t.name() == name) else {
+        let names: Vec<&str> = Table::ALL.iter().map(|t| t.name()).collect();
+        return Some(Err(format!(
+            "no table `{name}` (tables: {})",
+            names.join(", ")
+        )));
+    };
+    let mut rows = vec![[
+        "column".to_string(),
+        "type".to_string(),
+        "null".to_string(),
+        "meaning".to_string(),
+    ]];
+    rows.extend(table.columns().into_iter().map(|c| {
+        [
+            c.name,
+            c.data_type,
+            if c.nullable { "yes" } else { "no" }.to_string(),
+            c.meaning.to_string(),
+        ]
+    }));
+    Some(Ok(format!(
+        "{}: {}\n{}",
+        table.name(),
+        table.about(),
+        aligned(&rows)
+    )))
+}
+
 pub(crate) fn run(args: &Args) -> Result<ExitCode> {
+    match schema_text(args) {
+        Some(Ok(text)) => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(text.as_bytes())?;
+            out.flush()?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Some(Err(e)) => {
+            eprintln!("epicenter: {e}");
+            return Ok(ExitCode::from(2));
+        }
+        None => {}
+    }
+    let Some(query) = &args.sql else {
+        anyhow::bail!("no query (give SQL, --tables or --describe TABLE)");
+    };
     let dir = match (&args.history, &args.config) {
         (Some(d), _) => d.clone(),
         (None, Some(c)) => match crate::config::Config::load(c)?.serve.history {
@@ -113,14 +197,14 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
             .map(|h| h.dir)
             .unwrap_or_else(|| PathBuf::from("epicenter-state/history")),
     };
-    let sql = if args.sql == "-" {
+    let sql = if query == "-" {
         let mut s = String::new();
         std::io::stdin()
             .read_to_string(&mut s)
             .context("reading the query from stdin")?;
         s
     } else {
-        args.sql.clone()
+        query.clone()
     };
     if !dir.is_dir() {
         eprintln!(

@@ -229,8 +229,12 @@ async fn query(
 #[derive(Deserialize)]
 struct IncidentParams {
     status: Option<String>,
+    severity: Option<String>,
     rule: Option<String>,
+    /// In the blast radius or the root's namespace.
     namespace: Option<String>,
+    /// The root's node or a node in the blast radius.
+    node: Option<String>,
     /// RFC 3339: opened at or after.
     since: Option<String>,
     limit: Option<usize>,
@@ -252,8 +256,20 @@ fn incidents_sql(p: &IncidentParams) -> Result<String, String> {
         }
         filters.push(format!("status = {}", literal(s)));
     }
+    if let Some(s) = &p.severity {
+        if !matches!(s.as_str(), "critical" | "warning" | "info") {
+            return Err(format!("severity `{s}` is not critical, warning or info"));
+        }
+        filters.push(format!("severity = {}", literal(s)));
+    }
     if let Some(r) = &p.rule {
         filters.push(format!("rule = {}", literal(r)));
+    }
+    if let Some(node) = &p.node {
+        let node = literal(node);
+        filters.push(format!(
+            "(root_node = {node} OR id IN (SELECT id FROM incident_entities WHERE node = {node}))"
+        ));
     }
     if let Some(ns) = &p.namespace {
         let ns = literal(ns);
@@ -292,30 +308,90 @@ async fn incidents(
     }
 }
 
+#[derive(Deserialize)]
+struct VersionParam {
+    version: Option<u32>,
+}
+
+/// The query for one incident's stored document: its newest row, or the
+/// newest row of `version` (a `resolved` line repeats its last version).
+fn document_sql(id: &str, version: Option<u32>) -> String {
+    let version = version.map_or(String::new(), |v| format!(" AND version = {v}"));
+    format!(
+        "SELECT document FROM incident_documents WHERE id = {}{version} \
+         ORDER BY ordinal DESC LIMIT 1",
+        literal(id)
+    )
+}
+
+/// The first row of a JSON-array query result.
+async fn first_row(
+    sql: &Sql,
+    query: &str,
+) -> Result<Option<serde_json::Map<String, serde_json::Value>>, String> {
+    let body = sql
+        .query(query, Format::Json)
+        .await
+        .map_err(|e| e.to_string())?;
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&body).map_err(|e| e.to_string())?;
+    Ok(rows.into_iter().find_map(|r| match r {
+        serde_json::Value::Object(m) => Some(m),
+        _ => None,
+    }))
+}
+
+/// `GET /api/v1/incidents/{id}[?version=N]`: the incident as `replay`
+/// prints it (plus `change`), from the history's stored document.
 async fn incident(
     State(api): State<Api>,
     headers: HeaderMap,
     axum::extract::Path(id): axum::extract::Path<String>,
+    Query(p): Query<VersionParam>,
 ) -> Response {
     if !api.authorized(&headers) {
         return unauthorized();
     }
-    let engine = match api.sql().await {
+    let sql = match api.sql().await {
         Ok(s) => s,
         Err(e) => return e.into_response(),
     };
-    let sql = format!("SELECT * FROM incidents_latest WHERE id = {}", literal(&id));
-    let rows = match engine.query(&sql, Format::Json).await {
-        Ok(body) => body,
-        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    let row = match first_row(sql, &document_sql(&id, p.version)).await {
+        Ok(row) => row,
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e),
     };
-    match serde_json::from_str::<Vec<serde_json::Value>>(&rows) {
-        Ok(mut v) if !v.is_empty() => axum::Json(v.swap_remove(0)).into_response(),
-        Ok(_) => error(
-            StatusCode::NOT_FOUND,
-            &format!("no incident {id} in the history"),
+    let document = row
+        .as_ref()
+        .and_then(|r| r.get("document"))
+        .and_then(serde_json::Value::as_str);
+    match document.map(serde_json::from_str::<serde_json::Value>) {
+        Some(Ok(doc)) => axum::Json(doc).into_response(),
+        Some(Err(e)) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("incident {id}: stored document unreadable: {e}"),
         ),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+        None if p.version.is_some() => error(
+            StatusCode::NOT_FOUND,
+            &format!(
+                "no version {} of incident {id} in the history",
+                p.version.unwrap_or_default()
+            ),
+        ),
+        // A history written before documents were stored has only the
+        // summary row: better that than nothing.
+        None => {
+            let latest = format!("SELECT * FROM incidents_latest WHERE id = {}", literal(&id));
+            match first_row(sql, &latest).await {
+                Ok(Some(mut row)) => {
+                    row.insert("stored_without_document".into(), true.into());
+                    axum::Json(row).into_response()
+                }
+                Ok(None) => error(
+                    StatusCode::NOT_FOUND,
+                    &format!("no incident {id} in the history"),
+                ),
+                Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e),
+            }
+        }
     }
 }
 

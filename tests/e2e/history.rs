@@ -161,6 +161,35 @@ fn the_three_readme_questions_have_answers() {
     assert!(String::from_utf8(csv.stdout).unwrap().starts_with("rule\n"));
 }
 
+/// The schema is documented by the binary itself, without a history.
+#[test]
+fn query_lists_the_tables_and_describes_each() {
+    let run = |args: &[&str]| bin().arg("query").args(args).output().unwrap();
+    let tables = run(&["--tables"]);
+    assert!(tables.status.success(), "{tables:?}");
+    let tables = String::from_utf8(tables.stdout).unwrap();
+    for name in [
+        "incidents",
+        "incident_entities",
+        "incident_signals",
+        "incident_documents",
+        "incidents_latest",
+    ] {
+        assert!(
+            tables.lines().any(|l| l.starts_with(&format!("{name} "))),
+            "{name}: {tables}"
+        );
+        let described = run(&["--describe", name]);
+        assert!(described.status.success(), "{described:?}");
+        let text = String::from_utf8(described.stdout).unwrap();
+        assert!(text.lines().any(|l| l.starts_with("id ")), "{text}");
+        assert!(text.lines().any(|l| l.starts_with("day ")), "{text}");
+    }
+    let nope = run(&["--describe", "passwd"]);
+    assert_eq!(nope.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&nope.stderr).contains("no table `passwd`"));
+}
+
 #[test]
 fn queries_that_would_write_or_read_files_are_refused_with_exit_2() {
     let dir = tempfile::tempdir().unwrap();
@@ -236,9 +265,42 @@ fn serve_stores_what_it_forms_and_answers_sql_over_http() {
     let id = incidents[0]["id"].as_str().unwrap().to_string();
     let (status, one) = get(&format!("/api/v1/incidents/{id}"), Some("sql-token"));
     assert_eq!(status, 200, "{one}");
+    // The whole document, as replay prints it: entities and explanation,
+    // not a row of counts.
+    let one: Value = serde_json::from_str(&one).unwrap();
+    assert_eq!(one["id"], id.as_str());
+    assert_eq!(one["root_cause"]["signal"], "alert-volume-full", "{one}");
+    assert!(!one["affected"].as_array().unwrap().is_empty(), "{one}");
+    assert_eq!(one["explanation"]["rule"], "volume-full", "{one}");
+    assert!(!one["explanation"]["ties"].as_array().unwrap().is_empty());
+    let (status, body) = get(
+        &format!("/api/v1/incidents/{id}?version=999"),
+        Some("sql-token"),
+    );
+    assert_eq!(status, 404, "{body}");
     assert_eq!(
-        serde_json::from_str::<Value>(&one).unwrap()["id"],
-        id.as_str()
+        get("/api/v1/incidents/0000000000000000", Some("sql-token")).0,
+        404
+    );
+    // The list's filters: severity and node, checked, then applied.
+    let (status, body) = get("/api/v1/incidents?severity=loud", Some("sql-token"));
+    assert_eq!(status, 400, "{body}");
+    let severity = one["severity"].as_str().unwrap();
+    let (_, body) = get(
+        &format!("/api/v1/incidents?severity={severity}"),
+        Some("sql-token"),
+    );
+    assert_eq!(
+        serde_json::from_str::<Vec<Value>>(&body).unwrap().len(),
+        1,
+        "{body}"
+    );
+    let (_, body) = get("/api/v1/incidents?node=no-such-node", Some("sql-token"));
+    assert!(
+        serde_json::from_str::<Vec<Value>>(&body)
+            .unwrap()
+            .is_empty(),
+        "{body}"
     );
 
     let sql = "SELECT change, version FROM incidents ORDER BY ordinal";
@@ -253,6 +315,18 @@ fn serve_stores_what_it_forms_and_answers_sql_over_http() {
         .map(|c| c["change"].as_str().unwrap())
         .collect();
     assert_eq!(kinds.first(), Some(&"opened"), "{kinds:?}");
+    // Any stored version, not only the newest.
+    let opened = &changes[0]["version"];
+    let first = get(
+        &format!("/api/v1/incidents/{id}?version={opened}"),
+        Some("sql-token"),
+    );
+    assert_eq!(first.0, 200, "{}", first.1);
+    let first: Value = serde_json::from_str(&first.1).unwrap();
+    assert_eq!(
+        (&first["version"], &first["change"]),
+        (opened, &Value::from("opened"))
+    );
 
     let (status, body) = get(
         &format!("/api/v1/query?sql={}", urlencode("DELETE FROM incidents")),

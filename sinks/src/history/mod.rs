@@ -55,6 +55,15 @@
 //! `entity` (its key, `Pod/ns/name`), `entity_kind`, `namespace`, `name`,
 //! `node`, `records`, `first_seen`, `last_seen`, `day`.
 //!
+//! `incident_documents`: per version, the whole incident as JSON: `id`,
+//! `version`, `ordinal`, `change`, `document` (the object `replay` prints,
+//! plus `change` and `merged_into`), `day`. The API's
+//! `/api/v1/incidents/{id}` answers from it. A table of its own so that
+//! queries over the narrow tables never read the documents.
+//!
+//! `epicenter query --tables` and `--describe TABLE` print this from
+//! [`Table::about`] and [`Table::columns`].
+//!
 //! `incidents_latest`: the columns of `incidents`, one row per id, its
 //! newest version (highest `version`, then `ordinal`). A table, not a
 //! view: the writer rewrites a day's file at each flush that adds versions

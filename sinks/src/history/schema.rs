@@ -3,8 +3,10 @@
 //! `incidents` at flush: [`super::latest`]).
 //!
 //! An [`IncidentChange`] becomes one `incidents` row, one `incident_entities`
-//! row per entity (its root, then every affected entity) and one
-//! `incident_signals` row per tie of its explanation. Rows are appended
+//! row per entity (its root, then every affected entity), one
+//! `incident_signals` row per tie of its explanation, and one
+//! `incident_documents` row: the whole document as JSON, kept apart from the
+//! narrow tables so that analytic queries never read it. Rows are appended
 //! straight into Arrow builders (no intermediate copy of the document), one
 //! set of builders per day partition, and [`TableRows::finish`] turns them
 //! into the record batch a Parquet file is written from.
@@ -39,21 +41,29 @@ pub enum Table {
     Incidents,
     Entities,
     Signals,
+    /// The whole document of each version (JSON), for showing an incident.
+    Documents,
     /// The newest row of `incidents` per id, rewritten per day at flush.
     Latest,
 }
 
 impl Table {
     /// Every table stored (each a directory of the store).
-    pub const ALL: [Table; 4] = [
+    pub const ALL: [Table; 5] = [
         Table::Incidents,
         Table::Entities,
         Table::Signals,
+        Table::Documents,
         Table::Latest,
     ];
     /// The tables every incident version appends rows to (and compaction
     /// merges); `incidents_latest` is rewritten instead.
-    pub const APPENDED: [Table; 3] = [Table::Incidents, Table::Entities, Table::Signals];
+    pub const APPENDED: [Table; 4] = [
+        Table::Incidents,
+        Table::Entities,
+        Table::Signals,
+        Table::Documents,
+    ];
 
     /// The table's SQL name, also its directory under the store.
     pub fn name(self) -> &'static str {
@@ -61,6 +71,7 @@ impl Table {
             Table::Incidents => "incidents",
             Table::Entities => "incident_entities",
             Table::Signals => "incident_signals",
+            Table::Documents => "incident_documents",
             Table::Latest => "incidents_latest",
         }
     }
@@ -72,6 +83,7 @@ impl Table {
             Table::Incidents | Table::Latest => Arc::clone(&INCIDENTS),
             Table::Entities => Arc::clone(&ENTITIES),
             Table::Signals => Arc::clone(&SIGNALS),
+            Table::Documents => Arc::clone(&DOCUMENTS),
         }
     }
 
@@ -79,6 +91,106 @@ impl Table {
     /// versions together, in order.
     pub fn sort_columns(self) -> &'static [&'static str] {
         &["id", "ordinal"]
+    }
+}
+
+/// One column of a table, for `epicenter query --describe`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ColumnDoc {
+    pub name: String,
+    /// The SQL type, as DataFusion names it.
+    pub data_type: String,
+    pub nullable: bool,
+    pub meaning: &'static str,
+}
+
+impl Table {
+    /// What one row of the table is.
+    pub fn about(self) -> &'static str {
+        match self {
+            Table::Incidents => "one row per incident version (every change stored)",
+            Table::Entities => "per version, its root and every affected entity",
+            Table::Signals => {
+                "per version, one row per tie of its explanation: which records each signal absorbed"
+            }
+            Table::Documents => {
+                "per version, the whole incident as JSON (what replay prints, plus `change`)"
+            }
+            Table::Latest => "the columns of `incidents`, one row per id: its newest version",
+        }
+    }
+
+    /// The table's columns (the `day` partition last), with their meaning.
+    pub fn columns(self) -> Vec<ColumnDoc> {
+        let schema = self.file_schema();
+        let mut columns: Vec<ColumnDoc> = schema
+            .fields()
+            .iter()
+            .map(|f| ColumnDoc {
+                name: f.name().clone(),
+                data_type: f.data_type().to_string(),
+                nullable: f.is_nullable(),
+                meaning: column_meaning(self, f.name()),
+            })
+            .collect();
+        columns.push(ColumnDoc {
+            name: DAY.to_string(),
+            data_type: DataType::Utf8.to_string(),
+            nullable: false,
+            meaning: "partition: the UTC day (YYYY-MM-DD) the incident opened; filter on it to read fewer files",
+        });
+        columns
+    }
+}
+
+fn column_meaning(table: Table, column: &str) -> &'static str {
+    match (table, column) {
+        (_, "id") => "the incident id, stable across versions",
+        (_, "version") => "the incident's version (a resolved or merged line repeats the last one)",
+        (_, "ordinal") => {
+            "position of the row's version in the store's append order: unique; joins the tables"
+        }
+        (_, "change") => "opened, updated, resolved or merged",
+        (_, "merged_into") => "for merged: the surviving incident",
+        (_, "rule") => "the rule that formed it",
+        (_, "kind") => "correlation or absence",
+        (_, "title") => "the line a person reads first",
+        (_, "severity") => "critical, warning or info",
+        (_, "status") => "firing or resolved",
+        (_, "root_signal") => "the root cause's signal",
+        (_, "root_summary") => "the root cause's summary",
+        (_, "root_kind" | "root_namespace" | "root_name" | "root_node") => {
+            "the root cause's entity"
+        }
+        (_, "root_attributes") => "what the root signal captured: root_attributes['port']",
+        (Table::Signals, "first_seen") => "the tie's first record",
+        (Table::Signals, "last_seen") => "the tie's last record",
+        (_, "opened_at") => "when it opened (event time)",
+        (_, "first_seen") => "its first signal",
+        (_, "last_seen") => "its last signal",
+        (_, "resolved_at") => "when it resolved",
+        (_, "resolved_by") => "why it resolved",
+        (_, "recorded_at") => {
+            "when this version was stored (wall time in serve, event time in replay)"
+        }
+        (_, "affected") => "entities in the blast radius",
+        (_, "affected_namespaces") => "distinct namespaces in the blast radius",
+        (_, "affected_nodes") => "distinct nodes in the blast radius",
+        (_, "signals") => "records folded into the incident",
+        (_, "seq") => "the change's outbox sequence number",
+        (_, "role") if table == Table::Entities => "root or affected",
+        (_, "role") => "the tie's role: cause, effect, evidence, condition or merged",
+        (_, "member_role") => "for affected entities: cause, effect, evidence, condition or merged",
+        (_, "entity_kind") => "the entity's kind",
+        (_, "namespace") => "the entity's namespace",
+        (_, "name") => "the entity's name",
+        (_, "node") => "the entity's node",
+        (_, "signal") => "the signal it showed",
+        (_, "source") => "the signal's source(s) from the rule pack (unknown when not known)",
+        (_, "entity") => "the entity's key, Kind/namespace/name",
+        (_, "records") => "records of this signal from this entity",
+        (_, "document") => "the incident version as JSON, shaped as replay prints it",
+        _ => "",
     }
 }
 
@@ -186,6 +298,16 @@ static SIGNALS: LazyLock<SchemaRef> = LazyLock::new(|| {
         int("records"),
         Field::new("first_seen", ts(), false),
         Field::new("last_seen", ts(), false),
+    ]))
+});
+
+static DOCUMENTS: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        text("id"),
+        int("version"),
+        int("ordinal"),
+        text("change"),
+        text("document"),
     ]))
 });
 
@@ -298,6 +420,7 @@ pub(super) enum TableRows {
     Incidents(Box<IncidentRows>),
     Entities(Box<EntityRows>),
     Signals(Box<SignalRows>),
+    Documents(Box<DocumentRows>),
 }
 
 impl std::fmt::Debug for TableRows {
@@ -308,11 +431,12 @@ impl std::fmt::Debug for TableRows {
 
 impl TableRows {
     /// Empty builders for each table an incident version appends to.
-    pub(super) fn appended() -> [TableRows; 3] {
+    pub(super) fn appended() -> [TableRows; 4] {
         [
             TableRows::Incidents(Box::default()),
             TableRows::Entities(Box::default()),
             TableRows::Signals(Box::default()),
+            TableRows::Documents(Box::default()),
         ]
     }
 
@@ -321,6 +445,7 @@ impl TableRows {
             TableRows::Incidents(_) => Table::Incidents,
             TableRows::Entities(_) => Table::Entities,
             TableRows::Signals(_) => Table::Signals,
+            TableRows::Documents(_) => Table::Documents,
         }
     }
 
@@ -329,6 +454,7 @@ impl TableRows {
             TableRows::Incidents(r) => r.rows,
             TableRows::Entities(r) => r.rows,
             TableRows::Signals(r) => r.rows,
+            TableRows::Documents(r) => r.rows,
         }
     }
 
@@ -347,6 +473,7 @@ impl TableRows {
             TableRows::Incidents(r) => r.append(change, stamp),
             TableRows::Entities(r) => r.append(change, stamp.ordinal),
             TableRows::Signals(r) => r.append(change, stamp.ordinal, sources),
+            TableRows::Documents(r) => r.append(change, stamp.ordinal),
         }
     }
 
@@ -358,6 +485,7 @@ impl TableRows {
             TableRows::Incidents(r) => r.finish(),
             TableRows::Entities(r) => r.finish(),
             TableRows::Signals(r) => r.finish(),
+            TableRows::Documents(r) => r.finish(),
         };
         RecordBatch::try_new(table.file_schema(), columns)
     }
@@ -522,6 +650,43 @@ impl IncidentRows {
             Arc::new(self.affected_nodes.finish()),
             Arc::new(self.signals.finish()),
             Arc::new(self.seq.finish()),
+        ]
+    }
+}
+
+/// `incident_documents`: the change as the change stream writes it.
+#[derive(Default)]
+pub(super) struct DocumentRows {
+    rows: usize,
+    id: StringBuilder,
+    version: Int64Builder,
+    ordinal: Int64Builder,
+    change: StringBuilder,
+    document: StringBuilder,
+}
+
+impl DocumentRows {
+    fn append(&mut self, c: &IncidentChange, ordinal: u64) {
+        self.rows += 1;
+        self.id.append_value(&c.incident.id);
+        self.version.append_value(i64::from(c.incident.version));
+        self.ordinal.append_value(int_of(ordinal));
+        self.change.append_value(c.change.as_str());
+        // Serialising plain data into a string cannot fail; if it ever
+        // did, the row says so rather than losing its place.
+        let json = serde_json::to_string(c)
+            .unwrap_or_else(|e| format!("{{\"error\":{:?}}}", e.to_string()));
+        self.document.append_value(json);
+    }
+
+    fn finish(&mut self) -> Vec<ArrayRef> {
+        self.rows = 0;
+        vec![
+            Arc::new(self.id.finish()),
+            Arc::new(self.version.finish()),
+            Arc::new(self.ordinal.finish()),
+            Arc::new(self.change.finish()),
+            Arc::new(self.document.finish()),
         ]
     }
 }
@@ -719,6 +884,18 @@ impl SignalRows {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `epicenter query --describe` documents every column it lists.
+    #[test]
+    fn every_column_of_every_table_has_a_meaning() {
+        for table in Table::ALL {
+            let columns = table.columns();
+            assert_eq!(columns.len(), table.file_schema().fields().len() + 1);
+            for c in columns {
+                assert!(!c.meaning.is_empty(), "{}.{}", table.name(), c.name);
+            }
+        }
+    }
 
     #[test]
     fn days_are_utc_calendar_days() {

@@ -62,7 +62,7 @@ pub enum FlushStep {
 }
 
 /// The rows of one day, per table.
-struct DayRows([TableRows; 3]);
+struct DayRows([TableRows; 4]);
 
 impl DayRows {
     fn new() -> DayRows {
