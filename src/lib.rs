@@ -16,6 +16,7 @@ mod rule_files;
 mod rule_tests;
 mod rules_cmd;
 mod serve;
+mod show;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -50,6 +51,8 @@ enum Command {
     Serve(serve::Args),
     /// Query the incident history with read-only SQL.
     Query(query::Args),
+    /// Show one incident from the history, for a person (text, Markdown, JSON).
+    Show(show::Args),
     /// Check a configuration file.
     Config {
         #[command(subcommand)]
@@ -119,6 +122,7 @@ pub fn main() -> ExitCode {
         Command::Replay(args) => replay::run(&args),
         Command::Serve(args) => serve::run(&args),
         Command::Query(args) => query::run(&args),
+        Command::Show(args) => show::run(&args),
         Command::Config { command } => match command {
             ConfigCommand::Check { file } => config::check(&file),
         },

@@ -168,6 +168,23 @@ fn schema_text(args: &Args) -> Option<Result<String, String>> {
     )))
 }
 
+/// The history directory: `--history`, else the config's, else the
+/// default state directory's.
+pub(crate) fn history_dir(history: Option<&PathBuf>, config: Option<&PathBuf>) -> Result<PathBuf> {
+    Ok(match (history, config) {
+        (Some(d), _) => d.clone(),
+        (None, Some(c)) => match crate::config::Config::load(c)?.serve.history {
+            Some(h) => h.dir,
+            None => anyhow::bail!("{}: the history is disabled (sinks.history)", c.display()),
+        },
+        (None, None) => crate::config::Config::default()
+            .serve
+            .history
+            .map(|h| h.dir)
+            .unwrap_or_else(|| PathBuf::from("epicenter-state/history")),
+    })
+}
+
 pub(crate) fn run(args: &Args) -> Result<ExitCode> {
     match schema_text(args) {
         Some(Ok(text)) => {
@@ -185,18 +202,7 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
     let Some(query) = &args.sql else {
         anyhow::bail!("no query (give SQL, --tables or --describe TABLE)");
     };
-    let dir = match (&args.history, &args.config) {
-        (Some(d), _) => d.clone(),
-        (None, Some(c)) => match crate::config::Config::load(c)?.serve.history {
-            Some(h) => h.dir,
-            None => anyhow::bail!("{}: the history is disabled (sinks.history)", c.display()),
-        },
-        (None, None) => crate::config::Config::default()
-            .serve
-            .history
-            .map(|h| h.dir)
-            .unwrap_or_else(|| PathBuf::from("epicenter-state/history")),
-    };
+    let dir = history_dir(args.history.as_ref(), args.config.as_ref())?;
     let sql = if query == "-" {
         let mut s = String::new();
         std::io::stdin()

@@ -34,6 +34,10 @@ pub(crate) struct Args {
     /// Print throughput and engine counters on stderr at the end.
     #[arg(long)]
     stats: bool,
+    /// Output format: one JSON line per incident (the contract), or each
+    /// incident rendered for people (text, markdown).
+    #[arg(long, value_enum, default_value_t = Format::Json)]
+    format: Format,
     /// Also write every incident version to the incident history in DIR
     /// (Parquet; query it with `epicenter query --history DIR`).
     #[arg(long, value_name = "DIR")]
@@ -41,6 +45,18 @@ pub(crate) struct Args {
     /// Input files (NDJSON); `-` reads standard input.
     #[arg(required = true, value_name = "FILE")]
     files: Vec<PathBuf>,
+}
+
+/// How `replay` prints incidents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Format {
+    /// One JSON object per line (`IncidentReport`, the contract).
+    Json,
+    /// Each incident as text for a terminal, separated by a blank line
+    /// (title and severity coloured when stdout is a terminal).
+    Text,
+    /// Each incident as Markdown, separated by a `---` rule.
+    Markdown,
 }
 
 fn parse_span(s: &str) -> Result<Span, String> {
@@ -380,12 +396,32 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
     let elapsed = started.elapsed();
 
     let stdout = io::stdout();
-    let mut sink = NdjsonSink::new(io::BufWriter::new(stdout.lock()));
     let printed = engine.incidents();
-    for inc in &printed {
-        sink.write(&IncidentReport::new(inc))?;
+    if args.format == Format::Json {
+        let mut sink = NdjsonSink::new(io::BufWriter::new(stdout.lock()));
+        for inc in &printed {
+            sink.write(&IncidentReport::new(inc))?;
+        }
+        sink.finish()?.flush()?;
+    } else {
+        let colour = stdout.is_terminal();
+        let mut out = io::BufWriter::new(stdout.lock());
+        for (i, inc) in printed.iter().enumerate() {
+            let report = IncidentReport::new(inc);
+            if i > 0 {
+                out.write_all(match args.format {
+                    Format::Markdown => b"\n---\n\n",
+                    _ => b"\n",
+                })?;
+            }
+            let rendered = match args.format {
+                Format::Markdown => sinks::render::markdown(&report),
+                _ => sinks::render::text(&report, colour),
+            };
+            out.write_all(rendered.as_bytes())?;
+        }
+        out.flush()?;
     }
-    sink.finish()?.flush()?;
 
     let mut skipped = Vec::new();
     if malformed.count > 0 {

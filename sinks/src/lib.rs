@@ -12,6 +12,8 @@
 //! - [`outbox`]: the durable queue in the state directory every delivery
 //!   goes through: retries with backoff and jitter, rate limits, dead
 //!   letters, and idempotency across restarts.
+//! - [`render`]: one incident as text or Markdown for people on call
+//!   (`epicenter replay --format text|markdown`).
 //! - [`history`]: every incident version as Parquet, queried with
 //!   read-only SQL (DataFusion).
 //!
@@ -24,4 +26,5 @@ pub mod kafka;
 pub mod ndjson;
 pub mod notify;
 pub mod outbox;
+pub mod render;
 pub mod stream;

@@ -313,17 +313,6 @@ struct VersionParam {
     version: Option<u32>,
 }
 
-/// The query for one incident's stored document: its newest row, or the
-/// newest row of `version` (a `resolved` line repeats its last version).
-fn document_sql(id: &str, version: Option<u32>) -> String {
-    let version = version.map_or(String::new(), |v| format!(" AND version = {v}"));
-    format!(
-        "SELECT document FROM incident_documents WHERE id = {}{version} \
-         ORDER BY ordinal DESC LIMIT 1",
-        literal(id)
-    )
-}
-
 /// The first row of a JSON-array query result.
 async fn first_row(
     sql: &Sql,
@@ -355,21 +344,10 @@ async fn incident(
         Ok(s) => s,
         Err(e) => return e.into_response(),
     };
-    let row = match first_row(sql, &document_sql(&id, p.version)).await {
-        Ok(row) => row,
-        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e),
-    };
-    let document = row
-        .as_ref()
-        .and_then(|r| r.get("document"))
-        .and_then(serde_json::Value::as_str);
-    match document.map(serde_json::from_str::<serde_json::Value>) {
-        Some(Ok(doc)) => axum::Json(doc).into_response(),
-        Some(Err(e)) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            &format!("incident {id}: stored document unreadable: {e}"),
-        ),
-        None if p.version.is_some() => error(
+    match sql.document(&id, p.version).await {
+        Ok(Some(doc)) => axum::Json(doc).into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+        Ok(None) if p.version.is_some() => error(
             StatusCode::NOT_FOUND,
             &format!(
                 "no version {} of incident {id} in the history",
@@ -378,7 +356,7 @@ async fn incident(
         ),
         // A history written before documents were stored has only the
         // summary row: better that than nothing.
-        None => {
+        Ok(None) => {
             let latest = format!("SELECT * FROM incidents_latest WHERE id = {}", literal(&id));
             match first_row(sql, &latest).await {
                 Ok(Some(mut row)) => {
@@ -516,19 +494,25 @@ mod tests {
     fn incident_filters_are_escaped_literals() {
         let p = IncidentParams {
             status: Some("firing".to_string()),
+            severity: Some("critical".to_string()),
             rule: Some("x' OR '1'='1".to_string()),
             namespace: Some("shop".to_string()),
+            node: Some("n' --".to_string()),
             since: Some("2026-11-01T00:00:00Z".to_string()),
             limit: Some(5),
             format: None,
         };
         let sql = incidents_sql(&p).expect("valid");
         assert!(sql.contains("rule = 'x'' OR ''1''=''1'"), "{sql}");
+        assert!(sql.contains("root_node = 'n'' --'"), "{sql}");
+        assert!(sql.contains("severity = 'critical'"), "{sql}");
         assert!(sql.ends_with("LIMIT 5"), "{sql}");
         let bad = IncidentParams {
             status: Some("open".to_string()),
+            severity: None,
             rule: None,
             namespace: None,
+            node: None,
             since: None,
             limit: None,
             format: None,

@@ -161,6 +161,62 @@ fn the_three_readme_questions_have_answers() {
     assert!(String::from_utf8(csv.stdout).unwrap().starts_with("rule\n"));
 }
 
+/// `epicenter show ID` reads the incident back from the history and says
+/// exactly what `replay --format text|markdown` said of it; `--format json`
+/// is the document replay printed (plus `change`).
+#[test]
+fn show_reads_an_incident_back_as_replay_rendered_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = root().join("examples/nfs-csi-cascade.ndjson");
+    let replay = |format: &str| {
+        let out = bin()
+            .args(["replay", "--rules"])
+            .arg(root().join("rules"))
+            .args(["--format", format, "--history"])
+            .arg(dir.path())
+            .arg(&example)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let json = replay("json");
+    let incidents: Vec<Value> = json
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(incidents.len() >= 2, "{json}");
+    let show = |id: &str, format: &str| {
+        let out = bin()
+            .args(["show", id, "--format", format, "--history"])
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    for (format, separator) in [("text", "\n"), ("markdown", "\n---\n\n")] {
+        let replayed = replay(format);
+        let shown: Vec<String> = incidents
+            .iter()
+            .map(|i| show(i["id"].as_str().unwrap(), format))
+            .collect();
+        assert_eq!(shown.join(separator), replayed, "{format}");
+    }
+    let id = incidents[0]["id"].as_str().unwrap();
+    let mut stored: Value = serde_json::from_str(&show(id, "json")).unwrap();
+    assert!(stored["change"].is_string(), "{stored}");
+    stored.as_object_mut().unwrap().remove("change");
+    assert_eq!(stored, incidents[0]);
+    let missing = bin()
+        .args(["show", "0000000000000000", "--history"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(1), "{missing:?}");
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no incident 0000000000000000"));
+}
+
 /// The schema is documented by the binary itself, without a history.
 #[test]
 fn query_lists_the_tables_and_describes_each() {

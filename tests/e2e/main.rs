@@ -25,4 +25,5 @@ mod notify;
 mod replay;
 mod restart;
 mod startup;
+mod text_view;
 mod time;

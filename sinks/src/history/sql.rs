@@ -24,7 +24,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::catalog::TableProvider;
 use datafusion::common::{DataFusionError, TableReference};
@@ -61,6 +61,7 @@ use super::format::{self, Format};
 use super::guard;
 use super::schema::{DAY, Table};
 use super::store::{FileName, Store, visible};
+use crate::change::IncidentChange;
 
 /// The URL the history directory is registered under (its only object
 /// store).
@@ -260,6 +261,37 @@ impl Sql {
             Ok(Err(e)) => Err(e),
             Err(_) => Err(QueryError::Timeout(timeout)),
         }
+    }
+
+    /// The stored document of incident `id`: its newest version, or the
+    /// newest row of `version` (a `resolved` line repeats its last
+    /// version). `None` when the history holds no such incident or version
+    /// (or was written before documents were stored).
+    pub async fn document(
+        &self,
+        id: &str,
+        version: Option<u32>,
+    ) -> Result<Option<IncidentChange>, QueryError> {
+        let literal = |s: &str| format!("'{}'", s.replace('\'', "''"));
+        let version = version.map_or(String::new(), |v| format!(" AND version = {v}"));
+        let sql = format!(
+            "SELECT document FROM incident_documents WHERE id = {}{version} \
+             ORDER BY ordinal DESC LIMIT 1",
+            literal(id)
+        );
+        let out = self.execute(&sql).await?;
+        let Some(batch) = out.batches.iter().find(|b| b.num_rows() > 0) else {
+            return Ok(None);
+        };
+        let column = batch.column(0);
+        let text = column
+            .as_string_opt::<i32>()
+            .map(|a| a.value(0))
+            .or_else(|| column.as_string_view_opt().map(|a| a.value(0)))
+            .ok_or_else(|| QueryError::Invalid("document: not a text column".into()))?;
+        serde_json::from_str(text).map(Some).map_err(|e| {
+            QueryError::Invalid(format!("incident {id}: stored document unreadable: {e}"))
+        })
     }
 
     /// Plans a read-only query (guarded, as [`Self::execute`] would) and
