@@ -9,6 +9,7 @@
 mod config;
 #[doc(hidden)]
 pub mod fuzzing;
+mod postmortem;
 mod query;
 mod record;
 mod replay;
@@ -53,6 +54,8 @@ enum Command {
     Query(query::Args),
     /// Show one incident from the history, for a person (text, Markdown, JSON).
     Show(show::Args),
+    /// Draft a Markdown post-mortem of one incident from the history.
+    Postmortem(postmortem::Args),
     /// Check a configuration file.
     Config {
         #[command(subcommand)]
@@ -123,6 +126,7 @@ pub fn main() -> ExitCode {
         Command::Serve(args) => serve::run(&args),
         Command::Query(args) => query::run(&args),
         Command::Show(args) => show::run(&args),
+        Command::Postmortem(args) => postmortem::run(&args),
         Command::Config { command } => match command {
             ConfigCommand::Check { file } => config::check(&file),
         },

@@ -16,6 +16,8 @@
 //!   (`epicenter replay --format text|markdown`).
 //! - [`history`]: every incident version as Parquet, queried with
 //!   read-only SQL (DataFusion).
+//! - [`postmortem`]: a Markdown post-mortem draft from an incident's stored
+//!   versions (`epicenter postmortem ID`).
 //!
 //! Design choice: sinks never see engine internals and never depend on
 //! `ingest`; the binary wires the two ends together.
@@ -26,5 +28,6 @@ pub mod kafka;
 pub mod ndjson;
 pub mod notify;
 pub mod outbox;
+pub mod postmortem;
 pub mod render;
 pub mod stream;

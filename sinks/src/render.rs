@@ -389,7 +389,7 @@ impl View {
     }
 }
 
-fn status_str(s: Status) -> &'static str {
+pub(crate) fn status_str(s: Status) -> &'static str {
     match s {
         Status::Pending => "pending",
         Status::Firing => "firing",
@@ -399,7 +399,7 @@ fn status_str(s: Status) -> &'static str {
 
 /// Replaces control characters (newlines, tabs, terminal escapes) with
 /// spaces, so every field stays on its line and nothing styles a terminal.
-fn clean(s: &str) -> String {
+pub(crate) fn clean(s: &str) -> String {
     s.chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect::<String>()
@@ -408,7 +408,7 @@ fn clean(s: &str) -> String {
 }
 
 /// Markdown text: the characters that would format escaped.
-fn md(s: &str) -> String {
+pub(crate) fn md(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         if matches!(c, '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '|') {
@@ -421,7 +421,7 @@ fn md(s: &str) -> String {
 
 /// An inline code span that holds any text (a longer fence than any run of
 /// backticks inside).
-fn code(s: &str) -> String {
+pub(crate) fn code(s: &str) -> String {
     let mut longest = 0;
     let mut run = 0;
     for c in s.chars() {
@@ -436,7 +436,7 @@ fn code(s: &str) -> String {
 }
 
 /// `Kind namespace/name on node`.
-fn entity_label(e: &EntityRef) -> String {
+pub(crate) fn entity_label(e: &EntityRef) -> String {
     let mut s = clean(&e.kind);
     s.push(' ');
     if let Some(ns) = e.namespace.as_deref().filter(|n| !n.is_empty()) {
@@ -455,7 +455,7 @@ fn entity_label(e: &EntityRef) -> String {
 }
 
 /// An engine key (`Pod/ns/name`, `Node/name`) as people write it.
-fn key_label(key: &str) -> String {
+pub(crate) fn key_label(key: &str) -> String {
     let key = clean(key);
     match key.split_once('/') {
         Some((kind, rest)) => format!("{kind} {rest}"),
@@ -463,7 +463,7 @@ fn key_label(key: &str) -> String {
     }
 }
 
-fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
+pub(crate) fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
     if n == 1 { one } else { many }
 }
 
@@ -492,7 +492,7 @@ fn kind_count(kind: &str, n: usize) -> String {
 }
 
 /// "6 pods, 1 Deployment": kinds by count, most first.
-fn kinds_phrase(kinds: &BTreeMap<String, usize>) -> String {
+pub(crate) fn kinds_phrase(kinds: &BTreeMap<String, usize>) -> String {
     let mut v: Vec<(&String, &usize)> = kinds.iter().collect();
     v.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
     v.iter()
@@ -502,7 +502,7 @@ fn kinds_phrase(kinds: &BTreeMap<String, usize>) -> String {
 }
 
 /// "a, b, c" or "a, ..., j and 5 more".
-fn capped(names: &[String], max: usize) -> String {
+pub(crate) fn capped(names: &[String], max: usize) -> String {
     if names.len() <= max {
         return names.join(", ");
     }
@@ -663,12 +663,12 @@ fn node_counts(per_node: &BTreeMap<String, usize>) -> String {
 /// Times in the timeline and the sentences: `08:01:02` on the day of the
 /// first record, the date too on another day.
 #[derive(Debug)]
-struct Clock {
-    day: Option<String>,
+pub(crate) struct Clock {
+    pub(crate) day: Option<String>,
 }
 
 impl Clock {
-    fn at(&self, t: EventTime) -> String {
+    pub(crate) fn at(&self, t: EventTime) -> String {
         match jiff::Timestamp::from_microsecond(t.as_micros()) {
             Ok(ts) => {
                 let day = ts.strftime("%Y-%m-%d").to_string();
@@ -684,7 +684,7 @@ impl Clock {
     }
 }
 
-fn day_of(t: EventTime) -> Option<String> {
+pub(crate) fn day_of(t: EventTime) -> Option<String> {
     jiff::Timestamp::from_microsecond(t.as_micros())
         .ok()
         .map(|ts| ts.strftime("%Y-%m-%d").to_string())
@@ -899,7 +899,7 @@ fn why(r: &IncidentReport, clock: &Clock) -> Vec<String> {
 }
 
 /// "Ends with a full stop."
-fn sentence(s: &str) -> String {
+pub(crate) fn sentence(s: &str) -> String {
     if s.ends_with(['.', '!', '?']) {
         s.to_string()
     } else {
@@ -907,7 +907,7 @@ fn sentence(s: &str) -> String {
     }
 }
 
-fn absence_sentences(a: &AbsenceFacts, clock: &Clock) -> Vec<String> {
+pub(crate) fn absence_sentences(a: &AbsenceFacts, clock: &Clock) -> Vec<String> {
     let mut out = Vec::new();
     let absent = if a.absent.is_empty() {
         "the expected signals".to_string()
@@ -956,7 +956,7 @@ fn ties_by_entity(ties: &[Tie]) -> Vec<Vec<Tie>> {
 /// One tie per entity, signal and role: a merged incident can bring the
 /// same member twice. The same records seen twice are not counted twice
 /// (the larger count is kept); the span covers both.
-fn merge_ties(ties: &[Tie]) -> Vec<Tie> {
+pub(crate) fn merge_ties(ties: &[Tie]) -> Vec<Tie> {
     let mut out: Vec<Tie> = Vec::new();
     let mut at: BTreeMap<(&str, &str, u8), usize> = BTreeMap::new();
     for t in ties {

@@ -22,6 +22,7 @@ mod http;
 mod kafka;
 mod kubernetes;
 mod notify;
+mod postmortem;
 mod replay;
 mod restart;
 mod startup;

@@ -294,6 +294,54 @@ impl Sql {
         })
     }
 
+    /// Every stored version of incident `id`, in the store's append order
+    /// (`ordinal`): its opening, updates, resolution or merge. Empty when
+    /// the history holds no such incident. Read in pages of at most
+    /// `QueryLimits::max_rows` rows, so a long-lived incident is never cut.
+    pub async fn documents(&self, id: &str) -> Result<Vec<IncidentChange>, QueryError> {
+        use datafusion::arrow::datatypes::Int64Type;
+        let literal = |s: &str| format!("'{}'", s.replace('\'', "''"));
+        let page = self.limits.max_rows.max(1);
+        let mut out = Vec::new();
+        let mut after: Option<i64> = None;
+        loop {
+            let from = after.map_or(String::new(), |o| format!(" AND ordinal > {o}"));
+            let sql = format!(
+                "SELECT ordinal, document FROM incident_documents WHERE id = {}{from} \
+                 ORDER BY ordinal LIMIT {page}",
+                literal(id)
+            );
+            let result = self.execute(&sql).await?;
+            let mut rows = 0usize;
+            for batch in &result.batches {
+                let ordinals = batch
+                    .column(0)
+                    .as_primitive_opt::<Int64Type>()
+                    .ok_or_else(|| QueryError::Invalid("ordinal: not an integer column".into()))?;
+                let column = batch.column(1);
+                let strings = column.as_string_opt::<i32>();
+                let views = column.as_string_view_opt();
+                for i in 0..batch.num_rows() {
+                    let text = strings
+                        .map(|a| a.value(i))
+                        .or_else(|| views.map(|a| a.value(i)))
+                        .ok_or_else(|| QueryError::Invalid("document: not a text column".into()))?;
+                    let change = serde_json::from_str(text).map_err(|e| {
+                        QueryError::Invalid(format!(
+                            "incident {id}: stored document unreadable: {e}"
+                        ))
+                    })?;
+                    out.push(change);
+                    after = Some(ordinals.value(i));
+                    rows += 1;
+                }
+            }
+            if rows < page {
+                return Ok(out);
+            }
+        }
+    }
+
     /// Plans a read-only query (guarded, as [`Self::execute`] would) and
     /// returns its optimized logical plan and physical plan as text.
     pub async fn explain(&self, sql: &str) -> Result<String, QueryError> {
