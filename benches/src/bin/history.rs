@@ -333,6 +333,12 @@ fn queries(last_month: &str, some_id: &str) -> Vec<(&'static str, String)> {
                 "SELECT version, change, status FROM incidents WHERE id = '{some_id}' ORDER BY version"
             ),
         ),
+        (
+            "one incident's whole document by id (all days; what GET /api/v1/incidents/{id} reads)",
+            format!(
+                "SELECT document FROM incident_documents WHERE id = '{some_id}' ORDER BY ordinal DESC LIMIT 1"
+            ),
+        ),
     ]
 }
 
