@@ -6,8 +6,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
-use sinks::history::{QueryLimits, Sql};
+use anyhow::Result;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -24,24 +23,15 @@ pub(crate) struct Args {
 }
 
 pub(crate) fn run(args: &Args) -> Result<ExitCode> {
-    let dir = crate::query::history_dir(args.history.as_ref(), args.config.as_ref())?;
-    if !dir.is_dir() {
-        eprintln!(
-            "epicenter: {}: no incident history here (serve writes it under its state directory; replay --history DIR writes one)",
-            dir.display()
-        );
-        return Ok(ExitCode::from(2));
-    }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let versions = runtime
-        .block_on(async {
-            let sql = Sql::open(&dir, QueryLimits::default()).await?;
-            sql.documents(&args.id).await
-        })
-        .with_context(|| format!("reading {}", dir.display()))?;
+    let read = crate::show::read_history(
+        args.history.as_ref(),
+        args.config.as_ref(),
+        |sql| async move { sql.documents(&args.id).await },
+    )?;
+    let (dir, versions) = match read {
+        Ok(read) => read,
+        Err(code) => return Ok(code),
+    };
     if versions.is_empty() {
         eprintln!("epicenter: no incident {} in {}", args.id, dir.display());
         return Ok(ExitCode::from(1));

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use sinks::history::{QueryLimits, Sql};
+use sinks::history::{QueryError, QueryLimits, Sql};
 
 use crate::replay::Format;
 
@@ -31,24 +31,49 @@ pub(crate) struct Args {
     format: Format,
 }
 
-pub(crate) fn run(args: &Args) -> Result<ExitCode> {
-    let dir = crate::query::history_dir(args.history.as_ref(), args.config.as_ref())?;
+/// Reads the history `--history` or `--config` names with `read`: the
+/// directory and what `read` found, or `Err(exit code)` (2) after saying
+/// that there is no history there. Shared by `show` and `postmortem`.
+pub(crate) fn read_history<T, Fut>(
+    history: Option<&PathBuf>,
+    config: Option<&PathBuf>,
+    read: impl FnOnce(Sql) -> Fut,
+) -> Result<Result<(PathBuf, T), ExitCode>>
+where
+    Fut: std::future::Future<Output = Result<T, QueryError>>,
+{
+    let dir = crate::query::history_dir(history, config)?;
     if !dir.is_dir() {
         eprintln!(
             "epicenter: {}: no incident history here (serve writes it under its state directory; replay --history DIR writes one)",
             dir.display()
         );
-        return Ok(ExitCode::from(2));
+        return Ok(Err(ExitCode::from(2)));
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let found = runtime.block_on(async {
-        let sql = Sql::open(&dir, QueryLimits::default()).await?;
-        sql.document(&args.id, args.version).await
-    });
-    let Some(change) = found.with_context(|| format!("reading {}", dir.display()))? else {
+    let found = runtime
+        .block_on(async {
+            let sql = Sql::open(&dir, QueryLimits::default()).await?;
+            read(sql).await
+        })
+        .with_context(|| format!("reading {}", dir.display()))?;
+    Ok(Ok((dir, found)))
+}
+
+pub(crate) fn run(args: &Args) -> Result<ExitCode> {
+    let read = read_history(
+        args.history.as_ref(),
+        args.config.as_ref(),
+        |sql| async move { sql.document(&args.id, args.version).await },
+    )?;
+    let (dir, found) = match read {
+        Ok(read) => read,
+        Err(code) => return Ok(code),
+    };
+    let Some(change) = found else {
         let which = args
             .version
             .map_or(String::new(), |v| format!(" version {v} of"));

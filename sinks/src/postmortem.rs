@@ -26,8 +26,8 @@ use correlate::{EventTime, IncidentReport, Status};
 
 use crate::change::{ChangeKind, IncidentChange};
 use crate::render::{
-    Clock, absence_sentences, capped, clean, code, day_of, entity_label, key_label, kinds_phrase,
-    md, merge_ties, plural, sentence, status_str,
+    Clock, Out, absence_sentences, capped, clean, code, day_of, entity_label, key_label,
+    kinds_phrase, md, merge_ties, plural, sentence, status_str,
 };
 
 /// Names listed per line at most.
@@ -1213,36 +1213,6 @@ fn questions(out: &mut Out, f: &Facts<'_>) {
         "- [ ] Runbook: write down how this was diagnosed and recovered. Owner: *to be filled*.",
     );
     out.line("- [ ] Review this draft, fill in the items above and set its status. Owner: *to be filled*.");
-}
-
-/// Lines being written: trimmed, at most one blank line in a row, none at
-/// the end, a final newline.
-#[derive(Default)]
-struct Out {
-    text: String,
-}
-
-impl Out {
-    fn line(&mut self, s: impl AsRef<str>) {
-        self.text.push_str(s.as_ref().trim_end());
-        self.text.push('\n');
-    }
-
-    fn blank(&mut self) {
-        if !self.text.is_empty() && !self.text.ends_with("\n\n") {
-            self.text.push('\n');
-        }
-    }
-
-    fn finish(mut self) -> String {
-        while self.text.ends_with("\n\n") {
-            self.text.pop();
-        }
-        if !self.text.ends_with('\n') {
-            self.text.push('\n');
-        }
-        self.text
-    }
 }
 
 #[cfg(test)]

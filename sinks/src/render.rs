@@ -235,23 +235,23 @@ fn md_groups(out: &mut Out, g: &Grouped, indent: &str) {
 /// Lines being written: trimmed, at most one blank line in a row, none at
 /// the end, a final newline.
 #[derive(Debug, Default)]
-struct Out {
+pub(crate) struct Out {
     text: String,
 }
 
 impl Out {
-    fn line(&mut self, s: impl AsRef<str>) {
+    pub(crate) fn line(&mut self, s: impl AsRef<str>) {
         self.text.push_str(s.as_ref().trim_end());
         self.text.push('\n');
     }
 
-    fn blank(&mut self) {
+    pub(crate) fn blank(&mut self) {
         if !self.text.is_empty() && !self.text.ends_with("\n\n") {
             self.text.push('\n');
         }
     }
 
-    fn finish(mut self) -> String {
+    pub(crate) fn finish(mut self) -> String {
         while self.text.ends_with("\n\n") {
             self.text.pop();
         }

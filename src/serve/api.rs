@@ -347,12 +347,9 @@ async fn incident(
     match sql.document(&id, p.version).await {
         Ok(Some(doc)) => axum::Json(doc).into_response(),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
-        Ok(None) if p.version.is_some() => error(
+        Ok(None) if let Some(v) = p.version => error(
             StatusCode::NOT_FOUND,
-            &format!(
-                "no version {} of incident {id} in the history",
-                p.version.unwrap_or_default()
-            ),
+            &format!("no version {v} of incident {id} in the history"),
         ),
         // A history written before documents were stored has only the
         // summary row: better that than nothing.

@@ -4,39 +4,9 @@
 //! `tests/golden/text/<name>.txt` and `tests/golden/markdown/<name>.md`;
 //! `EPICENTER_BLESS=1` writes them from the current output instead.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use crate::support::{bin, root};
-
-/// (golden name, input stream): the example, the scenarios, the shared
-/// scenarios prefixed `shared-`.
-fn streams() -> Vec<(String, PathBuf)> {
-    let mut v = vec![(
-        "nfs-csi-cascade".to_string(),
-        root().join("examples/nfs-csi-cascade.ndjson"),
-    )];
-    v.extend(scenarios(&root().join("tests/scenarios"), ""));
-    v.extend(scenarios(&root().join("../shared/scenarios"), "shared-"));
-    v
-}
-
-/// Every `<dir>/*/input.ndjson`, named by its directory, sorted.
-fn scenarios(dir: &Path, prefix: &str) -> Vec<(String, PathBuf)> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut v: Vec<(String, PathBuf)> = entries
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .filter(|p| p.join("input.ndjson").is_file())
-        .map(|p| {
-            let name = p.file_name().unwrap().to_string_lossy().into_owned();
-            (format!("{prefix}{name}"), p.join("input.ndjson"))
-        })
-        .collect();
-    v.sort();
-    v
-}
+use crate::support::{bin, bless, golden_streams as streams, root};
 
 fn render(input: &Path, format: &str) -> String {
     let out = bin()
@@ -47,10 +17,6 @@ fn render(input: &Path, format: &str) -> String {
         .expect("run epicenter");
     assert!(out.status.success(), "{}: {out:?}", input.display());
     String::from_utf8(out.stdout).expect("utf-8")
-}
-
-fn bless() -> bool {
-    std::env::var_os("EPICENTER_BLESS").is_some_and(|v| v == "1")
 }
 
 /// Compares every stream's rendering with its golden (or writes them when

@@ -272,26 +272,17 @@ impl Sql {
         id: &str,
         version: Option<u32>,
     ) -> Result<Option<IncidentChange>, QueryError> {
-        let literal = |s: &str| format!("'{}'", s.replace('\'', "''"));
         let version = version.map_or(String::new(), |v| format!(" AND version = {v}"));
         let sql = format!(
             "SELECT document FROM incident_documents WHERE id = {}{version} \
              ORDER BY ordinal DESC LIMIT 1",
-            literal(id)
+            sql_literal(id)
         );
         let out = self.execute(&sql).await?;
-        let Some(batch) = out.batches.iter().find(|b| b.num_rows() > 0) else {
-            return Ok(None);
-        };
-        let column = batch.column(0);
-        let text = column
-            .as_string_opt::<i32>()
-            .map(|a| a.value(0))
-            .or_else(|| column.as_string_view_opt().map(|a| a.value(0)))
-            .ok_or_else(|| QueryError::Invalid("document: not a text column".into()))?;
-        serde_json::from_str(text).map(Some).map_err(|e| {
-            QueryError::Invalid(format!("incident {id}: stored document unreadable: {e}"))
-        })
+        match out.batches.iter().find(|b| b.num_rows() > 0) {
+            Some(batch) => document_at(batch, 0, 0, id).map(Some),
+            None => Ok(None),
+        }
     }
 
     /// Every stored version of incident `id`, in the store's append order
@@ -300,7 +291,6 @@ impl Sql {
     /// `QueryLimits::max_rows` rows, so a long-lived incident is never cut.
     pub async fn documents(&self, id: &str) -> Result<Vec<IncidentChange>, QueryError> {
         use datafusion::arrow::datatypes::Int64Type;
-        let literal = |s: &str| format!("'{}'", s.replace('\'', "''"));
         let page = self.limits.max_rows.max(1);
         let mut out = Vec::new();
         let mut after: Option<i64> = None;
@@ -309,7 +299,7 @@ impl Sql {
             let sql = format!(
                 "SELECT ordinal, document FROM incident_documents WHERE id = {}{from} \
                  ORDER BY ordinal LIMIT {page}",
-                literal(id)
+                sql_literal(id)
             );
             let result = self.execute(&sql).await?;
             let mut rows = 0usize;
@@ -318,20 +308,8 @@ impl Sql {
                     .column(0)
                     .as_primitive_opt::<Int64Type>()
                     .ok_or_else(|| QueryError::Invalid("ordinal: not an integer column".into()))?;
-                let column = batch.column(1);
-                let strings = column.as_string_opt::<i32>();
-                let views = column.as_string_view_opt();
                 for i in 0..batch.num_rows() {
-                    let text = strings
-                        .map(|a| a.value(i))
-                        .or_else(|| views.map(|a| a.value(i)))
-                        .ok_or_else(|| QueryError::Invalid("document: not a text column".into()))?;
-                    let change = serde_json::from_str(text).map_err(|e| {
-                        QueryError::Invalid(format!(
-                            "incident {id}: stored document unreadable: {e}"
-                        ))
-                    })?;
-                    out.push(change);
+                    out.push(document_at(batch, 1, i, id)?);
                     after = Some(ordinals.value(i));
                     rows += 1;
                 }
@@ -499,6 +477,28 @@ impl Sql {
         }
         Ok(snapshot)
     }
+}
+
+/// A SQL string literal.
+fn sql_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// The stored document in `column` of `row` (a text column, plain or view).
+fn document_at(
+    batch: &RecordBatch,
+    column: usize,
+    row: usize,
+    id: &str,
+) -> Result<IncidentChange, QueryError> {
+    let column = batch.column(column);
+    let text = column
+        .as_string_opt::<i32>()
+        .map(|a| a.value(row))
+        .or_else(|| column.as_string_view_opt().map(|a| a.value(row)))
+        .ok_or_else(|| QueryError::Invalid("document: not a text column".into()))?;
+    serde_json::from_str(text)
+        .map_err(|e| QueryError::Invalid(format!("incident {id}: stored document unreadable: {e}")))
 }
 
 const METADATA_CACHE: usize = 64 << 20;

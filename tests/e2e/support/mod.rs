@@ -314,3 +314,38 @@ impl Drop for Alertmanager {
         let _ = self.child.wait();
     }
 }
+
+/// (golden name, input stream): the example, the scenarios, the shared
+/// scenarios prefixed `shared-`.
+pub(crate) fn golden_streams() -> Vec<(String, PathBuf)> {
+    let mut v = vec![(
+        "nfs-csi-cascade".to_string(),
+        root().join("examples/nfs-csi-cascade.ndjson"),
+    )];
+    v.extend(scenarios(&root().join("tests/scenarios"), ""));
+    v.extend(scenarios(&root().join("../shared/scenarios"), "shared-"));
+    v
+}
+
+/// Every `<dir>/*/input.ndjson`, named by its directory, sorted.
+fn scenarios(dir: &Path, prefix: &str) -> Vec<(String, PathBuf)> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut v: Vec<(String, PathBuf)> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.join("input.ndjson").is_file())
+        .map(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            (format!("{prefix}{name}"), p.join("input.ndjson"))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// `EPICENTER_BLESS=1`: golden tests write their files instead of comparing.
+pub(crate) fn bless() -> bool {
+    std::env::var_os("EPICENTER_BLESS").is_some_and(|v| v == "1")
+}
