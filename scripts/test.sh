@@ -41,13 +41,22 @@ if ! dpkg -s kubernetes-client >/dev/null 2>&1; then
       && dpkg -x kubernetes-client_*.deb kubernetes-client && rm kubernetes-client_*.deb)
   fi
 fi
+# The web page's browser test (tests/e2e/web.rs): Debian's chromium, driven
+# by playwright-core from npm (tests/browser; it downloads no browser).
+command -v chromium >/dev/null || apt_install chromium
+{ command -v node >/dev/null && command -v npm >/dev/null; } || apt_install nodejs npm
+if [ ! -f tests/browser/node_modules/.package-lock.json ] \
+  || ! cmp -s tests/browser/package-lock.json tests/browser/node_modules/.installed-lock.json; then
+  (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error \
+    && cp package-lock.json node_modules/.installed-lock.json)
+fi
 python3 -c "import kubernetes_validate" 2>/dev/null || python3 -m pip install -q kubernetes-validate
 export PATH="$HOME/.cargo/bin:$PATH"
 if ! command -v tansu >/dev/null; then
   echo "installing tansu (a Kafka-protocol broker, about 7 minutes on 2 cores)"
   cargo install tansu --locked --no-default-features --features libsql --quiet
 fi
-command -v prometheus-alertmanager alertmanager amtool promtool kubectl tansu || true
+command -v prometheus-alertmanager alertmanager amtool promtool kubectl tansu chromium node || true
 
 step "format"
 cargo fmt --all -- --check

@@ -11,7 +11,8 @@
 //!
 //! Design choice: one view is computed from the report ([`View`]), then
 //! written out as plain text or as Markdown, so the two never disagree on
-//! what is shown. Every list is capped (names per group, groups, timeline
+//! what is shown; `serve`'s web page renders the same view ([`view`]) as
+//! HTML. Every list is capped (names per group, groups, timeline
 //! lines, entity sentences) with "and N more": a 1,000-pod incident reads
 //! like an 18-pod one. Output is a pure function of the report (sorted
 //! maps, no clock), every line is trimmed, control characters from the
@@ -262,69 +263,77 @@ impl Out {
     }
 }
 
-/// What both renderings show, computed once.
+/// What both renderings show, computed once; the web page (`serve`)
+/// renders the same view as HTML.
 #[derive(Debug)]
-struct View {
-    title: String,
-    id: String,
-    rule: String,
-    severity: &'static str,
-    status: &'static str,
-    times: Vec<(&'static str, String)>,
+pub struct View {
+    pub title: String,
+    pub id: String,
+    pub rule: String,
+    pub severity: &'static str,
+    pub status: &'static str,
+    pub times: Vec<(&'static str, String)>,
     /// The UTC day of the first record (`2026-03-16`), when known.
-    day: Option<String>,
-    root: RootView,
-    radius: Grouped,
-    timeline: Vec<(String, String)>,
-    why: Vec<String>,
+    pub day: Option<String>,
+    pub root: RootView,
+    pub radius: Grouped,
+    /// (time as the clock says it, what happened), in time order.
+    pub timeline: Vec<(String, String)>,
+    /// The explanation as sentences.
+    pub why: Vec<String>,
+}
+
+/// The view of `report` both renderings are written from.
+pub fn view(report: &IncidentReport) -> View {
+    View::new(report)
 }
 
 #[derive(Debug)]
-struct RootView {
-    entity: String,
-    summary: String,
-    signal: String,
-    attributes: Vec<(String, String)>,
+pub struct RootView {
+    pub entity: String,
+    pub summary: String,
+    pub signal: String,
+    pub attributes: Vec<(String, String)>,
     /// The members that showed the cause (and roots of merged incidents).
-    shown_by: Option<Grouped>,
+    pub shown_by: Option<Grouped>,
 }
 
 /// Entities grouped by namespace, then node, with counts.
 #[derive(Debug, Default)]
-struct Grouped {
+pub struct Grouped {
     /// "18 pods in 16 namespaces on 4 nodes".
-    summary: String,
+    pub summary: String,
     /// "k8s-node1 4, k8s-node2 4, ..." when on more than one node.
-    by_node: Option<String>,
-    groups: Vec<Group>,
+    pub by_node: Option<String>,
+    pub groups: Vec<Group>,
     /// "and 4 more namespaces (9 entities)".
-    more_groups: Option<String>,
+    pub more_groups: Option<String>,
 }
 
 #[derive(Debug)]
-struct Group {
-    namespace: String,
+pub struct Group {
+    pub namespace: String,
     /// "6 pods, 1 Deployment on 4 nodes", "1 pod on k8s-node1".
-    counts: String,
-    layout: Layout,
+    pub counts: String,
+    pub layout: Layout,
 }
 
 #[derive(Debug)]
-enum Layout {
+pub enum Layout {
     /// One line of names (one node, or too many to list per node).
     Line(String),
-    /// A line per node (at most [`MAX_NAMES`] entities in all).
+    /// A line per node (when the namespace has few entities).
     PerNode(Vec<NodeGroup>),
 }
 
 #[derive(Debug)]
-struct NodeGroup {
-    node: Option<String>,
-    names: String,
+pub struct NodeGroup {
+    pub node: Option<String>,
+    pub names: String,
 }
 
 impl NodeGroup {
-    fn node_label(&self) -> String {
+    pub fn node_label(&self) -> String {
         self.node.clone().unwrap_or_else(|| "no node".to_string())
     }
 }
@@ -381,7 +390,7 @@ impl View {
     }
 
     /// ", 2026-03-16" for the heading of the timeline.
-    fn day_note(&self) -> String {
+    pub fn day_note(&self) -> String {
         self.day
             .as_ref()
             .map(|d| format!(", {d}"))
@@ -399,7 +408,7 @@ pub(crate) fn status_str(s: Status) -> &'static str {
 
 /// Replaces control characters (newlines, tabs, terminal escapes) with
 /// spaces, so every field stays on its line and nothing styles a terminal.
-pub(crate) fn clean(s: &str) -> String {
+pub fn clean(s: &str) -> String {
     s.chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect::<String>()
@@ -436,7 +445,7 @@ pub(crate) fn code(s: &str) -> String {
 }
 
 /// `Kind namespace/name on node`.
-pub(crate) fn entity_label(e: &EntityRef) -> String {
+pub fn entity_label(e: &EntityRef) -> String {
     let mut s = clean(&e.kind);
     s.push(' ');
     if let Some(ns) = e.namespace.as_deref().filter(|n| !n.is_empty()) {
@@ -455,7 +464,7 @@ pub(crate) fn entity_label(e: &EntityRef) -> String {
 }
 
 /// An engine key (`Pod/ns/name`, `Node/name`) as people write it.
-pub(crate) fn key_label(key: &str) -> String {
+pub fn key_label(key: &str) -> String {
     let key = clean(key);
     match key.split_once('/') {
         Some((kind, rest)) => format!("{kind} {rest}"),
@@ -463,7 +472,7 @@ pub(crate) fn key_label(key: &str) -> String {
     }
 }
 
-pub(crate) fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
+pub fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
     if n == 1 { one } else { many }
 }
 
@@ -492,7 +501,7 @@ fn kind_count(kind: &str, n: usize) -> String {
 }
 
 /// "6 pods, 1 Deployment": kinds by count, most first.
-pub(crate) fn kinds_phrase(kinds: &BTreeMap<String, usize>) -> String {
+pub fn kinds_phrase(kinds: &BTreeMap<String, usize>) -> String {
     let mut v: Vec<(&String, &usize)> = kinds.iter().collect();
     v.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
     v.iter()
@@ -502,7 +511,7 @@ pub(crate) fn kinds_phrase(kinds: &BTreeMap<String, usize>) -> String {
 }
 
 /// "a, b, c" or "a, ..., j and 5 more".
-pub(crate) fn capped(names: &[String], max: usize) -> String {
+pub fn capped(names: &[String], max: usize) -> String {
     if names.len() <= max {
         return names.join(", ");
     }
@@ -663,12 +672,12 @@ fn node_counts(per_node: &BTreeMap<String, usize>) -> String {
 /// Times in the timeline and the sentences: `08:01:02` on the day of the
 /// first record, the date too on another day.
 #[derive(Debug)]
-pub(crate) struct Clock {
-    pub(crate) day: Option<String>,
+pub struct Clock {
+    pub day: Option<String>,
 }
 
 impl Clock {
-    pub(crate) fn at(&self, t: EventTime) -> String {
+    pub fn at(&self, t: EventTime) -> String {
         match jiff::Timestamp::from_microsecond(t.as_micros()) {
             Ok(ts) => {
                 let day = ts.strftime("%Y-%m-%d").to_string();
@@ -684,7 +693,7 @@ impl Clock {
     }
 }
 
-pub(crate) fn day_of(t: EventTime) -> Option<String> {
+pub fn day_of(t: EventTime) -> Option<String> {
     jiff::Timestamp::from_microsecond(t.as_micros())
         .ok()
         .map(|ts| ts.strftime("%Y-%m-%d").to_string())
@@ -956,7 +965,7 @@ fn ties_by_entity(ties: &[Tie]) -> Vec<Vec<Tie>> {
 /// One tie per entity, signal and role: a merged incident can bring the
 /// same member twice. The same records seen twice are not counted twice
 /// (the larger count is kept); the span covers both.
-pub(crate) fn merge_ties(ties: &[Tie]) -> Vec<Tie> {
+pub fn merge_ties(ties: &[Tie]) -> Vec<Tie> {
     let mut out: Vec<Tie> = Vec::new();
     let mut at: BTreeMap<(&str, &str, u8), usize> = BTreeMap::new();
     for t in ties {

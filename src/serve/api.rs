@@ -75,14 +75,19 @@ impl Api {
         }
     }
 
-    fn authorized(&self, headers: &HeaderMap) -> bool {
+    pub(crate) fn authorized(&self, headers: &HeaderMap) -> bool {
         let Some(token) = &self.config.token else {
             return true;
         };
         ingest::source::alertmanager::bearer_matches(headers.get(header::AUTHORIZATION), token)
     }
 
-    async fn sql(&self) -> Result<&Sql, ApiError> {
+    /// `api.token`, when one is set (the web page's login checks it too).
+    pub(crate) fn token(&self) -> Option<&str> {
+        self.config.token.as_deref()
+    }
+
+    pub(crate) async fn sql(&self) -> Result<&Sql, ApiError> {
         let Some(dir) = &self.history else {
             return Err(ApiError(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -117,7 +122,7 @@ fn error(status: StatusCode, message: &str) -> Response {
 
 /// A refusal with its status.
 #[derive(Debug)]
-struct ApiError(StatusCode, String);
+pub(crate) struct ApiError(pub(crate) StatusCode, pub(crate) String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -226,28 +231,28 @@ async fn query(
     }
 }
 
-#[derive(Deserialize)]
-struct IncidentParams {
-    status: Option<String>,
-    severity: Option<String>,
-    rule: Option<String>,
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct IncidentParams {
+    pub(crate) status: Option<String>,
+    pub(crate) severity: Option<String>,
+    pub(crate) rule: Option<String>,
     /// In the blast radius or the root's namespace.
-    namespace: Option<String>,
+    pub(crate) namespace: Option<String>,
     /// The root's node or a node in the blast radius.
-    node: Option<String>,
+    pub(crate) node: Option<String>,
     /// RFC 3339: opened at or after.
-    since: Option<String>,
-    limit: Option<usize>,
-    format: Option<String>,
+    pub(crate) since: Option<String>,
+    pub(crate) limit: Option<usize>,
+    pub(crate) format: Option<String>,
 }
 
 /// A SQL string literal.
-fn literal(s: &str) -> String {
+pub(crate) fn literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
-/// The query behind `/api/v1/incidents`.
-fn incidents_sql(p: &IncidentParams) -> Result<String, String> {
+/// The query behind `/api/v1/incidents` (and the web page's list).
+pub(crate) fn incidents_sql(p: &IncidentParams) -> Result<String, String> {
     // A merged incident lives on in its survivor.
     let mut filters = vec!["change <> 'merged'".to_string()];
     if let Some(s) = &p.status {

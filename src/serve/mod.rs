@@ -29,6 +29,7 @@ mod outbox;
 mod pipeline;
 mod server;
 mod watermark;
+mod web;
 
 pub(crate) use self::outbox::signal_sources;
 
@@ -172,12 +173,15 @@ async fn serve(config: Config, rules: Arc<correlate::rules::RuleSet>) -> Result<
         .await
         .with_context(|| format!("cannot listen on {}", serve.listen))?;
     let local = listener.local_addr()?;
-    app = app.merge(api::router(api::Api::new(
+    let api_state = api::Api::new(
         serve.history.as_ref().map(|h| h.dir.clone()),
         serve.api.clone(),
         local,
         outbox.clone(),
-    )));
+    );
+    // The web page reads the same history, behind the same token.
+    app = app.merge(web::router(api_state.clone()));
+    app = app.merge(api::router(api_state));
     let mut receiver_health = None;
     if let Some(settings) = &serve.alertmanager {
         let h = health.register(alertmanager::SOURCE);

@@ -28,3 +28,4 @@ mod restart;
 mod startup;
 mod text_view;
 mod time;
+mod web;
