@@ -8,7 +8,8 @@
 //!   seconds and swaps its rows in, so new incidents arrive without a reload.
 //! - `GET /incidents/{id}`: one incident, from the history's stored document;
 //!   `GET /incidents/{id}/postmortem.md`: its post-mortem draft.
-//! - `GET /assets/style.css`, `/assets/app.js`: embedded in the binary.
+//! - `GET /assets/style.css`, `/assets/app.js`, `/assets/favicon.svg`:
+//!   embedded in the binary.
 //! - `GET|POST /login`, `POST /logout`: with `api.token` set, the pages want
 //!   it, as `Authorization: Bearer` or in the `epicenter_token` cookie the
 //!   login form sets (HttpOnly, SameSite=Strict). Health and metrics stay
@@ -56,6 +57,7 @@ const SEEN_BEFORE_DAYS: i64 = 30;
 
 const STYLE: &str = include_str!("style.css");
 const SCRIPT: &str = include_str!("app.js");
+const ICON: &str = include_str!("favicon.svg");
 
 /// Nothing but this server: no CDN, no inline script or style.
 const CSP: &str = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; \
@@ -76,6 +78,8 @@ pub(crate) fn router(api: Api) -> Router {
         .route("/logout", post(logout))
         .route("/assets/style.css", get(style))
         .route("/assets/app.js", get(script))
+        .route("/favicon.ico", get(icon))
+        .route("/assets/favicon.svg", get(icon))
         .with_state(Web { api })
 }
 
@@ -173,7 +177,10 @@ async fn json_rows<T: DeserializeOwned>(sql: &Sql, query: &str) -> Result<Vec<T>
 /// 401 with the login form, which comes back to `uri`.
 fn login_required(uri: &Uri) -> Response {
     let next = uri.path_and_query().map_or("/", |p| p.as_str());
-    html(StatusCode::UNAUTHORIZED, page::login(safe_next(next), false))
+    html(
+        StatusCode::UNAUTHORIZED,
+        page::login(safe_next(next), false),
+    )
 }
 
 async fn list(
@@ -254,13 +261,10 @@ async fn incident(
         Vec::new()
     });
     let root = &r.root_cause.entity;
-    let namespace = root
-        .namespace
-        .as_deref()
-        .filter(|n| !n.is_empty())
-        .map_or("(root_namespace IS NULL OR root_namespace = '')".to_string(), |n| {
-            format!("root_namespace = {}", lit(n))
-        });
+    let namespace = root.namespace.as_deref().filter(|n| !n.is_empty()).map_or(
+        "(root_namespace IS NULL OR root_namespace = '')".to_string(),
+        |n| format!("root_namespace = {}", lit(n)),
+    );
     let since = r
         .opened_at
         .saturating_sub(correlate::Span::from_secs(SEEN_BEFORE_DAYS * 86_400));
@@ -384,6 +388,10 @@ async fn script() -> Response {
     asset("text/javascript; charset=utf-8", SCRIPT)
 }
 
+async fn icon() -> Response {
+    asset("image/svg+xml", ICON)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -393,7 +401,13 @@ mod tests {
     #[test]
     fn only_paths_on_this_site_are_followed_after_login() {
         assert_eq!(safe_next("/incidents/abc?x=1"), "/incidents/abc?x=1");
-        for bad in ["//evil.example/", "https://evil.example/", "/\\evil", "", "/a\nb"] {
+        for bad in [
+            "//evil.example/",
+            "https://evil.example/",
+            "/\\evil",
+            "",
+            "/a\nb",
+        ] {
             assert_eq!(safe_next(bad), "/", "{bad:?}");
         }
     }

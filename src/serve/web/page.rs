@@ -141,6 +141,7 @@ fn layout(title: &str, body: &Markup) -> Markup {
                 meta name="color-scheme" content="light dark";
                 title { (title) " · epicenter" }
                 link rel="stylesheet" href={ "/assets/style.css?v=" (VERSION) };
+                link rel="icon" type="image/svg+xml" href={ "/assets/favicon.svg?v=" (VERSION) };
                 script src={ "/assets/app.js?v=" (VERSION) } defer {}
             }
             body {
@@ -215,15 +216,15 @@ pub(crate) fn rows(rows: &[Row], now: EventTime) -> Markup {
         @for r in rows {
             @let (opened, opened_text) = stored_time(&r.opened_at);
             tr data-id=(r.id) {
-                td data-label="Status" { (status_badge(&r.status)) }
-                td data-label="Severity" { (severity_badge(&r.severity)) }
+                td.badges data-label="Status" { (status_badge(&r.status)) }
+                td.badges data-label="Severity" { (severity_badge(&r.severity)) }
                 td.title data-label="Incident" {
                     a href=(incident_href(&r.id)) { (render::clean(&r.title)) }
                     div.sub { span.mono { (r.id) } " · " (render::clean(&r.rule)) }
                 }
                 td data-label="Root" { (root_label(r)) }
                 td data-label="Blast radius" { (radius_counts(r)) }
-                td data-label="Opened" {
+                td.age data-label="Opened" {
                     @match opened {
                         Some(t) => time datetime=(t.to_string()) title=(opened_text) { (age(now, t)) },
                         None => (opened_text),
@@ -373,7 +374,10 @@ fn timeline(r: &IncidentReport, clock: &Clock) -> Markup {
     if all.is_empty() {
         return html! { p { "No signal is tied to it yet." } };
     }
-    let t0 = all.iter().map(|l| l.first).fold(r.first_seen, EventTime::min);
+    let t0 = all
+        .iter()
+        .map(|l| l.first)
+        .fold(r.first_seen, EventTime::min);
     let t1 = all
         .iter()
         .map(|l| l.last)
@@ -397,8 +401,11 @@ fn timeline(r: &IncidentReport, clock: &Clock) -> Markup {
                         div.lane-label {
                             span.signal { (l.signal) }
                             " "
-                            span class={ "badge role-" (role_word(l.role)) } { (role_word(l.role)) }
-                            @if l.is_root { " " span.badge.role-root { "root cause" } }
+                            @if l.is_root {
+                                span.badge.role-root { "root cause" }
+                            } @else {
+                                span class={ "badge role-" (role_word(l.role)) } { (role_word(l.role)) }
+                            }
                             div.sub {
                                 (clock.at(l.first))
                                 @if l.last != l.first { " to " (clock.at(l.last)) }
@@ -492,32 +499,48 @@ fn tree(members: &[&correlate::report::Affected]) -> Vec<(String, TreeNs)> {
         .collect()
 }
 
+fn names_list(names: &[String]) -> Markup {
+    html! {
+        ul.names {
+            @for n in names.iter().take(MAX_LIST) { li { (n) } }
+            @if names.len() > MAX_LIST {
+                li.sub { "and " (names.len() - MAX_LIST) " more" }
+            }
+        }
+    }
+}
+
+/// Namespaces, then nodes, then names; a namespace on one node lists its
+/// names at once.
 fn tree_branch(namespaces: &[(String, TreeNs)], open: bool) -> Markup {
     html! {
         ul {
             @for (ns, t) in namespaces {
                 li {
                     details open[open] {
-                        summary {
-                            span.ns { (ns) } " · " (render::kinds_phrase(&t.kinds))
-                            @if t.nodes.len() > 1 { " on " (t.nodes.len()) " nodes" }
-                        }
-                        ul {
-                            @for (node, names) in &t.nodes {
-                                li {
-                                    details open[open] {
-                                        summary {
-                                            @match node {
-                                                Some(n) => { "node " span.node { (n) } },
-                                                None => "no node",
+                        @if let (1, Some((node, names))) = (t.nodes.len(), t.nodes.iter().next()) {
+                            summary {
+                                span.ns { (ns) } " · " (render::kinds_phrase(&t.kinds))
+                                @if let Some(n) = node { " on " span.node { (n) } }
+                            }
+                            (names_list(names))
+                        } @else {
+                            summary {
+                                span.ns { (ns) } " · " (render::kinds_phrase(&t.kinds))
+                                " on " (t.nodes.len()) " nodes"
+                            }
+                            ul {
+                                @for (node, names) in &t.nodes {
+                                    li {
+                                        details open[open] {
+                                            summary {
+                                                @match node {
+                                                    Some(n) => { "node " span.node { (n) } },
+                                                    None => "no node",
+                                                }
+                                                " · " (names.len())
                                             }
-                                            " · " (names.len())
-                                        }
-                                        ul.names {
-                                            @for n in names.iter().take(MAX_LIST) { li { (n) } }
-                                            @if names.len() > MAX_LIST {
-                                                li.sub { "and " (names.len() - MAX_LIST) " more" }
-                                            }
+                                            (names_list(names))
                                         }
                                     }
                                 }
@@ -651,13 +674,15 @@ pub(crate) fn incident(r: &IncidentReport, versions: &[Version], seen: &[Seen]) 
                 }
             }
             @if !versions.is_empty() {
-                h3 { "Versions in the history" }
-                ol.moments {
+                details.versions open[versions.len() <= 5] {
+                    summary { "Versions in the history (" (versions.len()) ")" }
+                    ol.moments {
                     @for ver in versions {
                         li {
                             span.at.mono { (stored_time(&ver.recorded_at).1) }
                             " version " (ver.version) ": " (render::clean(&ver.change))
                         }
+                    }
                     }
                 }
             }
@@ -813,7 +838,10 @@ mod tests {
     fn incident_text_is_escaped() {
         let html = incident(&report(3, EVIL), &[], &[]).into_string();
         assert!(!html.contains("<script>alert"), "{html}");
-        assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{html}");
+        assert!(
+            html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+            "{html}"
+        );
         // Attributes too: a title link, a seen-before id.
         let seen = [Seen {
             id: "x\"><img src=x onerror=alert(1)>".to_string(),
@@ -829,7 +857,10 @@ mod tests {
             ..Row::default()
         };
         let html = rows(&[row], t(0)).into_string();
-        assert!(!html.contains("<script>") && !html.contains("<b>"), "{html}");
+        assert!(
+            !html.contains("<script>") && !html.contains("<b>"),
+            "{html}"
+        );
     }
 
     #[test]
@@ -838,7 +869,11 @@ mod tests {
         let html = incident(&r, &[], &[]).into_string();
         // Every pod is in the tree (folded), each once.
         assert_eq!(html.matches("<li>pod-0").count(), 1000);
-        assert!(html.contains("1000 pods in 20 namespaces on 4 nodes"), "{}", &html[..2000]);
+        assert!(
+            html.contains("1000 pods in 20 namespaces on 4 nodes"),
+            "{}",
+            &html[..2000]
+        );
         // Too many to unfold: namespaces start closed.
         assert!(!html.contains("<details open><summary><span class=\"ns\">"));
         // One lane per signal, the cause's first, ticks capped.
@@ -852,7 +887,10 @@ mod tests {
         let html = incident(&report(3, ""), &[], &[]).into_string();
         assert!(html.contains("<li class=\"lane root\">"), "{html}");
         assert!(html.contains("class=\"root-mark\""), "{html}");
-        assert!(html.contains("<details open><summary><span class=\"ns\">"), "{html}");
+        assert!(
+            html.contains("<details open><summary><span class=\"ns\">"),
+            "{html}"
+        );
         assert!(html.contains("Why epicenter believes it"));
         assert!(html.contains("href=\"/incidents/abc123/postmortem.md\""));
     }
@@ -867,7 +905,10 @@ mod tests {
         assert_eq!(f.query(), "?status=firing&namespace=a%20b%26c");
         assert_eq!(Filters::default().query(), "");
         let html = list(&f, &[], t(0), None).into_string();
-        assert!(html.contains("data-poll=\"/web/incidents?status=firing&amp;namespace=a%20b%26c\""), "{html}");
+        assert!(
+            html.contains("data-poll=\"/web/incidents?status=firing&amp;namespace=a%20b%26c\""),
+            "{html}"
+        );
         assert!(html.contains("No incident matches."));
     }
 
