@@ -67,6 +67,41 @@ fn the_page_lists_incidents_shows_one_and_updates_live() {
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("CSI driver"), "{body}");
     assert_eq!(get("/assets/style.css", None).0, 200);
+    // The sign-in form: a wrong token is refused, the right one is kept in
+    // a cookie only this site's pages send back.
+    let no_redirects = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let login = |token: &str| {
+        no_redirects
+            .post(format!("{}/login", serve.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("token={token}&next=%2Fincidents%2Fx"))
+            .send()
+            .unwrap()
+    };
+    assert_eq!(login("wrong").status().as_u16(), 401);
+    let ok = login(TOKEN);
+    assert_eq!(ok.status().as_u16(), 303);
+    assert_eq!(ok.headers()["location"], "/incidents/x");
+    let cookie = ok.headers()["set-cookie"].to_str().unwrap().to_string();
+    for part in ["epicenter_token=", "HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(cookie.contains(part), "{cookie}");
+    }
+    let with_cookie = no_redirects
+        .get(format!("{}/", serve.base))
+        .header("cookie", cookie.split(';').next().unwrap())
+        .send()
+        .unwrap();
+    assert_eq!(with_cookie.status().as_u16(), 200);
+    // The cookie is for the pages: the JSON API still wants the header.
+    let api = no_redirects
+        .get(format!("{}/api/v1/incidents", serve.base))
+        .header("cookie", cookie.split(';').next().unwrap())
+        .send()
+        .unwrap();
+    assert_eq!(api.status().as_u16(), 401);
 
     let shots = root().join("docs/screenshots");
     std::fs::create_dir_all(&shots).unwrap();
@@ -106,4 +141,8 @@ fn the_page_lists_incidents_shows_one_and_updates_live() {
     }
     let (status, stderr) = serve.terminate();
     assert!(status.success(), "{stderr}");
+    // Every query behind the pages answered (a failing one is only logged).
+    for failed in ["web: the incident's versions", "web: incidents seen before"] {
+        assert!(!stderr.contains(failed), "{stderr}");
+    }
 }
