@@ -30,6 +30,11 @@
   }
 
   function poll() {
+    // A tab nobody looks at asks nothing; it catches up when shown.
+    if (document.hidden) {
+      window.setTimeout(poll, POLL_MS);
+      return;
+    }
     fetch(url, { credentials: "same-origin", cache: "no-store" })
       .then(function (r) {
         if (r.status === 401) {
