@@ -82,6 +82,11 @@ impl Api {
         ingest::source::alertmanager::bearer_matches(headers.get(header::AUTHORIZATION), token)
     }
 
+    /// The outbox (the web page shows what it told of an incident).
+    pub(crate) fn outbox(&self) -> &Outbox {
+        &self.outbox
+    }
+
     /// `api.token`, when one is set (the web page's login checks it too).
     pub(crate) fn token(&self) -> Option<&str> {
         self.config.token.as_deref()

@@ -82,6 +82,8 @@ async function main() {
     check((await page.locator("svg .root-mark").count()) === 1, "the root's first record is marked");
     check(main.includes("Why epicenter believes it") && main.includes("showed the cause"),
       "the explanation is in words");
+    check(main.includes("Notifications") && main.includes("Seen before"),
+      "the notifications and the incidents seen before have their sections");
     // The tree folds: a namespace closes and opens with the keyboard.
     const ns = page.locator(".tree details.affected > ul > li > details").first();
     await ns.evaluate((d) => d.querySelector("summary").focus());

@@ -142,7 +142,11 @@ fn the_page_lists_incidents_shows_one_and_updates_live() {
     let (status, stderr) = serve.terminate();
     assert!(status.success(), "{stderr}");
     // Every query behind the pages answered (a failing one is only logged).
-    for failed in ["web: the incident's versions", "web: incidents seen before"] {
+    for failed in [
+        "web: the incident's versions",
+        "web: incidents seen before",
+        "web: the incident's notifications",
+    ] {
         assert!(!stderr.contains(failed), "{stderr}");
     }
 }

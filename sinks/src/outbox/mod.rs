@@ -350,6 +350,24 @@ impl std::fmt::Debug for Inner {
     }
 }
 
+/// What the notifiers remember of one incident ([`Outbox::notified`]).
+#[derive(Debug, Clone, Default)]
+pub struct Notified {
+    /// The last notification the policy decided on, if any.
+    pub told: Option<Told>,
+    /// Each notifier target's receipt for it.
+    pub receipts: Vec<TargetReceipt>,
+}
+
+/// A notifier target's receipt for an incident.
+#[derive(Debug, Clone)]
+pub struct TargetReceipt {
+    pub target: String,
+    /// `slack`, `ntfy`, `webhook`.
+    pub kind: &'static str,
+    pub receipt: crate::notify::Receipt,
+}
+
 /// The handle the pipeline and the operational endpoints hold.
 #[derive(Debug, Clone)]
 pub struct Outbox {
@@ -648,6 +666,34 @@ impl Outbox {
         Ok(redb::ReadableTableMetadata::len(
             &txn.open_table(store::DOCS)?,
         )?)
+    }
+
+    /// What the notifiers remember of `incident`: what the policy last
+    /// told (how many notifications, when, whether it is closed) and each
+    /// notifier target's receipt (the message it edits in place). Kept
+    /// while the incident is open and `told_retention` after.
+    pub fn notified(&self, incident: &str) -> Result<Notified> {
+        let db = self.inner.store.get()?;
+        let txn = db.begin_read()?;
+        let told = txn
+            .open_table(store::TOLD)?
+            .get(incident)?
+            .map(|v| store::decode_told(v.value()))
+            .transpose()?;
+        let table = txn.open_table(store::RECEIPTS)?;
+        let mut receipts = Vec::new();
+        for t in &self.inner.targets {
+            if let Sink::Notify(n) = &t.sink
+                && let Some(v) = table.get((t.name.as_str(), incident))?
+            {
+                receipts.push(TargetReceipt {
+                    target: t.name.clone(),
+                    kind: n.kind(),
+                    receipt: store::decode_receipt(v.value())?,
+                });
+            }
+        }
+        Ok(Notified { told, receipts })
     }
 
     /// The newest dead letters of `target`.

@@ -1,7 +1,8 @@
 //! The web page `serve` renders itself: the incidents, newest first, and
 //! each incident with its root cause, the cascade's timeline, the blast
 //! radius as a tree that folds, the explanation in words, the incidents
-//! seen before, and a link to its post-mortem draft.
+//! seen before, the notifications the outbox remembers, and a link to its
+//! post-mortem draft.
 //!
 //! - `GET /`: the list (`?status=&severity=&namespace=&rule=`, the API's
 //!   filters); it polls `GET /web/incidents` (the same filters) every few
@@ -284,7 +285,14 @@ async fn incident(
         tracing::warn!(id = %r.id, error = %e, "web: incidents seen before");
         Vec::new()
     });
-    html(StatusCode::OK, page::incident(r, &versions, &seen))
+    let notified = web.api.outbox().notified(&r.id).unwrap_or_else(|e| {
+        tracing::warn!(id = %r.id, error = %e, "web: the incident's notifications");
+        sinks::outbox::Notified::default()
+    });
+    html(
+        StatusCode::OK,
+        page::incident(r, &versions, &seen, &notified),
+    )
 }
 
 async fn postmortem(

@@ -14,6 +14,8 @@ use correlate::incident::Role;
 use correlate::{EventTime, IncidentReport};
 use maud::{DOCTYPE, Markup, html};
 use serde::Deserialize;
+use sinks::notify::Receipt;
+use sinks::outbox::Notified;
 use sinks::render::{self, Clock, Grouped, Layout};
 
 /// At most this many names in one node's list of the tree.
@@ -626,8 +628,59 @@ pub(crate) struct Seen {
     pub(crate) opened_at: String,
 }
 
+fn receipt_words(r: &Receipt) -> String {
+    match r {
+        Receipt::Slack {
+            channel,
+            ts,
+            replied,
+        } => {
+            let mut s = format!("Slack message {ts} in {channel}, edited in place at each update");
+            if *replied > 0 {
+                let _ = write!(s, "; thread replies up to notification {replied}");
+            }
+            s
+        }
+        Receipt::Ntfy { sequence_id } => {
+            format!("ntfy notification {sequence_id}, replaced at each update")
+        }
+        Receipt::Sent => "delivered (nothing to edit in place)".to_string(),
+    }
+}
+
+/// What the outbox remembers having told people of the incident.
+fn notifications(n: &Notified) -> Markup {
+    html! {
+        @match &n.told {
+            None => p {
+                "No notification is remembered for it: none was sent (no route matched, or the \
+                 policy kept quiet), or its last was longer ago than the outbox keeps them."
+            },
+            Some(t) => p {
+                (t.sequence) " "
+                (render::plural(usize::try_from(t.sequence).unwrap_or(usize::MAX), "notification", "notifications"))
+                " sent, the last decided at " (utc(EventTime::from_micros(t.at)))
+                @if t.closed { "; closed (resolved or merged): nothing more will be sent" }
+                "."
+            },
+        }
+        @if !n.receipts.is_empty() {
+            ul {
+                @for r in &n.receipts {
+                    li { span.mono { (r.target) } " (" (r.kind) "): " (receipt_words(&r.receipt)) }
+                }
+            }
+        }
+    }
+}
+
 /// `GET /incidents/{id}`.
-pub(crate) fn incident(r: &IncidentReport, versions: &[Version], seen: &[Seen]) -> Markup {
+pub(crate) fn incident(
+    r: &IncidentReport,
+    versions: &[Version],
+    seen: &[Seen],
+    notified: &Notified,
+) -> Markup {
     let v = render::view(r);
     let clock = Clock { day: v.day.clone() };
     let body = html! {
@@ -696,6 +749,11 @@ pub(crate) fn incident(r: &IncidentReport, versions: &[Version], seen: &[Seen]) 
         section aria-labelledby="why-h" {
             h2 id="why-h" { "Why epicenter believes it" }
             ul.why { @for s in &v.why { li { (s) } } }
+        }
+
+        section aria-labelledby="notify-h" {
+            h2 id="notify-h" { "Notifications" }
+            (notifications(notified))
         }
 
         section aria-labelledby="seen-h" {
@@ -836,7 +894,7 @@ mod tests {
 
     #[test]
     fn incident_text_is_escaped() {
-        let html = incident(&report(3, EVIL), &[], &[]).into_string();
+        let html = incident(&report(3, EVIL), &[], &[], &Notified::default()).into_string();
         assert!(!html.contains("<script>alert"), "{html}");
         assert!(
             html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
@@ -849,7 +907,7 @@ mod tests {
             status: "firing".to_string(),
             opened_at: "2026-03-01T00:00:00Z".to_string(),
         }];
-        let html = incident(&report(1, ""), &[], &seen).into_string();
+        let html = incident(&report(1, ""), &[], &seen, &Notified::default()).into_string();
         assert!(!html.contains("<img"), "{html}");
         let row = Row {
             id: "\"><b>".to_string(),
@@ -866,7 +924,7 @@ mod tests {
     #[test]
     fn a_thousand_pod_incident_renders_folded_and_whole() {
         let r = report(1000, "");
-        let html = incident(&r, &[], &[]).into_string();
+        let html = incident(&r, &[], &[], &Notified::default()).into_string();
         // Every pod is in the tree (folded), each once.
         assert_eq!(html.matches("<li>pod-0").count(), 1000);
         assert!(
@@ -884,7 +942,7 @@ mod tests {
 
     #[test]
     fn a_small_incident_unfolds_and_marks_the_root() {
-        let html = incident(&report(3, ""), &[], &[]).into_string();
+        let html = incident(&report(3, ""), &[], &[], &Notified::default()).into_string();
         assert!(html.contains("<li class=\"lane root\">"), "{html}");
         assert!(html.contains("class=\"root-mark\""), "{html}");
         assert!(
@@ -910,6 +968,43 @@ mod tests {
             "{html}"
         );
         assert!(html.contains("No incident matches."));
+    }
+
+    #[test]
+    fn notifications_say_what_the_outbox_remembers() {
+        use sinks::notify::policy::Told;
+        use sinks::outbox::TargetReceipt;
+        let html = incident(&report(1, ""), &[], &[], &Notified::default()).into_string();
+        assert!(html.contains("No notification is remembered"), "{html}");
+        let notified = Notified {
+            told: Some(Told {
+                sequence: 3,
+                severity: correlate::Severity::Critical,
+                effect_signals: Default::default(),
+                affected: 1,
+                absorbed: Default::default(),
+                at: t(60).as_micros(),
+                closed: false,
+            }),
+            receipts: vec![TargetReceipt {
+                target: "ops/slack/0".to_string(),
+                kind: "slack",
+                receipt: Receipt::Slack {
+                    channel: "C0<b>".to_string(),
+                    ts: "1773648060.000100".to_string(),
+                    replied: 2,
+                },
+            }],
+        };
+        let html = incident(&report(1, ""), &[], &[], &notified).into_string();
+        assert!(
+            html.contains("3 notifications sent, the last decided at 2026-03-16 08:01:00 UTC."),
+            "{html}"
+        );
+        assert!(
+            html.contains("Slack message 1773648060.000100 in C0&lt;b&gt;, edited in place"),
+            "{html}"
+        );
     }
 
     #[test]
