@@ -59,7 +59,7 @@ use tokio::sync::Notify;
 use self::handle::Handle;
 
 pub use self::backoff::RetrySettings;
-pub use self::store::DeadLetter;
+pub use self::store::{DeadLetter, Sent};
 use self::store::{Deferred, Entry};
 use crate::change::IncidentChange;
 use crate::notify::policy::{self, Decision, Policy, PolicySettings, Told, WallMicros};
@@ -357,6 +357,8 @@ pub struct Notified {
     pub told: Option<Told>,
     /// Each notifier target's receipt for it.
     pub receipts: Vec<TargetReceipt>,
+    /// The deliveries that landed, oldest first (at most 100).
+    pub sent: Vec<Sent>,
 }
 
 /// A notifier target's receipt for an incident.
@@ -669,9 +671,10 @@ impl Outbox {
     }
 
     /// What the notifiers remember of `incident`: what the policy last
-    /// told (how many notifications, when, whether it is closed) and each
-    /// notifier target's receipt (the message it edits in place). Kept
-    /// while the incident is open and `told_retention` after.
+    /// told (how many notifications, when, whether it is closed), each
+    /// notifier target's receipt (the message it edits in place) and each
+    /// delivery that landed. Kept while the incident is open and
+    /// `told_retention` after.
     pub fn notified(&self, incident: &str) -> Result<Notified> {
         let db = self.inner.store.get()?;
         let txn = db.begin_read()?;
@@ -693,7 +696,12 @@ impl Outbox {
                 });
             }
         }
-        Ok(Notified { told, receipts })
+        let sent = store::sent_for(&txn, incident)?;
+        Ok(Notified {
+            told,
+            receipts,
+            sent,
+        })
     }
 
     /// The newest dead letters of `target`.
@@ -718,6 +726,7 @@ pub(crate) struct Tables<'t> {
     pub(crate) dead: redb::Table<'t, (&'static str, u64), &'static [u8]>,
     pub(crate) meta: redb::Table<'t, &'static str, u64>,
     pub(crate) docs: redb::Table<'t, u64, &'static [u8]>,
+    pub(crate) sent: redb::Table<'t, (&'static str, u64, &'static str), &'static [u8]>,
 }
 
 impl<'t> Tables<'t> {
@@ -731,6 +740,7 @@ impl<'t> Tables<'t> {
             dead: txn.open_table(store::DEAD)?,
             meta: txn.open_table(store::META)?,
             docs: txn.open_table(store::DOCS)?,
+            sent: txn.open_table(store::SENT)?,
         })
     }
 }
@@ -1133,6 +1143,7 @@ impl Inner {
         };
         for id in old {
             t.told.remove(id.as_str())?;
+            store::forget_sent(&mut t.sent, &id)?;
         }
         Ok(())
     }

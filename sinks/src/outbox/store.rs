@@ -9,6 +9,7 @@
 //! | `told`     | incident               | [`Told`]: what people were last told  |
 //! | `deferred` | incident               | [`Deferred`]: a throttled update      |
 //! | `dead`     | (target, seq)          | [`DeadLetter`]                        |
+//! | `sent`     | (incident, at, target) | [`Sent`]: one delivery that landed    |
 //! | `docs`     | seq                    | refcount (u32 LE) + change JSON       |
 //! | `meta`     | name                   | u64 (`next_seq`)                      |
 //!
@@ -35,6 +36,10 @@ pub(super) const DEFERRED: TableDefinition<'_, &str, &[u8]> = TableDefinition::n
 pub(super) const DEAD: TableDefinition<'_, (&str, u64), &[u8]> = TableDefinition::new("dead");
 pub(super) const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
 pub(super) const DOCS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("docs");
+pub(super) const SENT: TableDefinition<'_, (&str, u64, &str), &[u8]> = TableDefinition::new("sent");
+
+/// At most this many deliveries are logged per incident (the oldest go).
+pub(super) const SENT_PER_INCIDENT: usize = 100;
 
 pub(super) const NEXT_SEQ: &str = "next_seq";
 
@@ -101,6 +106,76 @@ pub(super) struct Deferred {
     pub(super) change: Vec<u8>,
 }
 
+/// One notification that reached its target, as the incident page lists
+/// it: kept while the incident's `told` is kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sent {
+    pub target: String,
+    /// `opened`, `updated`, `resolved`.
+    pub event: String,
+    /// The notification's number for the incident (1 = the first).
+    pub sequence: u32,
+    /// It edited the message an earlier one left (Slack, ntfy), rather
+    /// than posting a new one.
+    pub edited: bool,
+    /// Found already delivered when asked after a crash: not sent again.
+    pub recovered: bool,
+    pub at: WallMicros,
+}
+
+/// Logs `sent` for `incident`, dropping the oldest beyond
+/// [`SENT_PER_INCIDENT`].
+pub(super) fn log_sent(
+    table: &mut redb::Table<'_, (&'static str, u64, &'static str), &'static [u8]>,
+    incident: &str,
+    sent: &Sent,
+) -> Result<()> {
+    let at = u64::try_from(sent.at).unwrap_or(0);
+    table.insert(
+        (incident, at, sent.target.as_str()),
+        encode(sent)?.as_slice(),
+    )?;
+    let keys: Vec<(u64, String)> = {
+        let mut v = Vec::new();
+        for item in table.range((incident, 0, "")..=(incident, u64::MAX, "\u{10FFFF}"))? {
+            let (k, _) = item?;
+            let (_, at, target) = k.value();
+            v.push((at, target.to_string()));
+        }
+        v
+    };
+    for (at, target) in keys
+        .iter()
+        .take(keys.len().saturating_sub(SENT_PER_INCIDENT))
+    {
+        table.remove((incident, *at, target.as_str()))?;
+    }
+    Ok(())
+}
+
+/// The deliveries logged for `incident`, oldest first.
+pub(super) fn sent_for(txn: &redb::ReadTransaction, incident: &str) -> Result<Vec<Sent>> {
+    let table = txn.open_table(SENT)?;
+    let mut v = Vec::new();
+    for item in table.range((incident, 0, "")..=(incident, u64::MAX, "\u{10FFFF}"))? {
+        let (_, val) = item?;
+        v.push(decode(val.value(), "sent")?);
+    }
+    Ok(v)
+}
+
+/// Forgets the deliveries logged for `incident`.
+pub(super) fn forget_sent(
+    table: &mut redb::Table<'_, (&'static str, u64, &'static str), &'static [u8]>,
+    incident: &str,
+) -> Result<()> {
+    table.retain_in(
+        (incident, 0, "")..=(incident, u64::MAX, "\u{10FFFF}"),
+        |_, _| false,
+    )?;
+    Ok(())
+}
+
 /// A delivery given up on, kept for people to look at.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeadLetter {
@@ -149,6 +224,7 @@ pub(super) fn create_tables(db: &redb::Database) -> Result<()> {
         txn.open_table(DEAD)?;
         txn.open_table(META)?;
         txn.open_table(DOCS)?;
+        txn.open_table(SENT)?;
     }
     txn.commit()?;
     Ok(())

@@ -153,14 +153,24 @@ async fn deliver_notification(
         }
     };
     let receipt = store::receipt(&*inner.store.get()?, &target.name, &entry.incident)?;
+    // What the delivery log will say of it once it lands.
+    let note = Note {
+        event: n.event,
+        sequence: n.sequence,
+        edited: matches!(receipt, Some(Receipt::Slack { .. } | Receipt::Ntfy { .. })),
+        recovered: false,
+    };
     if entry.in_doubt && notifier.needs_recovery() {
         match notifier.recover(&n, receipt.as_ref()).await {
             Ok(Some(found)) => {
                 tracing::info!(target_name = %target.name, incident = %entry.incident, sequence = n.sequence, "in-doubt notification found delivered: not sent again");
                 target.counters.recovered.fetch_add(1, Ordering::Relaxed);
                 let inner2 = inner.clone();
-                let closes = n.event == Event::Resolved;
-                return blocking(move || inner2.ack_notification(i, seq, &entry, &found, closes))
+                let note = Note {
+                    recovered: true,
+                    ..note
+                };
+                return blocking(move || inner2.ack_notification(i, seq, &entry, &found, note))
                     .await;
             }
             Ok(None) => {}
@@ -178,9 +188,8 @@ async fn deliver_notification(
     }
     let result = notifier.deliver(&n, receipt.as_ref()).await;
     let inner2 = inner.clone();
-    let closes = n.event == Event::Resolved;
     blocking(move || match result {
-        Ok(r) => inner2.ack_notification(i, seq, &entry, &r, closes),
+        Ok(r) => inner2.ack_notification(i, seq, &entry, &r, note),
         Err(e) => {
             if let Some(p) = e.progress() {
                 inner2.keep_receipt(i, &entry.incident, p)?;
@@ -189,6 +198,15 @@ async fn deliver_notification(
         }
     })
     .await
+}
+
+/// What a delivered notification was, for the delivery log.
+#[derive(Debug, Clone, Copy)]
+struct Note {
+    event: Event,
+    sequence: u32,
+    edited: bool,
+    recovered: bool,
 }
 
 /// While the store fails (disk full), tries to reopen it every second, so
@@ -317,16 +335,18 @@ impl Inner {
         Ok(())
     }
 
-    /// The notification is delivered: keep what it left, and delete the
-    /// entry unless a newer notification was folded into it meanwhile.
+    /// The notification is delivered: keep what it left, log it, and
+    /// delete the entry unless a newer notification was folded into it
+    /// meanwhile.
     fn ack_notification(
         &self,
         i: usize,
         seq: u64,
         delivered: &Entry,
         receipt: &Receipt,
-        closes: bool,
+        note: Note,
     ) -> Result<()> {
+        let closes = note.event == Event::Resolved;
         let target = self.target(i);
         let name = target.name.as_str();
         let id = delivered.incident.as_str();
@@ -337,6 +357,15 @@ impl Inner {
         txn.set_durability(Durability::Immediate)?;
         {
             let mut t = Tables::open(&txn)?;
+            let sent = store::Sent {
+                target: name.to_string(),
+                event: note.event.as_str().to_string(),
+                sequence: note.sequence,
+                edited: note.edited,
+                recovered: note.recovered,
+                at: (self.clock)(),
+            };
+            store::log_sent(&mut t.sent, id, &sent)?;
             let current = t
                 .queue
                 .get((name, seq))?

@@ -605,6 +605,26 @@ async fn routes_pick_receivers_and_whoever_announced_an_incident_hears_its_end()
         .enqueue(&[change(ChangeKind::Resolved, ended)])
         .unwrap();
     wait_async("the resolution", || idle(&outbox).then_some(())).await;
+    // The incident page's delivery log: each delivery that landed, per
+    // target, the phone's resolution an edit of the notification it showed.
+    let mut log: Vec<(String, String, u32, bool)> = outbox
+        .notified(&critical.id)
+        .unwrap()
+        .sent
+        .into_iter()
+        .map(|s| (s.target, s.event, s.sequence, s.edited))
+        .collect();
+    log.sort();
+    assert_eq!(
+        log,
+        [
+            ("hook".to_string(), "opened".to_string(), 1, false),
+            ("hook".to_string(), "resolved".to_string(), 2, false),
+            ("phone".to_string(), "opened".to_string(), 1, false),
+            ("phone".to_string(), "resolved".to_string(), 2, true),
+        ]
+    );
+    assert_eq!(outbox.notified(&warning.id).unwrap().sent.len(), 1);
     outbox
         .shutdown(Duration::from_secs(5), tasks)
         .await
