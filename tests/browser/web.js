@@ -111,6 +111,24 @@ async function main() {
     check((await page.locator("#live").innerText()).includes("new"), "the arrival is announced");
     await page.screenshot({ path: path.join(shots, "list.png"), fullPage: true });
 
+    // The new incident was notified (the test's serve has a webhook): its
+    // page lists the delivery once it has landed.
+    const fresh = await page.locator("tbody#rows tr.new a").first().getAttribute("href");
+    let delivered = false;
+    for (let i = 0; i < 40 && !delivered; i++) {
+      await page.goto(base + fresh);
+      delivered = (await page.locator("table.sent").count()) === 1;
+      if (!delivered) {
+        await page.waitForTimeout(250);
+      }
+    }
+    check(delivered, "the new incident's page lists its delivery");
+    const sent = await page.locator("table.sent").innerText();
+    check(sent.includes("#1 opened: sent"), "the opening notification is listed: " + sent);
+    check((await page.locator("main").innerText()).includes("first notification delivered"),
+      "the moments say when it was announced");
+    await page.goto(base + "/");
+
     // A phone.
     const phone = await browser.newContext({
       viewport: { width: 390, height: 844 },

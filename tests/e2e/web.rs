@@ -11,6 +11,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 use crate::support::{Serve, bin, program, root};
+use testkit::webhook::WebhookReceiver;
 
 const TOKEN: &str = "web-token";
 
@@ -41,10 +42,14 @@ fn the_page_lists_incidents_shows_one_and_updates_live() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
+    // A webhook to notify: the incident page lists the deliveries.
+    let hook = WebhookReceiver::start();
     let config = format!(
         "pipeline: {{checkpoint_interval: 1s, idle_timeout: 1s}}\n\
          sinks:\n  history: {{flush_interval: 200ms}}\n\
-         api: {{token: '{TOKEN}'}}\n"
+         api: {{token: '{TOKEN}'}}\n\
+         notify:\n  receivers:\n    - name: ops\n      webhook: [{{url: '{}', timeout: 2s}}]\n",
+        hook.url()
     );
     let serve = Serve::start(dir.path(), &config, &[]);
 
@@ -86,9 +91,25 @@ fn the_page_lists_incidents_shows_one_and_updates_live() {
     assert_eq!(ok.status().as_u16(), 303);
     assert_eq!(ok.headers()["location"], "/incidents/x");
     let cookie = ok.headers()["set-cookie"].to_str().unwrap().to_string();
-    for part in ["epicenter_token=", "HttpOnly", "SameSite=Strict", "Path=/"] {
+    for part in [
+        "epicenter_session=",
+        "HttpOnly",
+        "SameSite=Strict",
+        "Path=/",
+    ] {
         assert!(cookie.contains(part), "{cookie}");
     }
+    assert!(
+        !cookie.contains(TOKEN),
+        "the cookie holds no token: {cookie}"
+    );
+    // A cookie made of the token itself opens nothing.
+    let forged = no_redirects
+        .get(format!("{}/", serve.base))
+        .header("cookie", format!("epicenter_session={TOKEN}"))
+        .send()
+        .unwrap();
+    assert_eq!(forged.status().as_u16(), 401);
     let with_cookie = no_redirects
         .get(format!("{}/", serve.base))
         .header("cookie", cookie.split(';').next().unwrap())

@@ -12,9 +12,12 @@
 //! - `GET /assets/style.css`, `/assets/app.js`, `/assets/favicon.svg`:
 //!   embedded in the binary.
 //! - `GET|POST /login`, `POST /logout`: with `api.token` set, the pages want
-//!   it, as `Authorization: Bearer` or in the `epicenter_token` cookie the
-//!   login form sets (HttpOnly, SameSite=Strict). Health and metrics stay
-//!   open; the JSON API still wants the bearer header.
+//!   it, as `Authorization: Bearer`, or the `epicenter_session` cookie the
+//!   login form sets (HttpOnly, SameSite=Strict). The cookie holds an
+//!   HMAC-SHA256 of the token, never the token: it opens the pages and not
+//!   the JSON API, and a new token ends every session. Wrong tokens are
+//!   answered one at a time, a second each, so guessing is slow. Health and
+//!   metrics stay open; the JSON API still wants the bearer header.
 //!
 //! Design choices. HTML is written in Rust with [maud]: templates are
 //! checked when the binary compiles (a typo is a build error, not a blank
@@ -30,7 +33,8 @@
 
 mod page;
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::extract::{Form, Path, Query, State};
@@ -38,21 +42,26 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use correlate::EventTime;
+use hmac::{Hmac, KeyInit, Mac};
 use maud::Markup;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use sha2::Sha256;
 use sinks::change::ChangeKind;
 use sinks::history::{Format, Sql};
 use subtle::ConstantTimeEq;
+use tokio::sync::Mutex;
 
 use super::api::{self, Api, ApiError, IncidentParams};
 
-/// The cookie that holds the API's token for the pages.
-const COOKIE: &str = "epicenter_token";
+/// The cookie that holds a signed-in browser's session.
+const COOKIE: &str = "epicenter_session";
+/// What the session value signs (with the token as the key).
+const SESSION_CONTEXT: &[u8] = b"epicenter web session v1";
+/// How long a wrong token's answer waits; one waits at a time.
+const WRONG_TOKEN_DELAY: Duration = Duration::from_secs(1);
 /// How long the cookie is kept (seconds): a week.
 const COOKIE_AGE: u32 = 7 * 24 * 3600;
-/// At most this many incidents in the list.
-const LIST_LIMIT: usize = 200;
 /// "Seen before" looks this far back.
 const SEEN_BEFORE_DAYS: i64 = 30;
 
@@ -67,6 +76,8 @@ const CSP: &str = "default-src 'none'; style-src 'self'; script-src 'self'; img-
 #[derive(Clone, Debug)]
 struct Web {
     api: Api,
+    /// Held while a wrong token's answer waits.
+    wrong_tokens: Arc<Mutex<()>>,
 }
 
 pub(crate) fn router(api: Api) -> Router {
@@ -81,7 +92,10 @@ pub(crate) fn router(api: Api) -> Router {
         .route("/assets/app.js", get(script))
         .route("/favicon.ico", get(icon))
         .route("/assets/favicon.svg", get(icon))
-        .with_state(Web { api })
+        .with_state(Web {
+            api,
+            wrong_tokens: Arc::new(Mutex::new(())),
+        })
 }
 
 fn now() -> EventTime {
@@ -121,6 +135,17 @@ fn cookie(headers: &HeaderMap, name: &str) -> Option<Vec<u8>> {
         })
 }
 
+/// The session cookie's value for `token`: hex HMAC-SHA256 keyed by the
+/// token, so the cookie proves the token was given without holding it.
+fn session_value(token: &str) -> String {
+    // HMAC takes a key of any length: this cannot fail.
+    let Ok(mut mac) = <Hmac<Sha256> as KeyInit>::new_from_slice(token.as_bytes()) else {
+        return String::new();
+    };
+    mac.update(SESSION_CONTEXT);
+    hex::encode(mac.finalize().into_bytes())
+}
+
 /// Where to go after signing in: a path on this site, or `/`.
 fn safe_next(next: &str) -> &str {
     let ok = next.starts_with('/')
@@ -139,7 +164,8 @@ impl Web {
         if self.api.authorized(headers) {
             return true;
         }
-        cookie(headers, COOKIE).is_some_and(|given| given.ct_eq(token.as_bytes()).into())
+        cookie(headers, COOKIE)
+            .is_some_and(|given| given.ct_eq(session_value(token).as_bytes()).into())
     }
 
     async fn rows(&self, f: &page::Filters) -> Result<Vec<page::Row>, ApiError> {
@@ -152,7 +178,7 @@ impl Web {
             severity: opt(&f.severity),
             rule: opt(&f.rule),
             namespace: opt(&f.namespace),
-            limit: Some(LIST_LIMIT),
+            limit: Some(f.limit()),
             ..IncidentParams::default()
         };
         let sql = api::incidents_sql(&p).map_err(|e| ApiError(StatusCode::BAD_REQUEST, e))?;
@@ -350,11 +376,13 @@ async fn login(State(web): State<Web>, Form(l): Form<Login>) -> Response {
     };
     if !bool::from(l.token.as_bytes().ct_eq(token.as_bytes())) {
         tracing::warn!("web: sign-in with a wrong token");
+        let _one_at_a_time = web.wrong_tokens.lock().await;
+        tokio::time::sleep(WRONG_TOKEN_DELAY).await;
         return html(StatusCode::UNAUTHORIZED, page::login(&next, true));
     }
     let value = format!(
         "{COOKIE}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={COOKIE_AGE}",
-        page::encode(token)
+        session_value(token)
     );
     match HeaderValue::from_str(&value) {
         Ok(v) => {
@@ -370,7 +398,9 @@ async fn logout() -> Response {
     let mut r = Redirect::to("/login").into_response();
     r.headers_mut().insert(
         header::SET_COOKIE,
-        HeaderValue::from_static("epicenter_token=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
+        HeaderValue::from_static(
+            "epicenter_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0",
+        ),
     );
     r
 }
@@ -425,9 +455,18 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(
             header::COOKIE,
-            HeaderValue::from_static("a=1; epicenter_token=t%3Bk; b=2"),
+            HeaderValue::from_static("a=1; epicenter_session=t%3Bk; b=2"),
         );
         assert_eq!(cookie(&h, COOKIE).unwrap(), b"t;k");
         assert!(cookie(&h, "nope").is_none());
+    }
+
+    #[test]
+    fn the_session_is_not_the_token_and_changes_with_it() {
+        let a = session_value("s3cret");
+        assert_eq!(a.len(), 64);
+        assert!(!a.contains("s3cret"));
+        assert_eq!(a, session_value("s3cret"));
+        assert_ne!(a, session_value("s3cret2"));
     }
 }

@@ -15,7 +15,7 @@ use correlate::{EventTime, IncidentReport};
 use maud::{DOCTYPE, Markup, html};
 use serde::Deserialize;
 use sinks::notify::Receipt;
-use sinks::outbox::Notified;
+use sinks::outbox::{Notified, Sent};
 use sinks::render::{self, Clock, Grouped, Layout};
 
 /// At most this many names in one node's list of the tree.
@@ -66,9 +66,27 @@ pub(crate) struct Filters {
     pub(crate) severity: String,
     pub(crate) namespace: String,
     pub(crate) rule: String,
+    /// How many incidents at most (default [`LIST_DEFAULT`], at most
+    /// [`LIST_MAX`]); anything else reads as the default.
+    pub(crate) limit: String,
 }
 
+/// The list shows this many incidents unless asked for more.
+pub(crate) const LIST_DEFAULT: usize = 200;
+/// The list shows at most this many incidents.
+pub(crate) const LIST_MAX: usize = 1000;
+
 impl Filters {
+    /// How many incidents the list shows.
+    pub(crate) fn limit(&self) -> usize {
+        self.limit
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n > 0)
+            .map_or(LIST_DEFAULT, |n| n.min(LIST_MAX))
+    }
+
     /// The query string that gives these filters back (`?status=firing`).
     pub(crate) fn query(&self) -> String {
         let mut parts = Vec::new();
@@ -77,6 +95,7 @@ impl Filters {
             ("severity", &self.severity),
             ("namespace", &self.namespace),
             ("rule", &self.rule),
+            ("limit", &self.limit),
         ] {
             let v = v.trim();
             if !v.is_empty() {
@@ -178,27 +197,53 @@ fn status_badge(s: &str) -> Markup {
     html! { span class=(class) { (s) } }
 }
 
-/// "18 affected · 16 namespaces · 4 nodes".
+/// "25 entities · 17 namespaces · 4 nodes": every entity tied to the
+/// incident (the history's `affected`, those that showed the cause
+/// included), the same count the incident page gives its tree.
 fn radius_counts(r: &Row) -> String {
     let n = |v: i64| usize::try_from(v).unwrap_or(0);
-    let mut s = format!("{} affected", r.affected);
-    if r.affected_namespaces > 0 {
+    entity_counts(
+        n(r.affected),
+        n(r.affected_namespaces),
+        n(r.affected_nodes),
+        " · ",
+    )
+}
+
+/// `entities`, then the namespaces and nodes when there are any, joined
+/// by `sep`.
+fn entity_counts(entities: usize, namespaces: usize, nodes: usize, sep: &str) -> String {
+    let mut s = format!(
+        "{entities} {}",
+        render::plural(entities, "entity", "entities")
+    );
+    if namespaces > 0 {
         let _ = write!(
             s,
-            " · {} {}",
-            r.affected_namespaces,
-            render::plural(n(r.affected_namespaces), "namespace", "namespaces")
+            "{sep}{namespaces} {}",
+            render::plural(namespaces, "namespace", "namespaces")
         );
     }
-    if r.affected_nodes > 0 {
-        let _ = write!(
-            s,
-            " · {} {}",
-            r.affected_nodes,
-            render::plural(n(r.affected_nodes), "node", "nodes")
-        );
+    if nodes > 0 {
+        let _ = write!(s, "{sep}{nodes} {}", render::plural(nodes, "node", "nodes"));
     }
     s
+}
+
+/// What the list says of `r`'s blast radius, counted as the history
+/// counts it (distinct namespaces and nodes among all affected entities).
+fn report_counts(r: &IncidentReport) -> String {
+    let namespaces: BTreeSet<&str> = r
+        .affected
+        .iter()
+        .filter_map(|a| a.entity.namespace.as_deref())
+        .collect();
+    let nodes: BTreeSet<&str> = r
+        .affected
+        .iter()
+        .filter_map(|a| a.entity.node.as_deref())
+        .collect();
+    entity_counts(r.affected.len(), namespaces.len(), nodes.len(), ", ")
 }
 
 fn root_label(r: &Row) -> String {
@@ -282,6 +327,15 @@ pub(crate) fn list(filters: &Filters, found: &[Row], now: EventTime, note: Optio
         }
         p.live id="live" role="status" aria-live="polite" {
             (found.len()) " " (render::plural(found.len(), "incident", "incidents")) ", newest first."
+        }
+        @if found.len() >= filters.limit() && filters.limit() < LIST_MAX {
+            p.more {
+                "Older incidents are not shown. "
+                a href={ "/" (Filters { limit: LIST_MAX.to_string(), ..filters.clone() }.query()) } {
+                    "Show up to " (LIST_MAX)
+                }
+                " or narrow the filters."
+            }
         }
         div.table-wrap {
             table.incidents data-poll={ "/web/incidents" (filters.query()) } {
@@ -371,7 +425,7 @@ fn x(t: EventTime, t0: EventTime, span: i64) -> f64 {
 /// record, a tick where each entity joined, the cause's first record
 /// marked, lines where the incident opened and resolved. The bars are
 /// drawn (SVG, hidden from screen readers); the same facts are in words.
-fn timeline(r: &IncidentReport, clock: &Clock) -> Markup {
+fn timeline(r: &IncidentReport, clock: &Clock, announced: Option<EventTime>) -> Markup {
     let all = lanes(r);
     if all.is_empty() {
         return html! { p { "No signal is tied to it yet." } };
@@ -385,8 +439,15 @@ fn timeline(r: &IncidentReport, clock: &Clock) -> Markup {
         .map(|l| l.last)
         .fold(r.last_seen.max(r.opened_at), EventTime::max)
         .max(r.resolved_at.unwrap_or(EventTime::MIN));
+    // The first delivery, when it falls near the records (a history
+    // replayed long after its records was announced at another time).
+    let near = (t1.as_micros() - t0.as_micros()).max(600_000_000);
+    let announced =
+        announced.filter(|a| *a >= t0 && a.as_micros() <= t1.as_micros().saturating_add(near));
+    let t1 = t1.max(announced.unwrap_or(EventTime::MIN));
     let span = t1.as_micros().saturating_sub(t0.as_micros()).max(1_000_000);
     let opened = x(r.opened_at, t0, span);
+    let announced_x = announced.map(|t| x(t, t0, span));
     let resolved = r.resolved_at.map(|t| x(t, t0, span));
     let more = all.len().saturating_sub(MAX_LANES);
     html! {
@@ -425,6 +486,9 @@ fn timeline(r: &IncidentReport, clock: &Clock) -> Markup {
                                 rect.root-mark x=(format!("{:.1}", (from - 2.0).max(0.0))) y="0" width="5" height="24" {}
                             }
                             rect.opened x=(format!("{opened:.1}")) y="0" width="2" height="24" {}
+                            @if let Some(a) = announced_x {
+                                rect.announced x=(format!("{a:.1}")) y="0" width="2" height="24" {}
+                            }
                             @if let Some(res) = resolved {
                                 rect.resolved x=(format!("{res:.1}")) y="0" width="2" height="24" {}
                             }
@@ -439,6 +503,7 @@ fn timeline(r: &IncidentReport, clock: &Clock) -> Markup {
                 span.key.key-root {} " the cause's first record  "
                 span.key.key-tick {} " an entity joined  "
                 span.key.key-opened {} " opened " (clock.at(r.opened_at))
+                @if let Some(t) = announced { "  " span.key.key-announced {} " announced " (clock.at(t)) }
                 @if let Some(t) = r.resolved_at { "  " span.key.key-resolved {} " resolved " (clock.at(t)) }
             }
         }
@@ -566,13 +631,13 @@ fn blast_radius(r: &IncidentReport, v: &render::View) -> Markup {
     let damaged = tree(&damage);
     let open = damage.len() <= OPEN_UP_TO;
     html! {
-        p { (v.radius.summary) "." }
+        p { "Tied to it: " (report_counts(r)) ". Affected: " (v.radius.summary) "." }
         @if let Some(by_node) = &v.radius.by_node {
             p.sub { "By node: " (by_node) }
         }
         div.tree {
             details open {
-                summary { "Root: " strong { (v.root.entity) } }
+                summary { "Root: " strong { (v.root.entity) } " · " (report_counts(r)) }
                 ul {
                     @if !causes.is_empty() {
                         li {
@@ -671,7 +736,34 @@ fn notifications(n: &Notified) -> Markup {
                 }
             }
         }
+        @if !n.sent.is_empty() {
+            table.sent {
+                caption { "Deliveries that landed, oldest first" }
+                thead { tr { th scope="col" { "When (UTC)" } th scope="col" { "Target" } th scope="col" { "What" } } }
+                tbody {
+                    @for s in &n.sent {
+                        tr {
+                            td.mono { (utc(EventTime::from_micros(s.at))) }
+                            td.mono { (s.target) }
+                            td { (sent_words(s)) }
+                        }
+                    }
+                }
+            }
+        }
     }
+}
+
+/// "#2 updated: edited in place".
+fn sent_words(s: &Sent) -> String {
+    let how = if s.recovered {
+        "found delivered after a restart, not sent again"
+    } else if s.edited {
+        "edited in place"
+    } else {
+        "sent"
+    };
+    format!("#{} {}: {how}", s.sequence, s.event)
 }
 
 /// `GET /incidents/{id}`.
@@ -683,6 +775,11 @@ pub(crate) fn incident(
 ) -> Markup {
     let v = render::view(r);
     let clock = Clock { day: v.day.clone() };
+    let announced = notified
+        .sent
+        .iter()
+        .map(|s| EventTime::from_micros(s.at))
+        .min();
     let body = html! {
         nav.crumbs aria-label="Breadcrumb" { a href="/" { "Incidents" } " / " span.mono { (v.id) } }
         h1 { (v.title) }
@@ -719,11 +816,15 @@ pub(crate) fn incident(
 
         section aria-labelledby="timeline-h" {
             h2 id="timeline-h" { "Timeline" }
-            (timeline(r, &clock))
+            (timeline(r, &clock, announced))
             h3 { "Moments (UTC" (v.day_note()) ")" }
             ol.moments {
                 @for (at, what) in &v.timeline {
                     li { span.at.mono { (at) } " " (what) }
+                }
+                @if let Some(a) = announced {
+                    li { span.at.mono { (clock.at(a)) } " first notification delivered (" (notified.sent.len()) " "
+                        (render::plural(notified.sent.len(), "delivery", "deliveries")) " in all, below)" }
                 }
             }
             @if !versions.is_empty() {
@@ -971,6 +1072,25 @@ mod tests {
     }
 
     #[test]
+    fn the_list_shows_200_unless_asked_and_never_more_than_1000() {
+        let with = |limit: &str| Filters {
+            limit: limit.to_string(),
+            ..Filters::default()
+        };
+        assert_eq!(with("").limit(), LIST_DEFAULT);
+        assert_eq!(with("abc").limit(), LIST_DEFAULT);
+        assert_eq!(with("0").limit(), LIST_DEFAULT);
+        assert_eq!(with("50").limit(), 50);
+        assert_eq!(with("99999").limit(), LIST_MAX);
+        // A full page offers the older ones; a page that is not full does not.
+        let full: Vec<Row> = (0..2).map(|_| Row::default()).collect();
+        let html = list(&with("2"), &full, t(0), None).into_string();
+        assert!(html.contains("href=\"/?limit=1000\""), "{html}");
+        let html = list(&with("3"), &full, t(0), None).into_string();
+        assert!(!html.contains("Older incidents are not shown"), "{html}");
+    }
+
+    #[test]
     fn notifications_say_what_the_outbox_remembers() {
         use sinks::notify::policy::Told;
         use sinks::outbox::TargetReceipt;
@@ -995,6 +1115,24 @@ mod tests {
                     replied: 2,
                 },
             }],
+            sent: vec![
+                Sent {
+                    target: "ops/slack/0".to_string(),
+                    event: "opened".to_string(),
+                    sequence: 1,
+                    edited: false,
+                    recovered: false,
+                    at: t(0).as_micros(),
+                },
+                Sent {
+                    target: "ops/slack/0".to_string(),
+                    event: "updated".to_string(),
+                    sequence: 2,
+                    edited: true,
+                    recovered: false,
+                    at: t(30).as_micros(),
+                },
+            ],
         };
         let html = incident(&report(1, ""), &[], &[], &notified).into_string();
         assert!(
@@ -1004,6 +1142,17 @@ mod tests {
         assert!(
             html.contains("Slack message 1773648060.000100 in C0&lt;b&gt;, edited in place"),
             "{html}"
+        );
+        let opened = html.find("#1 opened: sent").expect("the first delivery");
+        let updated = html.find("#2 updated: edited in place").expect("the edit");
+        assert!(opened < updated, "oldest first: {html}");
+        assert!(
+            html.contains("first notification delivered (2 deliveries in all, below)"),
+            "{html}"
+        );
+        assert!(
+            html.contains("class=\"announced\""),
+            "marked on the lanes: {html}"
         );
     }
 
