@@ -26,6 +26,66 @@ fn streams() -> Vec<PathBuf> {
     v
 }
 
+/// Every key of `v`, at any depth, but those of `attributes` (which the
+/// rules name).
+fn keys(v: &Value, into: &mut std::collections::BTreeSet<String>) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m {
+                into.insert(k.clone());
+                if k != "attributes" {
+                    keys(x, into);
+                }
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| keys(x, into)),
+        _ => {}
+    }
+}
+
+#[test]
+fn every_key_of_the_document_is_in_its_reference() {
+    let doc = std::fs::read_to_string(root().join("docs/incident-document.md")).unwrap();
+    let mut streams = streams();
+    let ours = root().join("tests/scenarios");
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&ours)
+        .unwrap()
+        .filter_map(|d| d.ok())
+        .map(|d| d.path().join("input.ndjson"))
+        .filter(|p| p.is_file())
+        .collect();
+    dirs.sort();
+    streams.extend(dirs);
+    let mut seen = std::collections::BTreeSet::new();
+    let out = bin()
+        .args(["replay", "--rules"])
+        .arg(root().join("rules"))
+        .args(&streams)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    for line in String::from_utf8(out.stdout).unwrap().lines() {
+        keys(&serde_json::from_str(line).unwrap(), &mut seen);
+    }
+    // Absence rules and merges put their keys in: the streams have both.
+    for must in ["absence", "held_for", "merged", "joined_by", "resolved_at"] {
+        assert!(seen.contains(must), "no stream shows `{must}` any more");
+    }
+    // The words of the reference's code spans: `explanation.ties[].first`
+    // names explanation, ties and first.
+    let named: std::collections::BTreeSet<&str> = doc
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .flat_map(|span| span.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')))
+        .collect();
+    let missing: Vec<&String> = seen.iter().filter(|k| !named.contains(k.as_str())).collect();
+    assert!(
+        missing.is_empty(),
+        "docs/incident-document.md does not name {missing:?}"
+    );
+}
+
 fn query(history: &Path, sql: &str, format: &str) -> Output {
     bin()
         .args(["query", "--format", format, "--history"])
