@@ -259,3 +259,316 @@ pub(crate) struct SilentPeer {
     /// How long without a line counts as silent.
     pub(crate) quiet: Spanned<String>,
 }
+
+/// `docs/rules.md` is the reference of this format: each of its tables of
+/// keys names exactly the keys the loader accepts at that place, and no
+/// other. The accepted keys come from the derived `Deserialize` impls above
+/// (`serde_introspect`: the names serde matches, renames applied), and every
+/// struct denies unknown fields, so nothing else is accepted. The two
+/// untagged object forms (`root: {kind, name}`, `{cause: X, effect: Y}`)
+/// cannot be introspected: their keys are listed here, pinned to the
+/// variants' fields by an exhaustive pattern. A new struct above needs a
+/// line in `tables()` below.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod rules_reference {
+    use std::collections::BTreeSet;
+
+    use serde::de::DeserializeOwned;
+    use serde_aux::serde_introspection::serde_introspect;
+
+    use super::*;
+    use crate::graph::path::{OBJECT_ATTRIBUTES, Step};
+    use crate::model::Source;
+    use crate::rules::{INCIDENT_VARS, RuleSource, compile};
+
+    /// The keys of `root: {kind: K, name: N, namespace: NS}`.
+    const ROOT_OBJECT_KEYS: &[&str] = &["kind", "name", "namespace"];
+    /// The keys of a `join:` entry or a `via:` written `{cause: X, effect: Y}`.
+    const PAIR_KEYS: &[&str] = &["cause", "effect"];
+
+    /// Tables of keys the rule-test runner reads (`src/rule_tests.rs`, in the
+    /// `epicenter` crate, out of this one's reach): not checked here.
+    const NOT_CHECKED_HERE: &[&str] = &[
+        "Test file keys",
+        "Test case keys",
+        "Expectation keys",
+        "Expected root keys",
+    ];
+
+    /// One table of keys in the doc: its heading, the keys the loader
+    /// accepts there, and whether the struct rejects any other key.
+    struct Table {
+        heading: &'static str,
+        accepted: Vec<String>,
+        denies_unknown: bool,
+    }
+
+    fn derived<T: DeserializeOwned>(heading: &'static str) -> Table {
+        Table {
+            heading,
+            accepted: serde_introspect::<T>()
+                .iter()
+                .map(|k| k.to_string())
+                .collect(),
+            denies_unknown: denies_unknown_fields::<T>(),
+        }
+    }
+
+    fn listed(heading: &'static str, keys: &[&str]) -> Table {
+        Table {
+            heading,
+            accepted: keys.iter().map(|k| k.to_string()).collect(),
+            // Untagged variants ignore unknown keys; see the module docs.
+            denies_unknown: true,
+        }
+    }
+
+    fn tables() -> Vec<Table> {
+        vec![
+            derived::<RuleFile>("File keys"),
+            derived::<SignalRule>("Signal keys"),
+            derived::<Matcher>("Match keys"),
+            derived::<CorrelationRule>("Correlation keys"),
+            derived::<Cause>("Cause keys"),
+            derived::<Effect>("Effect keys"),
+            listed("Pair keys", PAIR_KEYS),
+            listed("Root object keys", ROOT_OBJECT_KEYS),
+            derived::<Window>("Window keys"),
+            derived::<Resolve>("Resolve keys"),
+            derived::<AbsenceRule>("Absence keys"),
+            derived::<AbsenceCondition>("When keys"),
+            derived::<SilentPeer>("Silent peer keys"),
+        ]
+    }
+
+    fn denies_unknown_fields<T: DeserializeOwned>() -> bool {
+        match serde_saphyr::from_str::<T>("zz_not_a_key: 1\n") {
+            Ok(_) => false,
+            Err(e) => e.to_string().contains("unknown field"),
+        }
+    }
+
+    fn doc() -> String {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/rules.md");
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    /// The headings of `doc` with the lines of their sections (up to the
+    /// next heading of any level); lines in code fences are never headings.
+    fn sections(doc: &str) -> Vec<(String, Vec<&str>)> {
+        let mut out: Vec<(String, Vec<&str>)> = Vec::new();
+        let mut fenced = false;
+        for line in doc.lines() {
+            if line.trim_start().starts_with("```") {
+                fenced = !fenced;
+            }
+            if !fenced && line.starts_with('#') {
+                let title = line.trim_start_matches('#').trim().to_string();
+                out.push((title, Vec::new()));
+            } else if let Some((_, lines)) = out.last_mut() {
+                lines.push(line);
+            }
+        }
+        out
+    }
+
+    /// The first column of the first table of a section: one name in
+    /// backticks per row (`` `key` ``, `` `{placeholder}` ``).
+    fn first_column(lines: &[&str]) -> Result<Vec<String>, String> {
+        let rows: Vec<&str> = lines
+            .iter()
+            .map(|l| l.trim())
+            .skip_while(|l| !l.starts_with('|'))
+            .take_while(|l| l.starts_with('|'))
+            .collect();
+        if rows.len() < 3 {
+            return Err("no table (a header row, a `---` row and one row per name)".into());
+        }
+        rows[2..]
+            .iter()
+            .map(|row| {
+                let cell = row.split('|').nth(1).unwrap_or_default().trim();
+                cell.strip_prefix('`')
+                    .and_then(|c| c.strip_suffix('`'))
+                    .filter(|c| !c.is_empty() && !c.contains('`'))
+                    .map(str::to_string)
+                    .ok_or_else(|| {
+                        format!("row `{row}`: the first column must be one name in backticks")
+                    })
+            })
+            .collect()
+    }
+
+    /// What differs between the names a section documents and the names
+    /// the loader accepts there.
+    fn compare(doc: &str, heading: &str, accepted: &[String], what: &str) -> Vec<String> {
+        let all = sections(doc);
+        let found: Vec<&(String, Vec<&str>)> = all.iter().filter(|(h, _)| h == heading).collect();
+        let lines = match found.as_slice() {
+            [(_, lines)] => lines,
+            [] => return vec![format!("no section `{heading}` (it lists the {what})")],
+            _ => return vec![format!("{} sections `{heading}`", found.len())],
+        };
+        let documented = match first_column(lines) {
+            Ok(d) => d,
+            Err(e) => return vec![format!("`{heading}`: {e}")],
+        };
+        let mut problems = Vec::new();
+        let mut seen = BTreeSet::new();
+        for d in &documented {
+            if !seen.insert(d.as_str()) {
+                problems.push(format!("`{heading}` names `{d}` twice"));
+            }
+        }
+        let accepted: BTreeSet<&str> = accepted.iter().map(String::as_str).collect();
+        for a in accepted.difference(&seen) {
+            problems.push(format!(
+                "`{heading}`: the loader accepts `{a}`, the doc does not name it"
+            ));
+        }
+        for d in seen.difference(&accepted) {
+            problems.push(format!(
+                "`{heading}` names `{d}`, which the loader does not accept"
+            ));
+        }
+        problems
+    }
+
+    fn assert_no_problems(problems: &[String]) {
+        assert!(
+            problems.is_empty(),
+            "docs/rules.md is out of step with the rule loader:\n  {}",
+            problems.join("\n  ")
+        );
+    }
+
+    #[test]
+    fn doc_names_every_key_the_loader_accepts_and_no_other() {
+        let doc = doc();
+        let tables = tables();
+        let mut problems = Vec::new();
+        for t in &tables {
+            assert!(
+                !t.accepted.is_empty(),
+                "no keys introspected for `{}`",
+                t.heading
+            );
+            problems.extend(compare(&doc, t.heading, &t.accepted, "keys"));
+        }
+        // Every table of keys in the doc is one of the above.
+        for (heading, _) in sections(&doc) {
+            if heading.ends_with(" keys")
+                && !tables.iter().any(|t| t.heading == heading)
+                && !NOT_CHECKED_HERE.contains(&heading.as_str())
+            {
+                problems.push(format!(
+                    "section `{heading}` is not a table of keys the loader knows"
+                ));
+            }
+        }
+        assert_no_problems(&problems);
+    }
+
+    #[test]
+    fn every_rule_struct_denies_unknown_keys() {
+        for t in tables() {
+            assert!(
+                t.denies_unknown,
+                "the struct behind `{}` accepts unknown keys: add #[serde(deny_unknown_fields)]",
+                t.heading
+            );
+        }
+    }
+
+    /// The listed keys of the untagged forms are exactly their variants'
+    /// fields: a field added to a variant breaks the exhaustive patterns,
+    /// a key renamed or listed wrongly fails the values.
+    #[test]
+    fn untagged_object_forms_have_the_listed_keys() {
+        let yaml = |keys: &[&str]| {
+            let pairs: Vec<String> = keys.iter().map(|k| format!("{k}: v-{k}")).collect();
+            format!("{{{}}}", pairs.join(", "))
+        };
+        let root: RootSpec = serde_saphyr::from_str(&yaml(ROOT_OBJECT_KEYS)).unwrap();
+        let RootSpec::Synthetic {
+            kind,
+            name,
+            namespace,
+        } = root
+        else {
+            panic!("`{ROOT_OBJECT_KEYS:?}` did not read as a root object");
+        };
+        assert_eq!(ROOT_OBJECT_KEYS.len(), 3);
+        assert_eq!(
+            (kind.as_str(), name.as_str(), namespace.as_deref()),
+            ("v-kind", "v-name", Some("v-namespace"))
+        );
+
+        let pair: JoinSpec = serde_saphyr::from_str(&yaml(PAIR_KEYS)).unwrap();
+        let JoinSpec::Pair { cause, effect } = pair else {
+            panic!("`{PAIR_KEYS:?}` did not read as a pair");
+        };
+        assert_eq!(PAIR_KEYS.len(), 2);
+        assert_eq!((cause.as_str(), effect.as_str()), ("v-cause", "v-effect"));
+    }
+
+    /// The built-in placeholders of a signal summary, in the loader's own
+    /// words (the list is private to `compile`): the error for an unknown
+    /// placeholder names them all.
+    fn signal_summary_placeholders() -> Vec<String> {
+        let probe = RuleSource {
+            name: "probe.yaml".into(),
+            text: "signals:\n  - id: probe\n    match: {source: log}\n    summary: '{zz_probe}'\n"
+                .into(),
+        };
+        let err = compile(&[probe]).unwrap_err().to_string();
+        let (_, list) = err
+            .split_once("nor one of ")
+            .unwrap_or_else(|| panic!("unexpected error for an unknown placeholder: {err}"));
+        list.trim()
+            .split(", ")
+            .map(|v| format!("{{{v}}}"))
+            .collect()
+    }
+
+    #[test]
+    fn doc_names_every_placeholder_source_step_and_object_attribute() {
+        let doc = doc();
+        let braced = |names: &mut dyn Iterator<Item = &str>| -> Vec<String> {
+            names.map(|n| format!("{{{n}}}")).collect()
+        };
+        let mut problems = Vec::new();
+        problems.extend(compare(
+            &doc,
+            "Signal summary placeholders",
+            &signal_summary_placeholders(),
+            "placeholders of a signal summary",
+        ));
+        problems.extend(compare(
+            &doc,
+            "Incident placeholders",
+            &braced(&mut INCIDENT_VARS.iter().copied()),
+            "placeholders of incident titles and summaries",
+        ));
+        problems.extend(compare(
+            &doc,
+            "Sources",
+            &Source::ALL.map(|s| s.as_str().to_string()),
+            "sources",
+        ));
+        problems.extend(compare(
+            &doc,
+            "Path steps",
+            &Step::ALL.map(|(n, _)| n.to_string()),
+            "steps of a `via` path",
+        ));
+        problems.extend(compare(
+            &doc,
+            "Object attributes",
+            &braced(&mut OBJECT_ATTRIBUTES.iter().map(|o| o.attribute)),
+            "attributes a `via` path may start at",
+        ));
+        assert_no_problems(&problems);
+    }
+}
