@@ -94,6 +94,8 @@ async function main() {
     const href = await page.locator("a", { hasText: "Post-mortem draft" }).getAttribute("href");
     const pm = await page.request.get(base + href);
     check(pm.status() === 200 && (await pm.text()).startsWith("# Post-mortem"), "the post-mortem draft is linked");
+    check(/^attachment; filename="postmortem-[0-9a-f]+\.md"$/.test(pm.headers()["content-disposition"] || ""),
+      "the draft downloads as a file");
     await page.screenshot({ path: path.join(shots, "incident.png"), fullPage: true });
     await page.evaluate(() => window.scrollTo(0, 0));
     await page.screenshot({ path: path.join(shots, "incident-top.png") });

@@ -339,15 +339,28 @@ async fn postmortem(
             format!("no incident {id} in the history\n"),
         )
             .into_response(),
-        Ok(docs) => (
-            [
-                (header::CONTENT_TYPE, "text/markdown; charset=utf-8"),
-                (header::CACHE_CONTROL, "no-store"),
-                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-            ],
-            sinks::postmortem::draft(&docs),
-        )
-            .into_response(),
+        Ok(docs) => {
+            // Ids are hex, but the file name is made safe whatever it is.
+            let name: String = id
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+                .take(64)
+                .collect();
+            let disposition = format!("attachment; filename=\"postmortem-{name}.md\"");
+            let mut r = (
+                [
+                    (header::CONTENT_TYPE, "text/markdown; charset=utf-8"),
+                    (header::CACHE_CONTROL, "no-store"),
+                    (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+                ],
+                sinks::postmortem::draft(&docs),
+            )
+                .into_response();
+            if let Ok(v) = HeaderValue::from_str(&disposition) {
+                r.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+            }
+            r
+        }
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }
 }
