@@ -54,7 +54,9 @@ pub fn run(name: &str, data: &[u8]) {
 fn pack() -> Arc<correlate::rules::RuleSet> {
     static PACK: OnceLock<Arc<correlate::rules::RuleSet>> = OnceLock::new();
     PACK.get_or_init(|| {
-        crate::rules_cmd::load(&[]).unwrap_or_else(|e| panic!("the built-in pack: {e}"))
+        crate::rules_cmd::load(&[], true)
+            .map(|l| l.rules)
+            .unwrap_or_else(|e| panic!("the built-in pack: {e}"))
     })
     .clone()
 }

@@ -82,8 +82,11 @@ enum ConfigCommand {
 enum RulesCommand {
     /// Load rule files and report every error with file:line:col.
     Check {
-        /// Rule directories or files (default: the built-in pack).
+        /// Rule directories or files, added after the built-in pack.
         dirs: Vec<PathBuf>,
+        /// Leave the built-in rule pack out.
+        #[arg(long)]
+        no_builtin: bool,
     },
     /// Run rule tests (`*.test.yaml`): input records and the incidents they must (not) form.
     Test {
@@ -93,6 +96,9 @@ enum RulesCommand {
         /// Print every incident of failing cases.
         #[arg(short, long)]
         verbose: bool,
+        /// Test the directory's rules alone, without the built-in pack.
+        #[arg(long)]
+        no_builtin: bool,
     },
 }
 
@@ -131,8 +137,12 @@ pub fn main() -> ExitCode {
             ConfigCommand::Check { file } => config::check(&file),
         },
         Command::Rules { command } => match command {
-            RulesCommand::Check { dirs } => rules_cmd::check(&dirs),
-            RulesCommand::Test { dirs, verbose } => rule_tests::run(&dirs, verbose),
+            RulesCommand::Check { dirs, no_builtin } => rules_cmd::check(&dirs, !no_builtin),
+            RulesCommand::Test {
+                dirs,
+                verbose,
+                no_builtin,
+            } => rule_tests::run(&dirs, verbose, !no_builtin),
         },
     };
     match result {

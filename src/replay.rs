@@ -22,9 +22,13 @@ const SHOWN_ERRORS: u64 = 20;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// Rule directory (repeatable; default: the built-in rule pack).
+    /// Rule directory (repeatable): added after the built-in pack (and the
+    /// config's `rules:`); a rule of the same id replaces the earlier one.
     #[arg(long = "rules", value_name = "DIR")]
     rules: Vec<PathBuf>,
+    /// Leave the built-in rule pack out: only the named directories.
+    #[arg(long)]
+    no_builtin: bool,
     /// Configuration file (rules, engine limits).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -336,10 +340,16 @@ impl Replayer {
 }
 
 pub(crate) fn run(args: &Args) -> Result<ExitCode> {
-    let (config, rules) = match config::load_with_rules(args.config.as_deref(), &args.rules)? {
-        Ok(loaded) => loaded,
-        Err(code) => return Ok(code),
-    };
+    let (config, loaded) =
+        match config::load_with_rules(args.config.as_deref(), &args.rules, args.no_builtin)? {
+            Ok(loaded) => loaded,
+            Err(code) => return Ok(code),
+        };
+    // Said once, before anything else: which definitions were replaced.
+    for line in loaded.override_lines() {
+        eprintln!("note: {line}");
+    }
+    let rules = loaded.rules;
     let mut engine_config = config.engine;
     if let Some(l) = args.lateness {
         engine_config.lateness = l;

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use correlate::rules::RuleSource;
+use correlate::rules::{RulePack, RuleSource};
 
 /// The shipped rule pack, compiled in so `epicenter replay FILE` works with
 /// no flags and no files beside the binary.
@@ -123,13 +123,23 @@ fn walk(path: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     Ok(())
 }
 
-/// Reads the rule files of `dirs`, or the embedded pack when there are none.
-pub(crate) fn load_sources(dirs: &[PathBuf]) -> Result<Vec<RuleSource>> {
-    if dirs.is_empty() {
-        return Ok(embedded());
+/// The packs to compile, in order: the built-in one (unless `builtin` is
+/// false), then one per directory (or file) of `dirs`.
+pub(crate) fn load_packs(dirs: &[PathBuf], builtin: bool) -> Result<Vec<RulePack>> {
+    if !builtin && dirs.is_empty() {
+        anyhow::bail!(
+            "no rules: without the built-in pack (--no-builtin, builtin_rules: false), name a rule directory (--rules DIR, rules: [DIR])"
+        );
     }
-    let mut sources = Vec::new();
+    let mut packs = Vec::new();
+    if builtin {
+        packs.push(RulePack {
+            name: correlate::rules::BUILTIN_PACK.to_string(),
+            sources: embedded(),
+        });
+    }
     for dir in dirs {
+        let mut sources = Vec::new();
         for path in rule_paths(dir)? {
             let text = std::fs::read_to_string(&path)
                 .with_context(|| format!("{}: cannot read rule file", path.display()))?;
@@ -138,6 +148,10 @@ pub(crate) fn load_sources(dirs: &[PathBuf]) -> Result<Vec<RuleSource>> {
                 text,
             });
         }
+        packs.push(RulePack {
+            name: dir.display().to_string(),
+            sources,
+        });
     }
-    Ok(sources)
+    Ok(packs)
 }

@@ -189,11 +189,12 @@ fn run_case(rules: &Arc<RuleSet>, dir: &Path, case: &Case) -> Result<Vec<Inciden
 }
 
 #[allow(clippy::print_stdout)]
-pub(crate) fn run(dirs: &[PathBuf], verbose: bool) -> Result<ExitCode> {
+pub(crate) fn run(dirs: &[PathBuf], verbose: bool, builtin: bool) -> Result<ExitCode> {
     let (mut passed, mut failed) = (0u32, 0u32);
     for dir in dirs {
-        let rules = match rules_cmd::load(std::slice::from_ref(dir)) {
-            Ok(r) => r,
+        // The directory's rules over the built-in pack, as serve loads them.
+        let rules = match rules_cmd::load(std::slice::from_ref(dir), builtin) {
+            Ok(r) => r.rules,
             Err(errors) => {
                 eprintln!("{errors}");
                 return Ok(ExitCode::from(2));
@@ -206,7 +207,7 @@ pub(crate) fn run(dirs: &[PathBuf], verbose: bool) -> Result<ExitCode> {
             let file: TestFile = serde_saphyr::from_str(&text).map_err(|e| {
                 anyhow::anyhow!(
                     "{}",
-                    correlate::rules::yaml_error(&path.display().to_string(), &e)
+                    correlate::rules::yaml_error_in(&path.display().to_string(), &text, &e)
                 )
             })?;
             let base = path.parent().unwrap_or(Path::new("."));
@@ -268,12 +269,18 @@ pub(crate) fn run(dirs: &[PathBuf], verbose: bool) -> Result<ExitCode> {
                 }
             }
         }
-        // Every rule must be shown firing by some test.
+        // Every rule of the directory must be shown firing by some test.
+        let own: std::collections::BTreeSet<String> = rule_files::rule_paths(dir)?
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
         for id in rules
             .correlations
             .iter()
-            .map(|c| &c.id)
-            .chain(rules.absences.iter().map(|a| &a.id))
+            .map(|c| (&c.id, &c.position))
+            .chain(rules.absences.iter().map(|a| (&a.id, &a.position)))
+            .filter(|(_, at)| own.contains(&at.file))
+            .map(|(id, _)| id)
         {
             if !tested.contains(id) {
                 failed += 1;

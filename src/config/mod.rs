@@ -43,6 +43,8 @@ fn span_of(d: Duration) -> correlate::Span {
 #[derive(Debug)]
 pub(crate) struct Config {
     pub(crate) rules: Vec<PathBuf>,
+    /// Load the built-in pack before `rules` (`builtin_rules`, default true).
+    pub(crate) builtin_rules: bool,
     pub(crate) engine: EngineConfig,
     pub(crate) serve: ServeConfig,
 }
@@ -172,6 +174,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             rules: Vec::new(),
+            builtin_rules: true,
             engine: EngineConfig {
                 retention: Some(DEFAULT_RETENTION),
                 max_ahead: Some(DEFAULT_MAX_AHEAD),
@@ -202,7 +205,7 @@ impl Config {
         } else {
             match serde_saphyr::from_str(text) {
                 Ok(r) => r,
-                Err(e) => bail!("{}", correlate::rules::yaml_error(name, &e)),
+                Err(e) => bail!("{}", correlate::rules::yaml_error_in(name, text, &e)),
             }
         };
         let mut c = Checker::new(name, env);
@@ -214,20 +217,22 @@ impl Config {
     }
 }
 
-/// The config (`--config`, else the defaults) and its rules plus `extra_rules`
-/// (`--rules`); `Ok(Err(code))` when the rules do not load (every error is
-/// printed).
+/// The config (`--config`, else the defaults) and its rules: the built-in
+/// pack (unless the config or `no_builtin` leaves it out), the config's
+/// `rules:`, then `extra_rules` (`--rules`); `Ok(Err(code))` when the rules
+/// do not load (every error is printed).
 pub(crate) fn load_with_rules(
     config: Option<&Path>,
     extra_rules: &[PathBuf],
-) -> Result<Result<(Config, std::sync::Arc<correlate::rules::RuleSet>), std::process::ExitCode>> {
+    no_builtin: bool,
+) -> Result<Result<(Config, crate::rules_cmd::Loaded), std::process::ExitCode>> {
     let config = match config {
         Some(p) => Config::load(p)?,
         None => Config::default(),
     };
     let mut dirs = config.rules.clone();
     dirs.extend(extra_rules.iter().cloned());
-    match crate::rules_cmd::load(&dirs) {
+    match crate::rules_cmd::load(&dirs, config.builtin_rules && !no_builtin) {
         Ok(rules) => Ok(Ok((config, rules))),
         Err(errors) => {
             eprintln!("{errors}");
@@ -245,8 +250,8 @@ pub(crate) fn check(path: &Path) -> Result<std::process::ExitCode> {
             return Ok(std::process::ExitCode::from(2));
         }
     };
-    let rules = match crate::rules_cmd::load(&config.rules) {
-        Ok(r) => r,
+    let rules = match crate::rules_cmd::load(&config.rules, config.builtin_rules) {
+        Ok(r) => r.rules,
         Err(errors) => {
             eprintln!("{errors}");
             return Ok(std::process::ExitCode::from(2));
@@ -451,6 +456,7 @@ fn validate(c: &mut Checker<'_>, raw: &RawConfig, base: &Path) -> Config {
 
     Config {
         rules: raw.rules.iter().map(|r| base.join(&r.value)).collect(),
+        builtin_rules: Checker::flag(raw.builtin_rules.as_ref(), true),
         engine,
         serve,
     }

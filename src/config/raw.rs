@@ -14,9 +14,13 @@ pub(super) type Flag = Spanned<bool>;
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawConfig {
-    /// Rule directories, relative to the config file.
+    /// Rule directories, relative to the config file, added to the
+    /// built-in pack in order (a later definition of an id replaces it).
     #[serde(default)]
     pub(super) rules: Vec<Text>,
+    /// `false` leaves the built-in pack out: only `rules:` are loaded.
+    #[serde(default)]
+    pub(super) builtin_rules: Option<Flag>,
     #[serde(default)]
     pub(super) engine: Option<RawEngine>,
     /// Address of the HTTP server (receiver, health, metrics).

@@ -136,6 +136,11 @@ fn resolves_paths_against_the_config_file() {
     assert_eq!(c.rules, [PathBuf::from("/etc/epicenter/rules")]);
     assert_eq!(c.serve.state_dir, PathBuf::from("/etc/epicenter/state"));
     assert_eq!(c.engine.lateness, correlate::Span::from_secs(30));
+    assert!(c.builtin_rules, "the built-in pack comes first by default");
+    let alone = parse("rules: [rules]\nbuiltin_rules: false\n").unwrap();
+    assert!(!alone.builtin_rules);
+    let msg = errors("builtin_rules: nope\n");
+    assert!(msg.contains("c.yaml:1:16"), "{msg}");
 }
 
 #[test]

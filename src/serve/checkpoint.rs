@@ -225,6 +225,35 @@ impl StateDir {
     }
 }
 
+/// What a restore under another rule pack could not carry over, in two
+/// lines at most: a warning only when state that held something was
+/// dropped (naming the first few), and one line of counts.
+fn say_restored(report: &correlate::engine::RestoreReport) {
+    let held = |d: &&correlate::engine::DroppedState| {
+        d.buffered_signals + d.entity_states + d.held_effects + d.groups > 0
+    };
+    let lost: Vec<&correlate::engine::DroppedState> = report.dropped.iter().filter(held).collect();
+    if !lost.is_empty() || !report.orphaned_incidents.is_empty() {
+        let ids: Vec<&str> = lost.iter().take(8).map(|d| d.id.as_str()).collect();
+        tracing::warn!(
+            rules = lost.len(),
+            first = %ids.join(", "),
+            held_effects = lost.iter().map(|d| d.held_effects).sum::<u64>(),
+            groups = lost.iter().map(|d| d.groups).sum::<u64>(),
+            entity_states = lost.iter().map(|d| d.entity_states).sum::<u64>(),
+            buffered_signals = lost.iter().map(|d| d.buffered_signals).sum::<u64>(),
+            open_incidents_left_to_their_quiet_period = report.orphaned_incidents.len(),
+            "rules changed since the checkpoint: the state they held was dropped"
+        );
+    }
+    tracing::info!(
+        changed_or_removed = report.dropped.len(),
+        of_them_holding_state = lost.len(),
+        added = report.added.len(),
+        "the rule pack differs from the checkpoint's: new rules start empty"
+    );
+}
+
 /// Reads a checkpoint file's bytes (`path` names it in errors) into the
 /// state it holds, under `rules`.
 pub(crate) fn read(
@@ -252,16 +281,7 @@ pub(crate) fn read(
     let (engine, report) =
         Engine::restore(rules, config, engine).map_err(|e| corrupt(e.to_string()))?;
     if !report.is_clean() {
-        for d in &report.dropped {
-            tracing::warn!(kind = ?d.kind, id = %d.id, reason = ?d.reason, held_effects = d.held_effects, groups = d.groups, "rule changed since the checkpoint: its state was dropped");
-        }
-        for id in &report.orphaned_incidents {
-            tracing::warn!(incident = %id, "open incident whose rule changed: only its quiet period resolves it now");
-        }
-        tracing::info!(
-            added = report.added.len(),
-            "rules new since the checkpoint start empty"
-        );
+        say_restored(&report);
     }
     Ok(Checkpoint {
         engine,

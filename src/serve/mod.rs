@@ -67,34 +67,35 @@ pub(crate) struct Args {
     /// rule pack, the Alertmanager receiver on 0.0.0.0:9095, stdout.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Rule directory (repeatable; added to the config's).
+    /// Rule directory (repeatable): added after the built-in pack and the
+    /// config's `rules:`; a rule of the same id replaces the earlier one.
     #[arg(long = "rules", value_name = "DIR")]
     rules: Vec<PathBuf>,
+    /// Leave the built-in rule pack out: only the named directories.
+    #[arg(long)]
+    no_builtin: bool,
 }
 
 pub(crate) fn run(args: &Args) -> Result<ExitCode> {
-    let (config, rules) = match config::load_with_rules(args.config.as_deref(), &args.rules)? {
-        Ok(loaded) => loaded,
-        Err(code) => return Ok(code),
-    };
-    let mut dirs = config.rules.clone();
-    dirs.extend(args.rules.iter().cloned());
-    let pack = if dirs.is_empty() {
-        "built-in".to_string()
-    } else {
-        dirs.iter()
-            .map(|d| d.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+    let (config, loaded) =
+        match config::load_with_rules(args.config.as_deref(), &args.rules, args.no_builtin)? {
+            Ok(loaded) => loaded,
+            Err(code) => return Ok(code),
+        };
+    for o in &loaded.composition.overrides {
+        tracing::info!(id = %o.id, by = %o.by, replaced = %o.replaced, pack = %o.by_pack, "{o}");
+    }
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
-        pack = %pack,
-        signals = rules.signals.len(),
-        correlations = rules.correlations.len(),
-        absences = rules.absences.len(),
+        pack = %loaded.packs.join(" + "),
+        signals = loaded.rules.signals.len(),
+        correlations = loaded.rules.correlations.len(),
+        absences = loaded.rules.absences.len(),
+        replaced = loaded.composition.overrides.len(),
+        repeated_unchanged = loaded.composition.identical,
         "rules loaded"
     );
+    let rules = loaded.rules;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("epicenter-io")

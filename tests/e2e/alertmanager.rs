@@ -70,7 +70,7 @@ fn a_real_alertmanager_delivers_grouped_and_repeated_alerts_that_form_one_incide
         &format!(
             "engine: {{lateness: 1s}}\npipeline: {{checkpoint_interval: 1s, idle_timeout: 1s}}\nsources:\n  alertmanager: {{token: {TOKEN}}}\n"
         ),
-        &["--rules", &rules_dir()],
+        &["--no-builtin", "--rules", &rules_dir()],
     );
     let am = Alertmanager::start(
         dir.path(),
@@ -155,7 +155,7 @@ fn bad_requests_get_the_documented_answers_and_are_counted() {
     let serve = Serve::start(
         dir.path(),
         &format!("sources:\n  alertmanager: {{token: {TOKEN}, max_body: 1KiB}}\n"),
-        &["--rules", &rules_dir()],
+        &["--no-builtin", "--rules", &rules_dir()],
     );
     let url = format!("{}/api/v1/alertmanager", serve.base);
     let client = testkit::blocking_client();

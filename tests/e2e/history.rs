@@ -79,7 +79,10 @@ fn every_key_of_the_document_is_in_its_reference() {
         .step_by(2)
         .flat_map(|span| span.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')))
         .collect();
-    let missing: Vec<&String> = seen.iter().filter(|k| !named.contains(k.as_str())).collect();
+    let missing: Vec<&String> = seen
+        .iter()
+        .filter(|k| !named.contains(k.as_str()))
+        .collect();
     assert!(
         missing.is_empty(),
         "docs/incident-document.md does not name {missing:?}"

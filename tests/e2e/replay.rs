@@ -356,6 +356,84 @@ fn rules_check_reports_errors_and_passes_the_shipped_pack() {
 }
 
 #[test]
+fn a_rule_directory_adds_to_the_built_in_pack_and_replaces_by_id() {
+    let example = root().join("examples/nfs-csi-cascade.ndjson");
+    let replay = |args: &[&std::ffi::OsStr]| {
+        let out = bin()
+            .arg("replay")
+            .args(args)
+            .arg(&example)
+            .output()
+            .expect("run");
+        (
+            out.status.code(),
+            incidents_of(&out.stdout),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (_, builtin, quiet) = replay(&[]);
+    assert!(quiet.is_empty(), "{quiet}");
+
+    // A copy of the shipped pack beside the built-in one changes nothing
+    // and says nothing.
+    let (code, same, said) = replay(&["--rules".as_ref(), root().join("rules").as_os_str()]);
+    assert_eq!(code, Some(0));
+    assert_eq!(same, builtin);
+    assert!(said.is_empty(), "a copy is not an override: {said}");
+
+    // A directory with one edited rule: only its incidents change, and
+    // the replacement is said once, with both places.
+    let mine = tempfile::tempdir().expect("tempdir");
+    let storage = std::fs::read_to_string(root().join("rules/storage.yaml")).expect("read");
+    let edited = storage.replacen(
+        "title: 'CSI driver {driver} unavailable",
+        "title: 'Ours: CSI driver {driver} down",
+        1,
+    );
+    assert_ne!(edited, storage);
+    let edited_at = format!("{}", mine.path().join("storage.yaml").display());
+    std::fs::write(mine.path().join("storage.yaml"), &edited).expect("write");
+    let (code, ours, said) = replay(&["--rules".as_ref(), mine.path().as_os_str()]);
+    assert_eq!(code, Some(0), "{said}");
+    assert_eq!(ours.len(), builtin.len(), "the built-in rules still run");
+    let titles = |v: &[serde_json::Value]| -> Vec<String> {
+        v.iter()
+            .map(|i| i["title"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    let changed: Vec<String> = titles(&ours)
+        .into_iter()
+        .filter(|t| !titles(&builtin).contains(t))
+        .collect();
+    assert_eq!(changed.len(), 1, "{changed:?}");
+    assert!(
+        changed[0].starts_with("Ours: CSI driver nfs.csi.k8s.io down"),
+        "{changed:?}"
+    );
+    let notes: Vec<&str> = said.lines().collect();
+    assert_eq!(notes.len(), 1, "{said}");
+    assert!(
+        notes[0].starts_with(&format!("note: {edited_at}:176:9: correlation `csi-driver-unavailable` replaces the built-in one (rules/storage.yaml:176:9)")),
+        "{said}"
+    );
+
+    // Without the built-in pack the directory stands alone.
+    let (code, alone, said) = replay(&[
+        "--no-builtin".as_ref(),
+        "--rules".as_ref(),
+        mine.path().as_os_str(),
+    ]);
+    assert_eq!(code, Some(0), "{said}");
+    assert!(alone.len() < ours.len(), "{}", titles(&alone).join("\n"));
+    let (code, _, said) = replay(&["--no-builtin".as_ref()]);
+    assert_eq!(code, Some(2));
+    assert!(
+        said.contains("no rules: without the built-in pack"),
+        "{said}"
+    );
+}
+
+#[test]
 fn the_shipped_rule_tests_pass() {
     let out = bin()
         .arg("rules")

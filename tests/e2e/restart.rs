@@ -71,7 +71,7 @@ fn a_restart_resumes_open_incidents_without_announcing_them_again() {
     let rules = rules_dir();
     let started = jiff::Timestamp::now().to_string();
 
-    let first = Serve::start(dir.path(), CONFIG, &["--rules", &rules]);
+    let first = Serve::start(dir.path(), CONFIG, &["--no-builtin", "--rules", &rules]);
     first.post_alerts(body(&started, None));
     let opened = wait_for("the incident to open", || {
         changes(&first)
@@ -81,7 +81,7 @@ fn a_restart_resumes_open_incidents_without_announcing_them_again() {
     let (status, stderr) = first.terminate();
     assert!(status.success(), "{stderr}");
 
-    let second = Serve::start(dir.path(), CONFIG, &["--rules", &rules]);
+    let second = Serve::start(dir.path(), CONFIG, &["--no-builtin", "--rules", &rules]);
     // Alertmanager repeats the same notification after the restart: the
     // restored decoder knows it.
     second.post_alerts(body(&started, None));

@@ -101,7 +101,7 @@ fn an_alert_from_the_future_neither_resolves_incidents_nor_survives_a_restart() 
     let dir = tempfile::tempdir().unwrap();
     let config = "engine: {lateness: 1s}\npipeline: {checkpoint_interval: 1s, idle_timeout: 1s}\n";
     let rules = rules_dir();
-    let first = Serve::start(dir.path(), config, &["--rules", &rules]);
+    let first = Serve::start(dir.path(), config, &["--no-builtin", "--rules", &rules]);
     let now = jiff::Timestamp::now().to_string();
     first.post_alerts(alert(
         "KubeNodeNotReady",
@@ -137,7 +137,7 @@ fn an_alert_from_the_future_neither_resolves_incidents_nor_survives_a_restart() 
     assert!(status.success(), "{stderr}");
     assert!(stderr.contains("dated ahead of the wall clock"), "{stderr}");
 
-    let second = Serve::start(dir.path(), config, &["--rules", &rules]);
+    let second = Serve::start(dir.path(), config, &["--no-builtin", "--rules", &rules]);
     wait_for("a scrape with the engine published", || {
         (second.metric("epicenter_watermark_lag_seconds") != 0.0).then_some(())
     });

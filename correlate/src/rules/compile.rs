@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use regex::Regex;
 use serde_saphyr::{Location, Spanned};
 
+use super::compose::{self, Composition, RulePack};
 use super::error::{Diagnostics, Position, RuleError, RuleErrors};
 use super::raw;
 use super::template::Template;
@@ -69,29 +70,56 @@ pub struct RuleSource {
     pub text: String,
 }
 
-struct Parsed {
-    name: String,
-    file: raw::RuleFile,
+pub(super) struct Parsed {
+    pub(super) name: String,
+    /// Which pack it came from (an index into the packs compiled).
+    pub(super) pack: usize,
+    pub(super) file: raw::RuleFile,
+    /// The same file as plain data, to tell a rule from its copy.
+    pub(super) plain: Option<serde_json::Value>,
 }
 
 /// Loads and validates rule files. All errors of all files are returned.
 pub fn compile(sources: &[RuleSource]) -> Result<RuleSet, RuleErrors> {
+    let pack = RulePack {
+        name: String::new(),
+        sources: sources.to_vec(),
+    };
+    compile_packs(std::slice::from_ref(&pack)).map(|(set, _)| set)
+}
+
+/// Loads and validates rule packs, in order: a signal or rule whose id a
+/// later pack defines again is replaced by the later definition (see
+/// [`super::compose`]). All errors of all files are returned.
+pub fn compile_packs(packs: &[RulePack]) -> Result<(RuleSet, Composition), RuleErrors> {
     let mut errors = Vec::new();
     let mut parsed = Vec::new();
-    for src in sources {
-        match serde_saphyr::from_str::<raw::RuleFile>(&src.text) {
-            Ok(file) => parsed.push(Parsed {
-                name: src.name.clone(),
-                file,
-            }),
-            Err(e) => errors.push(yaml_error(&src.name, &e)),
+    for (pack, p) in packs.iter().enumerate() {
+        for src in &p.sources {
+            match serde_saphyr::from_str::<raw::RuleFile>(&src.text) {
+                Ok(file) => parsed.push(Parsed {
+                    name: src.name.clone(),
+                    pack,
+                    file,
+                    plain: if packs.len() > 1 {
+                        serde_saphyr::from_str::<serde_json::Value>(&src.text).ok()
+                    } else {
+                        None
+                    },
+                }),
+                Err(e) => errors.push(yaml_error_in(&src.name, &src.text, &e)),
+            }
         }
     }
+    let composition = compose::drop_overridden(&mut parsed, packs);
 
     let mut set = RuleSet::default();
     let mut signal_ids: BTreeMap<String, (SignalId, Position)> = BTreeMap::new();
     let mut rule_ids: BTreeMap<String, Position> = BTreeMap::new();
     let mut invalid_signals: BTreeSet<String> = BTreeSet::new();
+    // Of those, the ones whose regex did not compile: their attributes are
+    // not known.
+    let mut unknown_attributes: BTreeSet<String> = BTreeSet::new();
 
     // Pass 1: signals, so correlations in any file can name them.
     for p in &mut parsed {
@@ -115,6 +143,9 @@ pub fn compile(sources: &[RuleSource]) -> Result<RuleSet, RuleErrors> {
                 }
                 // Its errors are reported; rules naming it are not "undefined".
                 None => {
+                    if diag.unsure {
+                        unknown_attributes.insert(id.clone());
+                    }
                     invalid_signals.insert(id);
                 }
             }
@@ -128,6 +159,7 @@ pub fn compile(sources: &[RuleSource]) -> Result<RuleSet, RuleErrors> {
         let lookup = SignalLookup {
             ids: &signal_ids,
             invalid: &invalid_signals,
+            unknown_attributes: &unknown_attributes,
         };
         for rule in std::mem::take(&mut p.file.correlations) {
             let id = &rule.value.id;
@@ -164,7 +196,7 @@ pub fn compile(sources: &[RuleSource]) -> Result<RuleSet, RuleErrors> {
 
     if errors.is_empty() {
         set.index();
-        Ok(set)
+        Ok((set, composition))
     } else {
         errors.sort();
         Err(RuleErrors(errors))
@@ -201,6 +233,12 @@ pub fn yaml_error(file: &str, e: &serde_saphyr::Error) -> RuleError {
     }
 }
 
+/// [`yaml_error`] of a file whose `text` is at hand: a value of the wrong
+/// shape is said with its key, what the key expects and what was written.
+pub fn yaml_error_in(file: &str, text: &str, e: &serde_saphyr::Error) -> RuleError {
+    super::error::explain_shape(text, yaml_error(file, e))
+}
+
 fn check_id(diag: &mut Diagnostics<'_>, id: &Spanned<String>) {
     let ok = !id.value.is_empty()
         && id
@@ -222,6 +260,8 @@ struct SignalLookup<'a> {
     ids: &'a BTreeMap<String, (SignalId, Position)>,
     /// Signals defined with errors (already reported).
     invalid: &'a BTreeSet<String>,
+    /// Of those, the ones whose captures are not known (a bad regex).
+    unknown_attributes: &'a BTreeSet<String>,
 }
 
 impl SignalLookup<'_> {
@@ -241,13 +281,19 @@ impl SignalLookup<'_> {
         for n in names {
             match self.ids.get(&n) {
                 Some((id, _)) => out.push(*id),
-                None if self.invalid.contains(&n) => ok = false,
+                None if self.invalid.contains(&n) => {
+                    ok = false;
+                    if self.unknown_attributes.contains(&n) {
+                        diag.unsure = true;
+                    }
+                }
                 None => {
                     let hint = closest(&n, self.ids.keys())
                         .map(|c| format!(" (did you mean `{c}`?)"))
                         .unwrap_or_default();
                     diag.error(loc, format!("undefined signal `{n}`{hint}"));
                     ok = false;
+                    diag.unsure = true;
                 }
             }
         }
@@ -292,6 +338,9 @@ fn regex(diag: &mut Diagnostics<'_>, s: &Spanned<String>) -> Option<Regex> {
                 .trim()
                 .trim_start_matches("error: ");
             diag.error(s.referenced, format!("invalid regex `{}`: {what}", s.value));
+            // Its captures are unknown: placeholders naming them are not
+            // errors of their own.
+            diag.unsure = true;
             None
         }
     }
@@ -360,7 +409,7 @@ fn template(
         Ok(t) => {
             for v in t.vars() {
                 if !builtins.contains(&v) && !attributes.contains(v) {
-                    diag.error(
+                    diag.follow_on(
                         s.referenced,
                         format!(
                             "unknown placeholder {{{v}}}: not an attribute of the signals this rule reads, nor one of {}",
@@ -384,6 +433,7 @@ fn compile_signal(
     position: Position,
 ) -> Option<SignalDef> {
     let before = diag.errors.len();
+    diag.unsure = false;
     let r = rule.value;
     let m = r.matcher.value;
 
@@ -492,10 +542,13 @@ fn selector(
         "cluster" => Selector::Cluster,
         other if attrs.contains(other) => Selector::Attribute(other.to_string()),
         other => {
-            diag.error(
+            let hint = closest(other, attrs.iter())
+                .map(|c| format!(" (did you mean `{c}`?)"))
+                .unwrap_or_default();
+            diag.follow_on(
                 loc,
                 format!(
-                    "`{other}` is neither entity, workload, node, namespace, name, kind, cluster nor an attribute of the signals it reads"
+                    "`{other}` is neither entity, workload, node, namespace, name, kind, cluster nor an attribute of the signals it reads{hint}"
                 ),
             );
             return None;
@@ -524,7 +577,7 @@ fn via(
                 if let Some(a) = p.attribute()
                     && !attrs.contains(a)
                 {
-                    diag.error(
+                    diag.follow_on(
                         loc,
                         format!("via {side} path `{text}` starts at `{{{a}}}`, but no {side} signal captures `{a}`"),
                     );
@@ -641,6 +694,9 @@ fn effects(
         let signals = lookup.resolve(diag, e.signals).unwrap_or_default();
         let effect_attrs = attributes_of(set, &signals);
         all_attrs.extend(effect_attrs.iter().cloned());
+        // A join or via that is written but wrong has its own error; the
+        // missing-join error is for neither written.
+        let written = !e.join.is_empty() || e.via.is_some();
         let mut join = Vec::new();
         for j in e.join {
             let jl = j.referenced;
@@ -654,9 +710,8 @@ fn effects(
                 join.push(JoinDef { cause, effect });
             }
         }
-        let errors_before = diag.errors.len();
         let via = e.via.and_then(|v| via(diag, v, cause_attrs, &effect_attrs));
-        if join.is_empty() && via.is_none() && diag.errors.len() == errors_before {
+        if !written {
             diag.error(
                 eloc,
                 "an effect needs a `join` (node, namespace, workload, entity, cluster, or {cause: attr, effect: attr}) or a `via` (a path through the object graph): say how it is tied to the cause",
@@ -732,6 +787,7 @@ fn compile_correlation(
     rule: Spanned<raw::CorrelationRule>,
 ) -> Option<CorrelationDef> {
     let before_errors = diag.errors.len();
+    diag.unsure = false;
     let position = diag.at(rule.value.id.referenced);
     let r = rule.value;
     let cause = r.cause.value;
@@ -837,6 +893,7 @@ fn compile_absence(
     rule: Spanned<raw::AbsenceRule>,
 ) -> Option<AbsenceDef> {
     let before_errors = diag.errors.len();
+    diag.unsure = false;
     let position = diag.at(rule.value.id.referenced);
     let r = rule.value;
     let when_loc = r.when.referenced;

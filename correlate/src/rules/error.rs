@@ -49,6 +49,10 @@ pub type Result<T, E = RuleErrors> = std::result::Result<T, E>;
 pub(crate) struct Diagnostics<'f> {
     file: &'f str,
     pub(crate) errors: Vec<RuleError>,
+    /// The rule being compiled names a signal that is undefined or did not
+    /// compile (or has a regex that did not): what its attributes are is
+    /// not known, so errors about them would only echo the first one.
+    pub(crate) unsure: bool,
 }
 
 impl<'f> Diagnostics<'f> {
@@ -56,6 +60,16 @@ impl<'f> Diagnostics<'f> {
         Diagnostics {
             file,
             errors: Vec::new(),
+            unsure: false,
+        }
+    }
+
+    /// An error that holds only if the signals a rule names are known (an
+    /// unknown attribute or placeholder): not said when the rule already
+    /// has an error that explains it.
+    pub(crate) fn follow_on(&mut self, loc: serde_saphyr::Location, message: impl Into<String>) {
+        if !self.unsure {
+            self.error(loc, message);
         }
     }
 
@@ -74,4 +88,111 @@ impl<'f> Diagnostics<'f> {
             message: message.into(),
         });
     }
+}
+
+/// What a key of the rule or config files expects, for errors about a
+/// value of the wrong shape.
+fn expects(key: &str) -> Option<&'static str> {
+    Some(match key {
+        "group_by" | "count_by" => {
+            "one value: entity, workload, node, namespace, name, kind, cluster or an attribute"
+        }
+        "root" => "entity, workload, node, or {kind, name, namespace}",
+        "entity" => "one of self, workload, node",
+        "severity" => "one of critical, warning, info",
+        "min_count" | "min_entities" | "min_effects" | "min_lines" => "a whole number",
+        "state" => "true or false",
+        _ => return None,
+    })
+}
+
+/// The key a position of `text` is the value of: the nearest `key:` before
+/// it on its line (block or flow style), if any.
+fn key_at(text: &str, line: u64, column: u64) -> Option<String> {
+    let l = text
+        .lines()
+        .nth(usize::try_from(line).ok()?.checked_sub(1)?)?;
+    let upto: String = l
+        .chars()
+        .take(usize::try_from(column).ok()?.saturating_sub(1))
+        .collect();
+    let colon = upto.trim_end().strip_suffix(':').map_or_else(
+        || upto.rfind(": ").or_else(|| upto.rfind(':')),
+        |s| Some(s.len()),
+    )?;
+    let key: String = upto[..colon]
+        .chars()
+        .rev()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    (!key.is_empty()).then_some(key)
+}
+
+/// The value written at a position of `text`: up to the end of its line,
+/// or of its flow item.
+fn value_at(text: &str, line: u64, column: u64) -> Option<String> {
+    let l = text
+        .lines()
+        .nth(usize::try_from(line).ok()?.checked_sub(1)?)?;
+    let from: String = l
+        .chars()
+        .skip(usize::try_from(column).ok()?.saturating_sub(1))
+        .collect();
+    let v = if from.starts_with('[') || from.starts_with('{') {
+        from.trim_end().to_string()
+    } else {
+        from.split([',', '}', ']', '#'])
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    };
+    (!v.is_empty()).then_some(v)
+}
+
+/// Says a shape error (a value of the wrong type) of `text` in words: the
+/// key it is about, what that key expects, and what was written.
+/// `min_entities: two` reads `min_entities: expected a whole number, got
+/// "two"`, not `invalid u32`.
+pub(crate) fn explain_shape(text: &str, e: RuleError) -> RuleError {
+    let RuleError { position, message } = e;
+    let (line, column) = (position.line, position.column);
+    let Some(key) = key_at(text, line, column) else {
+        return RuleError { position, message };
+    };
+    let got = value_at(text, line, column).unwrap_or_default();
+    let number = [
+        "invalid u8",
+        "invalid u16",
+        "invalid u32",
+        "invalid u64",
+        "invalid i64",
+    ]
+    .iter()
+    .any(|m| message.starts_with(m));
+    let want = if number {
+        Some("a whole number")
+    } else if message == "expected string scalar"
+        || message.starts_with("invalid type")
+        || message.starts_with("invalid value")
+        || message.starts_with("data did not match any variant")
+    {
+        expects(&key).or(if message == "expected string scalar" {
+            Some("one value, not a list or mapping")
+        } else {
+            None
+        })
+    } else {
+        None
+    };
+    // Other errors (an unknown field, bad YAML) already say what they are.
+    let message = match want {
+        Some(want) if !got.is_empty() => format!("{key}: expected {want}, got `{got}`"),
+        Some(want) => format!("{key}: expected {want}"),
+        None => message,
+    };
+    RuleError { position, message }
 }

@@ -12,12 +12,14 @@
 //!   (no scheduling events; a busy peer gone silent).
 
 mod compile;
+mod compose;
 mod error;
 mod fingerprint;
 mod raw;
 pub mod template;
 
-pub use compile::{INCIDENT_VARS, RuleSource, compile, yaml_error};
+pub use compile::{INCIDENT_VARS, RuleSource, compile, compile_packs, yaml_error, yaml_error_in};
+pub use compose::{BUILTIN_PACK, Composition, Override, RulePack};
 pub use error::{Position, Result, RuleError, RuleErrors};
 use regex::Regex;
 use template::Template;
