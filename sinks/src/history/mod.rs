@@ -99,6 +99,7 @@ mod guard;
 mod latest;
 mod schema;
 mod sql;
+mod sql_error;
 mod store;
 mod writer;
 

@@ -60,6 +60,7 @@ use super::Error;
 use super::format::{self, Format};
 use super::guard;
 use super::schema::{DAY, Table};
+use super::sql_error;
 use super::store::{FileName, Store, visible};
 use crate::change::IncidentChange;
 
@@ -389,7 +390,7 @@ impl Sql {
             .with_recursion_limit(state.config_options().sql_parser.recursion_limit.get())
             .build()
             .and_then(|mut p| p.parse_statements())
-            .map_err(|e| QueryError::Invalid(e.strip_backtrace()))?;
+            .map_err(|e| classify(self.dir(), &e))?;
         let statements: Vec<_> = statements.into_iter().collect();
         guard::check_statements(&statements).map_err(QueryError::Refused)?;
         let Some(statement) = statements.into_iter().next() else {
@@ -513,6 +514,9 @@ fn session_config() -> SessionConfig {
     let o = config.options_mut();
     o.execution.parquet.pushdown_filters = true;
     o.execution.parquet.reorder_filters = true;
+    // Column references keep their place in the SQL, so an error about one
+    // says its line and column (see `sql_error`).
+    o.sql_parser.collect_spans = true;
     config
 }
 
@@ -573,7 +577,7 @@ fn classify(dir: &Path, e: &DataFusionError) -> QueryError {
             dir: dir.to_path_buf(),
             reason: text,
         }),
-        _ => QueryError::Invalid(text),
+        _ => QueryError::Invalid(sql_error::explain(e, &Table::ALL.map(Table::name))),
     }
 }
 
