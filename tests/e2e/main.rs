@@ -23,6 +23,7 @@ mod kafka;
 mod kubernetes;
 mod notify;
 mod postmortem;
+mod readme;
 mod replay;
 mod restart;
 mod startup;
