@@ -6,6 +6,7 @@
 //! loader and the checkpoint reader the way the binary does
 //! ([`fuzzing`]).
 
+mod backtest;
 mod config;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -48,6 +49,8 @@ enum LogFormat {
 enum Command {
     /// Replay recorded records (NDJSON) through the rules; print one incident per line.
     Replay(replay::Args),
+    /// Replay the same records through two rule packs and compare what they form.
+    Backtest(backtest::Args),
     /// Run the live service: sources in, incidents out, state checkpointed.
     Serve(serve::Args),
     /// Query the incident history with read-only SQL.
@@ -129,6 +132,7 @@ pub fn main() -> ExitCode {
     init_tracing(cli.log_format, default_level);
     let result = match cli.command {
         Command::Replay(args) => replay::run(&args),
+        Command::Backtest(args) => backtest::run(&args),
         Command::Serve(args) => serve::run(&args),
         Command::Query(args) => query::run(&args),
         Command::Show(args) => show::run(&args),

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use correlate::rules::RuleSet;
-use correlate::{Engine, EngineConfig, Event, IncidentReport, Origin, Span};
+use correlate::{Engine, EngineConfig, Event, EventTime, IncidentReport, Origin, Span};
 use ingest::{Decoded, Decoder, Limits, Lines, Parsed};
 use sinks::ndjson::NdjsonSink;
 
@@ -76,6 +76,30 @@ pub(crate) struct Malformed {
 }
 
 impl Malformed {
+    /// "3 malformed lines skipped", said once at the end; `None` when
+    /// nothing was.
+    pub(crate) fn summary(&self) -> Option<String> {
+        let mut skipped = Vec::new();
+        if self.count > 0 {
+            skipped.push(format!("{} malformed lines", self.count));
+        }
+        if self.parts > 0 {
+            skipped.push(format!(
+                "{} unreadable alerts (the other alerts of their bodies were read)",
+                self.parts
+            ));
+        }
+        if skipped.is_empty() {
+            return None;
+        }
+        let shown = if self.count + self.parts > SHOWN_ERRORS {
+            format!(" ({SHOWN_ERRORS} shown)")
+        } else {
+            String::new()
+        };
+        Some(format!("{} skipped{shown}", skipped.join(" and ")))
+    }
+
     fn report(&mut self, file: &str, line: u64, what: &dyn std::fmt::Display) {
         self.count += 1;
         if self.count + self.parts <= SHOWN_ERRORS {
@@ -97,20 +121,63 @@ impl Malformed {
     }
 }
 
-/// Decoder and engine, fed file by file.
+/// The engine step, apart from decoding: what each decoded record is given
+/// to, in input order. `replay` gives it to one engine ([`Correlator`]);
+/// `backtest` gives the same records, decoded once, to two.
+pub(crate) trait Correlate {
+    /// A record that formed no event: its time still moves the watermark.
+    fn observe(&mut self, time: EventTime);
+    /// One event of a record.
+    fn push(&mut self, event: &Event<'_>);
+}
+
+/// One engine, and `--history`'s recorder: what `replay` correlates with.
 #[derive(Debug)]
-pub(crate) struct Replayer {
-    decoder: Decoder,
+pub(crate) struct Correlator {
     engine: Engine,
+    /// `--history`: records incident versions as they change.
+    history: Option<HistoryRecorder>,
+    /// The first failure to write the history (ends the replay).
+    history_error: Option<anyhow::Error>,
+}
+
+impl Correlator {
+    fn record(&mut self, updates: &[correlate::IncidentUpdate]) {
+        if updates.is_empty() || self.history_error.is_some() {
+            return;
+        }
+        if let Some(h) = &mut self.history
+            && let Err(e) = h.record(&self.engine, updates)
+        {
+            self.history_error = Some(e);
+        }
+    }
+}
+
+impl Correlate for Correlator {
+    #[inline]
+    fn observe(&mut self, time: EventTime) {
+        let updates = self.engine.observe(time);
+        self.record(&updates);
+    }
+
+    #[inline]
+    fn push(&mut self, event: &Event<'_>) {
+        let updates = self.engine.push(event);
+        self.record(&updates);
+    }
+}
+
+/// The decoder and what it feeds (one engine by default), fed file by file.
+#[derive(Debug)]
+pub(crate) struct Replayer<C = Correlator> {
+    decoder: Decoder,
+    correlate: C,
     pub(crate) malformed: Malformed,
     pub(crate) bytes: u64,
     files: u32,
     /// A spare allocation for the events of one line.
     events: Vec<Event<'static>>,
-    /// `--history`: records incident versions as they change.
-    history: Option<HistoryRecorder>,
-    /// The first failure to write the history (ends the replay).
-    history_error: Option<anyhow::Error>,
 }
 
 /// Lines per batch: small enough that a batch is still in cache when it is
@@ -219,35 +286,53 @@ pub(crate) fn recycle<'b>(mut v: Vec<Event<'_>>) -> Vec<Event<'b>> {
         .collect()
 }
 
-impl Replayer {
+impl Replayer<Correlator> {
     pub(crate) fn new(rules: Arc<RuleSet>, config: EngineConfig) -> Replayer {
-        Replayer {
-            decoder: Decoder::new(Limits::default()),
+        Replayer::with(Correlator {
             engine: Engine::new(rules, config),
-            malformed: Malformed::default(),
-            bytes: 0,
-            files: 0,
-            events: Vec::with_capacity(8),
             history: None,
             history_error: None,
-        }
+        })
     }
 
     /// Records incident versions into the history as they change.
     pub(crate) fn with_history(mut self, recorder: HistoryRecorder) -> Replayer {
-        self.history = Some(recorder);
+        self.correlate.history = Some(recorder);
         self
     }
 
-    fn record(&mut self, updates: &[correlate::IncidentUpdate]) {
-        if updates.is_empty() || self.history_error.is_some() {
-            return;
+    /// Flushes every window; with `--history`, writes the history out.
+    pub(crate) fn finish(mut self) -> Result<(Engine, Decoder, Malformed, u64)> {
+        let c = &mut self.correlate;
+        let updates = c.engine.finish();
+        c.record(&updates);
+        if let Some(e) = c.history_error.take() {
+            return Err(e);
         }
-        if let Some(h) = &mut self.history
-            && let Err(e) = h.record(&self.engine, updates)
-        {
-            self.history_error = Some(e);
+        let rows = match c.history.take() {
+            Some(h) => h.finish(&c.engine)?,
+            None => 0,
+        };
+        Ok((self.correlate.engine, self.decoder, self.malformed, rows))
+    }
+}
+
+impl<C: Correlate> Replayer<C> {
+    /// A fresh decoder feeding `correlate`.
+    pub(crate) fn with(correlate: C) -> Replayer<C> {
+        Replayer {
+            decoder: Decoder::new(Limits::default()),
+            correlate,
+            malformed: Malformed::default(),
+            bytes: 0,
+            files: 0,
+            events: Vec::with_capacity(8),
         }
+    }
+
+    /// What was fed, the decoder (its counters) and the malformed lines.
+    pub(crate) fn into_parts(self) -> (C, Decoder, Malformed) {
+        (self.correlate, self.decoder, self.malformed)
     }
 
     /// Reads every line of `reader`; a read error ends this input with Err.
@@ -300,13 +385,11 @@ impl Replayer {
                 {
                     // No event, but the record's time still moves the watermark.
                     Ok(Decoded::Duplicate { time } | Decoded::Unchanged { time }) => {
-                        let updates = self.engine.observe(time);
-                        self.record(&updates);
+                        self.correlate.observe(time);
                     }
                     Ok(_) => {
                         for ev in &evs {
-                            let updates = self.engine.push(ev);
-                            self.record(&updates);
+                            self.correlate.push(ev);
                         }
                     }
                     Err(e) => self.malformed.report(name, *n, &e),
@@ -323,20 +406,49 @@ impl Replayer {
         self.events = events;
         parsed.into_owner()
     }
+}
 
-    /// Flushes every window; with `--history`, writes the history out.
-    pub(crate) fn finish(mut self) -> Result<(Engine, Decoder, Malformed, u64)> {
-        let updates = self.engine.finish();
-        self.record(&updates);
-        if let Some(e) = self.history_error.take() {
-            return Err(e);
+/// An input opened for reading: its name in messages, the reader, its
+/// length in bytes (0 for standard input).
+pub(crate) type Input = (String, Box<dyn BufRead + Send>, u64);
+
+/// Opens every input (`-` is standard input) before anything is read: a
+/// typo is exit 2, not a partial replay.
+pub(crate) fn open_inputs(files: &[PathBuf]) -> Result<Vec<Input>> {
+    let mut inputs: Vec<Input> = Vec::new();
+    for path in files {
+        if path.as_os_str() == "-" {
+            inputs.push((
+                "-".to_string(),
+                Box::new(BufReader::with_capacity(1 << 20, io::stdin())),
+                0,
+            ));
+            continue;
         }
-        let rows = match self.history.take() {
-            Some(h) => h.finish(&self.engine)?,
-            None => 0,
-        };
-        Ok((self.engine, self.decoder, self.malformed, rows))
+        let f = File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
+        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+        inputs.push((
+            path.display().to_string(),
+            Box::new(BufReader::with_capacity(1 << 20, f)),
+            len,
+        ));
     }
+    Ok(inputs)
+}
+
+/// A progress bar on a terminal, for inputs above 32 MiB.
+pub(crate) fn progress_bar(inputs: &[Input]) -> Option<indicatif::ProgressBar> {
+    let total: u64 = inputs.iter().map(|(_, _, l)| l).sum();
+    (io::stderr().is_terminal() && total > 32 << 20).then(|| {
+        let p = indicatif::ProgressBar::new(total);
+        p.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        p
+    })
 }
 
 pub(crate) fn run(args: &Args) -> Result<ExitCode> {
@@ -357,38 +469,8 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
     // Every incident is reported at the end: none may leave the engine.
     engine_config.retention = None;
 
-    // Every file must open before anything is read: a typo is exit 2, not a
-    // partial replay.
-    let mut inputs: Vec<(String, Box<dyn BufRead + Send>, u64)> = Vec::new();
-    for path in &args.files {
-        if path.as_os_str() == "-" {
-            inputs.push((
-                "-".to_string(),
-                Box::new(BufReader::with_capacity(1 << 20, io::stdin())),
-                0,
-            ));
-            continue;
-        }
-        let f = File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
-        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-        inputs.push((
-            path.display().to_string(),
-            Box::new(BufReader::with_capacity(1 << 20, f)),
-            len,
-        ));
-    }
-
-    let total: u64 = inputs.iter().map(|(_, _, l)| l).sum();
-    let progress = (io::stderr().is_terminal() && total > 32 << 20).then(|| {
-        let p = indicatif::ProgressBar::new(total);
-        p.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        p
-    });
+    let inputs = open_inputs(&args.files)?;
+    let progress = progress_bar(&inputs);
 
     let started = Instant::now();
     let mut replayer = Replayer::new(rules.clone(), engine_config);
@@ -433,23 +515,8 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
         out.flush()?;
     }
 
-    let mut skipped = Vec::new();
-    if malformed.count > 0 {
-        skipped.push(format!("{} malformed lines", malformed.count));
-    }
-    if malformed.parts > 0 {
-        skipped.push(format!(
-            "{} unreadable alerts (the other alerts of their bodies were read)",
-            malformed.parts
-        ));
-    }
-    if !skipped.is_empty() {
-        let shown = if malformed.count + malformed.parts > SHOWN_ERRORS {
-            format!(" ({SHOWN_ERRORS} shown)")
-        } else {
-            String::new()
-        };
-        eprintln!("epicenter: {} skipped{shown}", skipped.join(" and "));
+    if let Some(line) = malformed.summary() {
+        eprintln!("epicenter: {line}");
     }
     let guard = engine.guard_stats();
     if guard.clamped > 0 {

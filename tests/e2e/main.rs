@@ -11,6 +11,7 @@ mod support;
 
 mod alertmanager;
 mod api_limits;
+mod backtest;
 mod chaos;
 mod corrupt;
 mod crash;
