@@ -444,7 +444,10 @@ fn compile_signal(
             Some(src) => sources.push(src),
             None => diag.error(
                 source_loc,
-                format!("unknown source `{s}` (one of k8s-event, pod, node, alert, log)"),
+                format!(
+                    "unknown source `{s}` (one of {})",
+                    Source::ALL.map(Source::as_str).join(", ")
+                ),
             ),
         }
     }
