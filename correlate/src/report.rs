@@ -107,6 +107,22 @@ pub struct IncidentReport {
 }
 
 impl IncidentReport {
+    /// Distinct namespaces and nodes among the affected entities: the
+    /// blast radius's spread, as the history and the web page count it.
+    pub fn spread(&self) -> (usize, usize) {
+        let namespaces: std::collections::BTreeSet<&str> = self
+            .affected
+            .iter()
+            .filter_map(|a| a.entity.namespace.as_deref())
+            .collect();
+        let nodes: std::collections::BTreeSet<&str> = self
+            .affected
+            .iter()
+            .filter_map(|a| a.entity.node.as_deref())
+            .collect();
+        (namespaces.len(), nodes.len())
+    }
+
     pub fn new(inc: &Incident) -> IncidentReport {
         let summary = if inc.summary.is_empty() {
             inc.root_summary.clone()

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use crate::support::{Serve, bin, root, wait_for};
+use crate::support::{Serve, bin, root, volume_alerts, wait_for};
 use serde_json::Value;
 
 /// The shipped example and the shared scenarios (when beside the checkout).
@@ -337,16 +337,6 @@ fn queries_that_would_write_or_read_files_are_refused_with_exit_2() {
     // A history that is not there is an error that says so.
     let out = query(&dir.path().join("nowhere"), "SELECT 1", "table");
     assert_eq!(out.status.code(), Some(2));
-}
-
-/// Alertmanager bodies: a claim fills up (then its alert resolves; the
-/// incident ends only after its quiet period, longer than this test).
-fn volume_alerts() -> Vec<String> {
-    std::fs::read_to_string(root().join("rules/tests/fixtures/alerts-volume-freed.ndjson"))
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect()
 }
 
 #[test]

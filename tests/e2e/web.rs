@@ -10,18 +10,10 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use crate::support::{Serve, bin, program, root};
+use crate::support::{Serve, bin, program, root, volume_alerts};
 use testkit::webhook::WebhookReceiver;
 
 const TOKEN: &str = "web-token";
-
-fn volume_alerts() -> Vec<String> {
-    std::fs::read_to_string(root().join("rules/tests/fixtures/alerts-volume-freed.ndjson"))
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect()
-}
 
 #[test]
 fn the_page_lists_incidents_shows_one_and_updates_live() {

@@ -21,7 +21,6 @@
 //! tables without ambiguity (an incident's `resolved` line repeats the
 //! `version` of its last `updated` line).
 
-use std::collections::BTreeSet;
 use std::sync::{Arc, LazyLock};
 
 use correlate::EventTime;
@@ -601,20 +600,10 @@ impl IncidentRows {
         self.resolved_by
             .append_option(r.explanation.resolved_by.as_deref());
         self.recorded_at.append_value(stamp.recorded_at.as_micros());
-        let namespaces: BTreeSet<&str> = r
-            .affected
-            .iter()
-            .filter_map(|a| a.entity.namespace.as_deref())
-            .collect();
-        let nodes: BTreeSet<&str> = r
-            .affected
-            .iter()
-            .filter_map(|a| a.entity.node.as_deref())
-            .collect();
+        let (namespaces, nodes) = r.spread();
         self.affected.append_value(count(r.affected.len()));
-        self.affected_namespaces
-            .append_value(count(namespaces.len()));
-        self.affected_nodes.append_value(count(nodes.len()));
+        self.affected_namespaces.append_value(count(namespaces));
+        self.affected_nodes.append_value(count(nodes));
         self.signals.append_value(int_of(r.signals));
         self.seq.append_option(stamp.seq.map(int_of));
     }

@@ -233,17 +233,8 @@ fn entity_counts(entities: usize, namespaces: usize, nodes: usize, sep: &str) ->
 /// What the list says of `r`'s blast radius, counted as the history
 /// counts it (distinct namespaces and nodes among all affected entities).
 fn report_counts(r: &IncidentReport) -> String {
-    let namespaces: BTreeSet<&str> = r
-        .affected
-        .iter()
-        .filter_map(|a| a.entity.namespace.as_deref())
-        .collect();
-    let nodes: BTreeSet<&str> = r
-        .affected
-        .iter()
-        .filter_map(|a| a.entity.node.as_deref())
-        .collect();
-    entity_counts(r.affected.len(), namespaces.len(), nodes.len(), ", ")
+    let (namespaces, nodes) = r.spread();
+    entity_counts(r.affected.len(), namespaces, nodes, ", ")
 }
 
 fn root_label(r: &Row) -> String {

@@ -349,3 +349,14 @@ fn scenarios(dir: &Path, prefix: &str) -> Vec<(String, PathBuf)> {
 pub(crate) fn bless() -> bool {
     std::env::var_os("EPICENTER_BLESS").is_some_and(|v| v == "1")
 }
+
+/// Alertmanager bodies: a claim fills up (then its alert resolves; the
+/// incident ends only after its quiet period, longer than the tests that
+/// post them).
+pub(crate) fn volume_alerts() -> Vec<String> {
+    std::fs::read_to_string(root().join("rules/tests/fixtures/alerts-volume-freed.ndjson"))
+        .expect("the volume alerts fixture")
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
