@@ -1149,7 +1149,6 @@ async fn graph_watches_are_off_by_default_and_keep_to_the_namespaces() {
             .all(|k| lines.iter().any(|(_, v, _)| v["object"]["kind"] == *k))
         })
         .await;
-    stop(&cancel, task).await;
 
     let cluster_scoped = [
         Resource::ValidatingWebhooks,
@@ -1157,23 +1156,33 @@ async fn graph_watches_are_off_by_default_and_keep_to_the_namespaces() {
         Resource::StorageClasses,
         Resource::Volumes,
     ];
+    let watched_at: Vec<String> = GRAPH
+        .iter()
+        .map(|r| {
+            if cluster_scoped.contains(r) {
+                r.path()
+            } else {
+                let (prefix, plural) = r
+                    .path()
+                    .rsplit_once('/')
+                    .map(|(a, b)| (a.to_owned(), b.to_owned()))
+                    .unwrap();
+                format!("{prefix}/namespaces/kube-system/{plural}")
+            }
+        })
+        .collect();
+    // A source reports itself connected once its list is in; the watch that
+    // follows the list may still be on its way, so wait for every one of
+    // them before stopping (a deadline here fails the test, as it should).
+    eventually("every graph resource watched where it belongs", || {
+        let requests = server.requests();
+        watched_at
+            .iter()
+            .all(|path| requests.iter().any(|q| q.path == *path && q.is_watch()))
+    })
+    .await;
+    stop(&cancel, task).await;
     let requests = server.requests();
-    for r in GRAPH {
-        let path = if cluster_scoped.contains(r) {
-            r.path()
-        } else {
-            let (prefix, plural) = r
-                .path()
-                .rsplit_once('/')
-                .map(|(a, b)| (a.to_owned(), b.to_owned()))
-                .unwrap();
-            format!("{prefix}/namespaces/kube-system/{plural}")
-        };
-        assert!(
-            requests.iter().any(|q| q.path == path && q.is_watch()),
-            "{r:?} watched at {path}"
-        );
-    }
     for q in &requests {
         assert!(
             q.path.contains("/namespaces/kube-system/")
