@@ -9,10 +9,10 @@ use std::sync::{Arc, mpsc};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
+use correlate::incident::Change;
 use correlate::rules::RuleSet;
-use correlate::{Engine, EngineConfig, Event, EventTime, IncidentReport, Origin, Span};
+use correlate::{Engine, EngineConfig, Event, EventTime, IncidentReport, Origin, Span, Status};
 use ingest::{Decoded, Decoder, Limits, Lines, Parsed};
-use sinks::ndjson::NdjsonSink;
 
 use crate::config;
 use crate::record::HistoryRecorder;
@@ -46,6 +46,14 @@ pub(crate) struct Args {
     /// (Parquet; query it with `epicenter query --history DIR`).
     #[arg(long, value_name = "DIR")]
     history: Option<PathBuf>,
+    /// Write each incident as soon as it is final (resolved: nothing can
+    /// join, merge into or reopen it), not after the whole input; those
+    /// still firing at the end follow. The lines are the same as without
+    /// the flag, and the same input still gives the same output byte for
+    /// byte, but they come in the order the incidents were settled, not in
+    /// order of `opened_at`.
+    #[arg(long)]
+    stream: bool,
     /// Input files (NDJSON); `-` reads standard input.
     #[arg(required = true, value_name = "FILE")]
     files: Vec<PathBuf>,
@@ -131,26 +139,138 @@ pub(crate) trait Correlate {
     fn push(&mut self, event: &Event<'_>);
 }
 
-/// One engine, and `--history`'s recorder: what `replay` correlates with.
+/// One engine, `--history`'s recorder and `--stream`'s output: what
+/// `replay` correlates with.
 #[derive(Debug)]
 pub(crate) struct Correlator {
     engine: Engine,
     /// `--history`: records incident versions as they change.
     history: Option<HistoryRecorder>,
-    /// The first failure to write the history (ends the replay).
-    history_error: Option<anyhow::Error>,
+    /// `--stream`: incidents written as they become final.
+    stream: Option<Streamed>,
+    /// The first failure to write the history or the stream (ends the
+    /// replay).
+    error: Option<anyhow::Error>,
 }
 
 impl Correlator {
     fn record(&mut self, updates: &[correlate::IncidentUpdate]) {
-        if updates.is_empty() || self.history_error.is_some() {
+        if updates.is_empty() || self.error.is_some() {
             return;
         }
         if let Some(h) = &mut self.history
             && let Err(e) = h.record(&self.engine, updates)
         {
-            self.history_error = Some(e);
+            self.error = Some(e);
+            return;
         }
+        if let Some(s) = &mut self.stream
+            && let Err(e) = s.settled(&self.engine, updates)
+        {
+            self.error = Some(e);
+        }
+    }
+}
+
+/// `--stream`: an incident is written once it is resolved. A resolved
+/// incident is final: only firing incidents take members, merge, or change
+/// status (`IncidentStore::add`, `merge`, `resolve`), so its line is the
+/// one the end of input would print. The rest are written at the end.
+#[derive(Debug)]
+struct Streamed {
+    out: Output<io::Stdout>,
+    /// Ids written, so the end does not write them again.
+    written: rustc_hash::FxHashSet<String>,
+}
+
+impl Streamed {
+    fn settled(&mut self, engine: &Engine, updates: &[correlate::IncidentUpdate]) -> Result<()> {
+        let store = engine.store();
+        let mut wrote = false;
+        for u in updates {
+            if u.change != Change::Resolved {
+                continue;
+            }
+            let inc = store.get(store.find(u.incident));
+            if inc.is_reported()
+                && inc.status == Status::Resolved
+                && self.written.insert(inc.id.clone())
+            {
+                self.out.write(&IncidentReport::new(inc))?;
+                wrote = true;
+            }
+        }
+        if wrote {
+            // A line a person (or a pipe) waits for is not left in a buffer.
+            self.out.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the incidents not yet written (still firing at the end), in
+    /// order of `opened_at`.
+    fn finish(mut self, engine: &Engine) -> Result<usize> {
+        for inc in engine.incidents() {
+            if !self.written.contains(&inc.id) {
+                self.out.write(&IncidentReport::new(inc))?;
+            }
+        }
+        self.out.finish()
+    }
+}
+
+/// Incidents on stdout in one of the `--format`s.
+#[derive(Debug)]
+struct Output<W: Write> {
+    format: Format,
+    colour: bool,
+    out: io::BufWriter<W>,
+    written: usize,
+}
+
+impl<W: Write> Output<W> {
+    fn new(format: Format, colour: bool, out: W) -> Output<W> {
+        Output {
+            format,
+            colour,
+            out: io::BufWriter::new(out),
+            written: 0,
+        }
+    }
+
+    fn write(&mut self, report: &IncidentReport) -> Result<()> {
+        match self.format {
+            Format::Json => {
+                serde_json::to_writer(&mut self.out, report)
+                    .with_context(|| format!("writing incident {}", report.id))?;
+                self.out.write_all(b"\n")?;
+            }
+            Format::Text | Format::Markdown => {
+                if self.written > 0 {
+                    self.out.write_all(match self.format {
+                        Format::Markdown => b"\n---\n\n",
+                        _ => b"\n",
+                    })?;
+                }
+                let rendered = match self.format {
+                    Format::Markdown => sinks::render::markdown(report),
+                    _ => sinks::render::text(report, self.colour),
+                };
+                self.out.write_all(rendered.as_bytes())?;
+            }
+        }
+        self.written += 1;
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        self.out.flush().context("writing incidents")
+    }
+
+    /// Flushes; how many incidents were written.
+    fn finish(mut self) -> Result<usize> {
+        self.flush()?;
+        Ok(self.written)
     }
 }
 
@@ -166,6 +286,18 @@ impl Correlate for Correlator {
         let updates = self.engine.push(event);
         self.record(&updates);
     }
+}
+
+/// What a replay ends with.
+#[derive(Debug)]
+pub(crate) struct Finished {
+    pub(crate) engine: Engine,
+    pub(crate) decoder: Decoder,
+    pub(crate) malformed: Malformed,
+    /// Incident versions written to `--history`.
+    pub(crate) history_rows: u64,
+    /// `--stream`: how many incidents were written.
+    pub(crate) streamed: Option<usize>,
 }
 
 /// The decoder and what it feeds (one engine by default), fed file by file.
@@ -291,8 +423,18 @@ impl Replayer<Correlator> {
         Replayer::with(Correlator {
             engine: Engine::new(rules, config),
             history: None,
-            history_error: None,
+            stream: None,
+            error: None,
         })
+    }
+
+    /// Writes incidents on stdout as they become final (`--stream`).
+    fn streaming(mut self, format: Format, colour: bool) -> Replayer {
+        self.correlate.stream = Some(Streamed {
+            out: Output::new(format, colour, io::stdout()),
+            written: rustc_hash::FxHashSet::default(),
+        });
+        self
     }
 
     /// Records incident versions into the history as they change.
@@ -301,19 +443,30 @@ impl Replayer<Correlator> {
         self
     }
 
-    /// Flushes every window; with `--history`, writes the history out.
-    pub(crate) fn finish(mut self) -> Result<(Engine, Decoder, Malformed, u64)> {
+    /// Flushes every window; with `--history`, writes the history out;
+    /// with `--stream`, writes the incidents still firing.
+    pub(crate) fn finish(mut self) -> Result<Finished> {
         let c = &mut self.correlate;
         let updates = c.engine.finish();
         c.record(&updates);
-        if let Some(e) = c.history_error.take() {
+        if let Some(e) = c.error.take() {
             return Err(e);
         }
-        let rows = match c.history.take() {
+        let history_rows = match c.history.take() {
             Some(h) => h.finish(&c.engine)?,
             None => 0,
         };
-        Ok((self.correlate.engine, self.decoder, self.malformed, rows))
+        let streamed = match c.stream.take() {
+            Some(s) => Some(s.finish(&c.engine)?),
+            None => None,
+        };
+        Ok(Finished {
+            engine: self.correlate.engine,
+            decoder: self.decoder,
+            malformed: self.malformed,
+            history_rows,
+            streamed,
+        })
     }
 }
 
@@ -473,9 +626,14 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
     let progress = progress_bar(&inputs);
 
     let started = Instant::now();
+    let stdout = io::stdout();
+    let colour = args.format == Format::Text && stdout.is_terminal();
     let mut replayer = Replayer::new(rules.clone(), engine_config);
     if let Some(dir) = &args.history {
         replayer = replayer.with_history(HistoryRecorder::open(dir, &rules)?);
+    }
+    if args.stream {
+        replayer = replayer.streaming(args.format, colour);
     }
     for (name, reader, _) in inputs {
         replayer.feed(&name, reader, progress.as_ref())?;
@@ -484,36 +642,25 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
         p.finish_and_clear();
     }
     let bytes = replayer.bytes;
-    let (engine, decoder, malformed, history_rows) = replayer.finish()?;
+    let Finished {
+        engine,
+        decoder,
+        malformed,
+        history_rows,
+        streamed,
+    } = replayer.finish()?;
     let elapsed = started.elapsed();
 
-    let stdout = io::stdout();
-    let printed = engine.incidents();
-    if args.format == Format::Json {
-        let mut sink = NdjsonSink::new(io::BufWriter::new(stdout.lock()));
-        for inc in &printed {
-            sink.write(&IncidentReport::new(inc))?;
-        }
-        sink.finish()?.flush()?;
-    } else {
-        let colour = stdout.is_terminal();
-        let mut out = io::BufWriter::new(stdout.lock());
-        for (i, inc) in printed.iter().enumerate() {
-            let report = IncidentReport::new(inc);
-            if i > 0 {
-                out.write_all(match args.format {
-                    Format::Markdown => b"\n---\n\n",
-                    _ => b"\n",
-                })?;
+    let printed = match streamed {
+        Some(written) => written,
+        None => {
+            let mut out = Output::new(args.format, colour, stdout.lock());
+            for inc in engine.incidents() {
+                out.write(&IncidentReport::new(inc))?;
             }
-            let rendered = match args.format {
-                Format::Markdown => sinks::render::markdown(&report),
-                _ => sinks::render::text(&report, colour),
-            };
-            out.write_all(rendered.as_bytes())?;
+            out.finish()?
         }
-        out.flush()?;
-    }
+    };
 
     if let Some(line) = malformed.summary() {
         eprintln!("epicenter: {line}");
@@ -537,7 +684,7 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
             seconds: elapsed.as_secs_f64().max(1e-9),
             bytes,
             malformed: malformed.count,
-            printed: printed.len(),
+            printed,
         };
         for line in stats_lines(&run, decoder.stats(), &engine) {
             eprintln!("epicenter: {line}");

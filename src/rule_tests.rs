@@ -179,7 +179,7 @@ fn run_case(rules: &Arc<RuleSet>, dir: &Path, case: &Case) -> Result<Vec<Inciden
     let mut replayer = Replayer::new(rules.clone(), config);
     replayer.feed(&case.name, Cursor::new(text), None)?;
     let malformed = replayer.malformed.count;
-    let (engine, ..) = replayer.finish()?;
+    let engine = replayer.finish()?.engine;
     anyhow::ensure!(malformed == 0, "{malformed} input lines did not decode");
     Ok(engine
         .incidents()

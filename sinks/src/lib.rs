@@ -5,7 +5,7 @@
 //! from Kafka, what the history stores and what `epicenter replay` prints
 //! are one document.
 //!
-//! - Streams for machines: [`ndjson`] (stdout, files) and [`kafka`] take
+//! - Streams for machines: [`stream`] (stdout, files) and [`kafka`] take
 //!   every change ([`change::IncidentChange`]).
 //! - Notifications for people: [`notify`] decides which changes are worth a
 //!   message, routes them and renders them for Slack, ntfy and webhooks.
@@ -25,7 +25,6 @@
 pub mod change;
 pub mod history;
 pub mod kafka;
-pub mod ndjson;
 pub mod notify;
 pub mod outbox;
 pub mod postmortem;

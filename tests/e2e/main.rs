@@ -28,6 +28,7 @@ mod readme;
 mod replay;
 mod restart;
 mod startup;
+mod stream;
 mod text_view;
 mod time;
 mod web;
