@@ -133,34 +133,10 @@ impl Malformed {
 /// to, in input order. `replay` gives it to one engine ([`Correlator`]);
 /// `backtest` gives the same records, decoded once, to two.
 pub(crate) trait Correlate {
-    /// Whether the steps of a batch are handed over together ([`run`]),
-    /// once the whole batch is decoded, rather than one at a time as they
-    /// are decoded. Two engines fed together run a batch side by side.
-    ///
-    /// [`run`]: Correlate::run
-    const BATCHED: bool = false;
     /// A record that formed no event: its time still moves the watermark.
     fn observe(&mut self, time: EventTime);
     /// One event of a record.
     fn push(&mut self, event: &Event<'_>);
-    /// The steps of one batch, in input order (only when [`BATCHED`]).
-    ///
-    /// [`BATCHED`]: Correlate::BATCHED
-    fn run(&mut self, steps: &[Step<'_>]) {
-        for step in steps {
-            match step {
-                Step::Observe(time) => self.observe(*time),
-                Step::Push(event) => self.push(event),
-            }
-        }
-    }
-}
-
-/// One decoded step of a batch, for a [`Correlate`] that takes batches.
-#[derive(Debug)]
-pub(crate) enum Step<'a> {
-    Observe(EventTime),
-    Push(Event<'a>),
 }
 
 /// One engine, `--history`'s recorder and `--stream`'s output: what
@@ -334,8 +310,6 @@ pub(crate) struct Replayer<C = Correlator> {
     files: u32,
     /// A spare allocation for the events of one line.
     events: Vec<Event<'static>>,
-    /// A spare allocation for the steps of one batch (`Correlate::BATCHED`).
-    steps: Vec<Step<'static>>,
 }
 
 /// Lines per batch: small enough that a batch is still in cache when it is
@@ -444,14 +418,6 @@ pub(crate) fn recycle<'b>(mut v: Vec<Event<'_>>) -> Vec<Event<'b>> {
         .collect()
 }
 
-/// Reuses a vector's allocation for steps borrowing from the next batch.
-fn recycle_steps<'b>(mut v: Vec<Step<'_>>) -> Vec<Step<'b>> {
-    v.clear();
-    v.into_iter()
-        .map(|_| unreachable!("the vector is empty"))
-        .collect()
-}
-
 impl Replayer<Correlator> {
     pub(crate) fn new(rules: Arc<RuleSet>, config: EngineConfig) -> Replayer {
         Replayer::with(Correlator {
@@ -514,7 +480,6 @@ impl<C: Correlate> Replayer<C> {
             bytes: 0,
             files: 0,
             events: Vec::with_capacity(8),
-            steps: Vec::new(),
         }
     }
 
@@ -559,9 +524,7 @@ impl<C: Correlate> Replayer<C> {
     /// back.
     fn interpret(&mut self, name: &str, file: u32, mut parsed: ParsedBatch) -> Batch {
         let mut events: Vec<Event<'static>> = std::mem::take(&mut self.events);
-        let mut steps: Vec<Step<'static>> = std::mem::take(&mut self.steps);
         parsed.with_dependent_mut(|batch, results| {
-            let mut batched = recycle_steps(std::mem::take(&mut steps));
             let mut unreadable = batch.unreadable.iter().peekable();
             for ((n, line), parsed) in batch.lines().iter().zip(results.drain(..)) {
                 while let Some((_, e)) = unreadable.next_if(|(at, _)| at < n) {
@@ -575,13 +538,8 @@ impl<C: Correlate> Replayer<C> {
                 {
                     // No event, but the record's time still moves the watermark.
                     Ok(Decoded::Duplicate { time } | Decoded::Unchanged { time }) => {
-                        if C::BATCHED {
-                            batched.push(Step::Observe(time));
-                        } else {
-                            self.correlate.observe(time);
-                        }
+                        self.correlate.observe(time);
                     }
-                    Ok(_) if C::BATCHED => batched.extend(evs.drain(..).map(Step::Push)),
                     Ok(_) => {
                         for ev in &evs {
                             self.correlate.push(ev);
@@ -597,13 +555,8 @@ impl<C: Correlate> Replayer<C> {
             for (_, e) in unreadable {
                 self.malformed.report(name, e.line(), e);
             }
-            if C::BATCHED {
-                self.correlate.run(&batched);
-            }
-            steps = recycle_steps(batched);
         });
         self.events = events;
-        self.steps = steps;
         parsed.into_owner()
     }
 }

@@ -1,10 +1,8 @@
 //! Two engines fed the same decoded records: the records are read and
 //! decoded once (`replay`'s [`Replayer`](crate::replay::Replayer), the
-//! costly half), and each batch of them is given to the OLD pack's engine
-//! on this thread and to the NEW pack's on another, side by side (each
-//! engine sees every step in input order; they share nothing but the
-//! batch). Each engine's incident changes go to its own notification
-//! policy.
+//! costly half), and each event is pushed to the OLD pack's engine, then to
+//! the NEW pack's. Each engine's incident changes go to its own
+//! notification policy.
 
 use std::sync::Arc;
 
@@ -13,7 +11,7 @@ use correlate::{Engine, EngineConfig, Event, EventTime};
 use sinks::notify::policy::Policy;
 
 use super::notify::Notifier;
-use crate::replay::{Correlate, Step};
+use crate::replay::Correlate;
 
 /// One pack's engine and what its incidents would have told.
 #[derive(Debug)]
@@ -79,8 +77,6 @@ impl Pair {
 }
 
 impl Correlate for Pair {
-    const BATCHED: bool = true;
-
     #[inline]
     fn observe(&mut self, time: EventTime) {
         self.old.observe(time);
@@ -91,16 +87,5 @@ impl Correlate for Pair {
     fn push(&mut self, event: &Event<'_>) {
         self.old.push(event);
         self.new.push(event);
-    }
-
-    /// OLD here, NEW on a scoped thread, over the same batch: a thread per
-    /// batch of a few hundred records costs a few microseconds against
-    /// milliseconds of engine work.
-    fn run(&mut self, steps: &[Step<'_>]) {
-        let Pair { old, new } = self;
-        std::thread::scope(|s| {
-            s.spawn(|| new.run(steps));
-            old.run(steps);
-        });
     }
 }
