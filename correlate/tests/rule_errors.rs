@@ -1,6 +1,8 @@
 //! Rule loading errors, as golden files: each `rule_errors/NAME.yaml` is
 //! compiled alone and every error it reports (file:line:col: message) must
 //! equal `rule_errors/NAME.expected`. `UPDATE_GOLDEN=1` rewrites them.
+//! A case named `one-mistake-*` holds one mistake, and must be said in one
+//! error: no follow-on errors of it.
 
 use std::path::Path;
 
@@ -30,6 +32,15 @@ fn rule_errors_match_golden_files() {
             Ok(_) => panic!("{}: expected errors, the rules compiled", path.display()),
             Err(e) => format!("{e}\n"),
         };
+        let one_mistake = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("one-mistake-"));
+        assert!(
+            !one_mistake || got.lines().count() == 1,
+            "{}: one mistake, said in more than one error:\n{got}",
+            path.display()
+        );
         let golden = path.with_extension("expected");
         if update {
             std::fs::write(&golden, &got).expect("write golden");

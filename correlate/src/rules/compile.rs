@@ -30,6 +30,11 @@ const SIGNAL_VARS: &[&str] = &[
     "message",
 ];
 
+/// Placeholders the names of a root object (`root: {kind, name,
+/// namespace}`) may use, beside the cause's attributes: the cause entity's
+/// (`engine::correlation::root_entity`).
+const ROOT_VARS: &[&str] = &["namespace", "node", "root"];
+
 /// Placeholders every incident title and summary may use.
 pub const INCIDENT_VARS: &[&str] = &[
     "root",
@@ -37,9 +42,6 @@ pub const INCIDENT_VARS: &[&str] = &[
     "namespace",
     "node",
     "workload",
-    "container",
-    "reason",
-    "message",
     "cause_summary",
     "causes",
     "affected",
@@ -409,10 +411,16 @@ fn template(
         Ok(t) => {
             for v in t.vars() {
                 if !builtins.contains(&v) && !attributes.contains(v) {
+                    // A record's placeholder where there is no one record.
+                    let hint = if SIGNAL_VARS.contains(&v) && builtins != SIGNAL_VARS {
+                        " (it is a record's, for a signal's summary: here `{cause_summary}` says what the cause was)"
+                    } else {
+                        ""
+                    };
                     diag.follow_on(
                         s.referenced,
                         format!(
-                            "unknown placeholder {{{v}}}: not an attribute of the signals this rule reads, nor one of {}",
+                            "unknown placeholder {{{v}}}: not an attribute of the signals this rule reads, nor one of {}{hint}",
                             builtins.join(", ")
                         ),
                     );
@@ -501,6 +509,15 @@ fn compile_signal(
         None => Template::default(),
     };
     let sev = severity(diag, &r.severity, Severity::Warning);
+    // A state ends at its entity's next transition; a workload or a node
+    // named for a pod's record has no transitions of its own to end it.
+    if r.state && entity != EntityScope::Itself {
+        let at = r.entity.as_ref().map_or(r.id.referenced, |e| e.referenced);
+        diag.error(
+            at,
+            "`state: true` needs the record's own entity (`entity: self`, the default): a state lasts until that Pod or Node changes again, which a workload or node named for it never does",
+        );
+    }
 
     if diag.errors.len() > before {
         return None;
@@ -572,7 +589,7 @@ fn via(
     let loc = v.referenced;
     let (c, e, shared) = match v.value {
         raw::JoinSpec::Same(s) => (s.clone(), s, true),
-        raw::JoinSpec::Pair { cause, effect } => (cause, effect, false),
+        raw::JoinSpec::Pair(raw::Pair { cause, effect }) => (cause, effect, false),
     };
     let mut path = |text: &str, side: &str, attrs: &BTreeSet<String>| {
         match crate::graph::path::Path::parse(text) {
@@ -606,6 +623,22 @@ fn via(
     })
 }
 
+/// A count of what must be seen: 1 unless written; 0 is a mistake (nothing
+/// can be seen zero times and still open an incident).
+fn at_least_one(diag: &mut Diagnostics<'_>, key: &str, v: Option<&Spanned<u32>>) -> u32 {
+    match v {
+        None => 1,
+        Some(m) if m.value == 0 => {
+            diag.error(
+                m.referenced,
+                format!("{key}: expected 1 or more, got `0` (the default is 1)"),
+            );
+            1
+        }
+        Some(m) => m.value,
+    }
+}
+
 fn attributes_of(set: &RuleSet, ids: &[SignalId]) -> BTreeSet<String> {
     ids.iter()
         .flat_map(|id| set.signals[id.0 as usize].attribute_names.iter().cloned())
@@ -634,18 +667,18 @@ fn root(
                 RootDef::Entity
             }
         },
-        raw::RootSpec::Synthetic {
+        raw::RootSpec::Synthetic(raw::RootObject {
             kind,
             name,
             namespace,
-        } => {
+        }) => {
             let mut parse = |text: &str| {
                 let s = Spanned {
                     value: text.to_string(),
                     referenced: loc,
                     defined: loc,
                 };
-                template(diag, &s, INCIDENT_VARS, attrs)
+                template(diag, &s, ROOT_VARS, attrs)
             };
             RootDef::Synthetic {
                 kind,
@@ -705,7 +738,7 @@ fn effects(
             let jl = j.referenced;
             let (c, f) = match j.value {
                 raw::JoinSpec::Same(s) => (s.clone(), s),
-                raw::JoinSpec::Pair { cause, effect } => (cause, effect),
+                raw::JoinSpec::Pair(raw::Pair { cause, effect }) => (cause, effect),
             };
             let cs = selector(diag, &c, jl, cause_attrs);
             let es = selector(diag, &f, jl, &effect_attrs);
@@ -815,8 +848,8 @@ fn compile_correlation(
             format!("min_effects is {min_effects} but the rule lists no effects"),
         );
     }
-    let min_count = cause.min_count.as_ref().map_or(1, |m| m.value.max(1));
-    let min_entities = cause.min_entities.as_ref().map_or(1, |m| m.value.max(1));
+    let min_count = at_least_one(diag, "min_count", cause.min_count.as_ref());
+    let min_entities = at_least_one(diag, "min_entities", cause.min_entities.as_ref());
     let root = root(diag, cause.root, &cause_attrs);
     let count_by = match &cause.count_by {
         None => Selector::Entity,
@@ -920,8 +953,8 @@ fn compile_absence(
         .as_ref()
         .and_then(|d| span(diag, d, "for"))
         .unwrap_or(Span::ZERO);
-    let min_entities = when.min_entities.as_ref().map_or(1, |m| m.value.max(1));
-    let min_count = when.min_count.as_ref().map_or(1, |m| m.value.max(1));
+    let min_entities = at_least_one(diag, "min_entities", when.min_entities.as_ref());
+    let min_count = at_least_one(diag, "min_count", when.min_count.as_ref());
     let absent = match r.absent {
         Some(a) => lookup.resolve(diag, a).unwrap_or_default(),
         None => Vec::new(),
@@ -938,11 +971,15 @@ fn compile_absence(
             quiet: span(diag, &sp.quiet, "quiet").unwrap_or(Span::from_secs(120)),
         }
     });
-    if absent.is_empty() && silent_peer.is_none() && duration == Span::ZERO {
-        diag.error(
-            when_loc,
-            "an absence rule needs `absent:` signals, `silent_peer:`, or a `for:` (the missing end of a state): something must be missing",
-        );
+    // The engine opens an absence rule on a state held `for:` long, or on
+    // a silent peer: with neither, `absent:` alone never fires.
+    if silent_peer.is_none() && duration == Span::ZERO {
+        let message = if absent.is_empty() {
+            "an absence rule needs `silent_peer:` or a `for:` (how long the state must last): something must be missing"
+        } else {
+            "`absent:` alone never fires: an absence rule needs a `for:` (how long the state must last without them) or `silent_peer:`"
+        };
+        diag.error(when_loc, message);
     }
     if let Some(sp) = &silent_peer
         && sp.quiet > sp.lookback
@@ -955,7 +992,9 @@ fn compile_absence(
             ),
         );
     }
-    let root = root(diag, r.root, &attrs);
+    // An absence rule's root is named from the entity in the state (or the
+    // silent peer), never from attributes.
+    let root = root(diag, r.root, &BTreeSet::new());
     let mut all_attrs = attrs.clone();
     let effects = effects(diag, lookup, set, r.effects, &attrs, &mut all_attrs);
     let (before, after) = window(diag, r.window.as_ref(), !effects.is_empty());

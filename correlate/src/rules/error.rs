@@ -1,7 +1,10 @@
 //! Rule loading errors: every one carries the file, line and column it is
 //! about, and loading reports all of them at once.
 
+use std::collections::BTreeMap;
 use std::fmt;
+
+use serde::de::IgnoredAny;
 
 /// Where in a rule file something is. Line and column are 1-based; 0 means
 /// unknown.
@@ -97,13 +100,74 @@ fn expects(key: &str) -> Option<&'static str> {
         "group_by" | "count_by" => {
             "one value: entity, workload, node, namespace, name, kind, cluster or an attribute"
         }
-        "root" => "entity, workload, node, or {kind, name, namespace}",
+        "root" => "entity, workload, node, or {kind, name, namespace} (no other key)",
+        "join" => {
+            "a selector (node, namespace, workload, entity, cluster, an attribute) or {cause, effect} (no other key)"
+        }
+        "via" => "a path, or {cause, effect} (no other key)",
         "entity" => "one of self, workload, node",
         "severity" => "one of critical, warning, info",
         "min_count" | "min_entities" | "min_effects" | "min_lines" => "a whole number",
         "state" => "true or false",
         _ => return None,
     })
+}
+
+/// The key an untagged form's error is about, from the form's name.
+fn untagged_key(message: &str) -> Option<String> {
+    let form = message.strip_prefix("data did not match any variant of untagged enum ")?;
+    Some(
+        match form.trim() {
+            "JoinSpec" => "join",
+            "RootSpec" => "root",
+            _ => return None,
+        }
+        .to_string(),
+    )
+}
+
+/// Where an untagged form's object is expected, and `written` are the keys
+/// of the object written there: the first key that form does not have
+/// (`unknown key `nmae` (a root object has kind, name, namespace)`), if
+/// that is what is wrong.
+fn unknown_key(key: &str, written: &[String]) -> Option<String> {
+    let (what, keys): (&str, &[&str]) = match key {
+        "root" => ("a root object", &["kind", "name", "namespace"]),
+        "join" | "via" => ("a pair", &["cause", "effect"]),
+        _ => return None,
+    };
+    let first = written.iter().find(|k| !keys.contains(&k.as_str()))?;
+    Some(format!(
+        "unknown key `{first}` ({what} has {})",
+        keys.join(", ")
+    ))
+}
+
+/// The keys of a block mapping that starts at `line`:`column` of `text`:
+/// the `key:` of each line indented as far as the first, up to the first
+/// line indented less.
+fn block_keys(text: &str, line: u64, column: u64) -> Vec<String> {
+    let (Ok(first), Ok(indent)) = (usize::try_from(line), usize::try_from(column)) else {
+        return Vec::new();
+    };
+    let indent = indent.saturating_sub(1);
+    let mut keys = Vec::new();
+    for l in text.lines().skip(first.saturating_sub(1)) {
+        let body = l.trim_start_matches(' ');
+        if body.is_empty() || body.starts_with('#') {
+            continue;
+        }
+        let at = l.len() - body.len();
+        if at < indent {
+            break;
+        }
+        if at == indent
+            && let Some((k, _)) = body.split_once(':')
+        {
+            keys.push(k.trim().trim_matches(['\'', '"']).to_string());
+        }
+    }
+    keys
 }
 
 /// The key a position of `text` is the value of: the nearest `key:` before
@@ -160,10 +224,30 @@ fn value_at(text: &str, line: u64, column: u64) -> Option<String> {
 pub(crate) fn explain_shape(text: &str, e: RuleError) -> RuleError {
     let RuleError { position, message } = e;
     let (line, column) = (position.line, position.column);
-    let Some(key) = key_at(text, line, column) else {
+    // A value of an untagged form in a list item (`- {cause: a, ...}`) has
+    // no key on its line: the form says which key it is.
+    let Some(key) = key_at(text, line, column).or_else(|| untagged_key(&message)) else {
         return RuleError { position, message };
     };
     let got = value_at(text, line, column).unwrap_or_default();
+    if message.starts_with("data did not match any variant") {
+        let flow = got.starts_with('{');
+        let written = if flow {
+            serde_saphyr::from_str::<BTreeMap<String, IgnoredAny>>(&got)
+                .map(|m| m.into_keys().collect())
+                .unwrap_or_default()
+        } else {
+            block_keys(text, line, column)
+        };
+        if let Some(unknown) = unknown_key(&key, &written) {
+            let message = if flow {
+                format!("{key}: {unknown}, in `{got}`")
+            } else {
+                format!("{key}: {unknown}")
+            };
+            return RuleError { position, message };
+        }
+    }
     let number = [
         "invalid u8",
         "invalid u16",

@@ -151,12 +151,17 @@ pub(crate) struct Cause {
 #[serde(untagged)]
 pub(crate) enum RootSpec {
     Named(String),
-    Synthetic {
-        kind: String,
-        name: String,
-        #[serde(default)]
-        namespace: Option<String>,
-    },
+    Synthetic(RootObject),
+}
+
+/// `root: {kind: K, name: N, namespace: NS}`: an entity no record is about.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RootObject {
+    pub(crate) kind: String,
+    pub(crate) name: String,
+    #[serde(default)]
+    pub(crate) namespace: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -179,7 +184,15 @@ pub(crate) struct Effect {
 #[serde(untagged)]
 pub(crate) enum JoinSpec {
     Same(String),
-    Pair { cause: String, effect: String },
+    Pair(Pair),
+}
+
+/// `{cause: X, effect: Y}`: one value per side.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Pair {
+    pub(crate) cause: String,
+    pub(crate) effect: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -264,11 +277,10 @@ pub(crate) struct SilentPeer {
 /// keys names exactly the keys the loader accepts at that place, and no
 /// other. The accepted keys come from the derived `Deserialize` impls above
 /// (`serde_introspect`: the names serde matches, renames applied), and every
-/// struct denies unknown fields, so nothing else is accepted. The two
-/// untagged object forms (`root: {kind, name}`, `{cause: X, effect: Y}`)
-/// cannot be introspected: their keys are listed here, pinned to the
-/// variants' fields by an exhaustive pattern. A new struct above needs a
-/// line in `tables()` below.
+/// struct denies unknown fields, so nothing else is accepted (the object
+/// forms of the untagged values, `root: {kind, name}` and `{cause: X,
+/// effect: Y}`, are structs of their own for that). A new struct above
+/// needs a line in `tables()` below.
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod rules_reference {
@@ -281,11 +293,6 @@ mod rules_reference {
     use crate::graph::path::{OBJECT_ATTRIBUTES, Step};
     use crate::model::Source;
     use crate::rules::{INCIDENT_VARS, RuleSource, compile};
-
-    /// The keys of `root: {kind: K, name: N, namespace: NS}`.
-    const ROOT_OBJECT_KEYS: &[&str] = &["kind", "name", "namespace"];
-    /// The keys of a `join:` entry or a `via:` written `{cause: X, effect: Y}`.
-    const PAIR_KEYS: &[&str] = &["cause", "effect"];
 
     /// Tables of keys the rule-test runner reads (`src/rule_tests.rs`, in the
     /// `epicenter` crate, out of this one's reach): not checked here.
@@ -315,15 +322,6 @@ mod rules_reference {
         }
     }
 
-    fn listed(heading: &'static str, keys: &[&str]) -> Table {
-        Table {
-            heading,
-            accepted: keys.iter().map(|k| k.to_string()).collect(),
-            // Untagged variants ignore unknown keys; see the module docs.
-            denies_unknown: true,
-        }
-    }
-
     fn tables() -> Vec<Table> {
         vec![
             derived::<RuleFile>("File keys"),
@@ -332,8 +330,8 @@ mod rules_reference {
             derived::<CorrelationRule>("Correlation keys"),
             derived::<Cause>("Cause keys"),
             derived::<Effect>("Effect keys"),
-            listed("Pair keys", PAIR_KEYS),
-            listed("Root object keys", ROOT_OBJECT_KEYS),
+            derived::<Pair>("Pair keys"),
+            derived::<RootObject>("Root object keys"),
             derived::<Window>("Window keys"),
             derived::<Resolve>("Resolve keys"),
             derived::<AbsenceRule>("Absence keys"),
@@ -481,36 +479,32 @@ mod rules_reference {
         }
     }
 
-    /// The listed keys of the untagged forms are exactly their variants'
-    /// fields: a field added to a variant breaks the exhaustive patterns,
-    /// a key renamed or listed wrongly fails the values.
+    /// The object forms are read as objects, and a key they do not know
+    /// is refused (it once was ignored: `root: {kind: K, nmae: N}` loaded).
     #[test]
-    fn untagged_object_forms_have_the_listed_keys() {
-        let yaml = |keys: &[&str]| {
-            let pairs: Vec<String> = keys.iter().map(|k| format!("{k}: v-{k}")).collect();
-            format!("{{{}}}", pairs.join(", "))
-        };
-        let root: RootSpec = serde_saphyr::from_str(&yaml(ROOT_OBJECT_KEYS)).unwrap();
-        let RootSpec::Synthetic {
+    fn object_forms_read_and_refuse_unknown_keys() {
+        let root: RootSpec =
+            serde_saphyr::from_str("{kind: Registry, name: '{registry}', namespace: ns}").unwrap();
+        let RootSpec::Synthetic(RootObject {
             kind,
             name,
             namespace,
-        } = root
+        }) = root
         else {
-            panic!("`{ROOT_OBJECT_KEYS:?}` did not read as a root object");
+            panic!("did not read as a root object");
         };
-        assert_eq!(ROOT_OBJECT_KEYS.len(), 3);
         assert_eq!(
             (kind.as_str(), name.as_str(), namespace.as_deref()),
-            ("v-kind", "v-name", Some("v-namespace"))
+            ("Registry", "{registry}", Some("ns"))
         );
-
-        let pair: JoinSpec = serde_saphyr::from_str(&yaml(PAIR_KEYS)).unwrap();
-        let JoinSpec::Pair { cause, effect } = pair else {
-            panic!("`{PAIR_KEYS:?}` did not read as a pair");
+        let JoinSpec::Pair(Pair { cause, effect }) =
+            serde_saphyr::from_str("{cause: a, effect: b}").unwrap()
+        else {
+            panic!("did not read as a pair");
         };
-        assert_eq!(PAIR_KEYS.len(), 2);
-        assert_eq!((cause.as_str(), effect.as_str()), ("v-cause", "v-effect"));
+        assert_eq!((cause.as_str(), effect.as_str()), ("a", "b"));
+        assert!(serde_saphyr::from_str::<RootSpec>("{kind: K, nmae: n, name: n}").is_err());
+        assert!(serde_saphyr::from_str::<JoinSpec>("{cause: a, effect: b, via: c}").is_err());
     }
 
     /// The built-in placeholders of a signal summary, in the loader's own
