@@ -156,14 +156,6 @@ impl Classifier {
         &self.rules
     }
 
-    /// Whether `other` classifies every record into the same hits: the same
-    /// signals ([`RuleSet::same_signals`]), and the same of them whose
-    /// summaries are written (a summary is part of a hit, and of its
-    /// order among hits of one instant).
-    pub fn classifies_like(&self, other: &Classifier) -> bool {
-        self.wants_summary == other.wants_summary && self.rules.same_signals(&other.rules)
-    }
-
     /// Appends the signals `event` is an instance of to `out`, in rule order.
     pub fn classify(&self, event: &Event<'_>, out: &mut Vec<Hit>) {
         let idx = &self.sources[event.source.index()];

@@ -240,11 +240,6 @@ impl Engine {
         }
     }
 
-    /// What this engine classifies records with.
-    pub fn classifier(&self) -> &Classifier {
-        &self.classifier
-    }
-
     pub fn rules(&self) -> &Arc<RuleSet> {
         &self.rules
     }
@@ -256,26 +251,14 @@ impl Engine {
     /// Takes one record. Returns the incident changes it caused (usually
     /// none: a record's signals wait for the watermark).
     pub fn push(&mut self, event: &Event<'_>) -> Vec<IncidentUpdate> {
-        self.push_with(event, None)
-    }
-
-    /// Takes one record that a classifier like this engine's
-    /// ([`Classifier::classifies_like`]) already classified into `hits`: two
-    /// engines of packs that differ only in their rules classify each
-    /// record once (`backtest`). Otherwise as [`Engine::push`].
-    pub fn push_classified(&mut self, event: &Event<'_>, hits: &[Hit]) -> Vec<IncidentUpdate> {
-        self.push_with(event, Some(hits))
-    }
-
-    fn push_with(&mut self, event: &Event<'_>, hits: Option<&[Hit]>) -> Vec<IncidentUpdate> {
         let Some(guard) = self.guard.as_mut() else {
-            self.accept(event, hits);
+            self.accept(event);
             return std::mem::take(&mut self.store.updates);
         };
         let verdict = guard.admit(event.time);
         self.release_settled(false);
         match verdict {
-            Verdict::Pass => self.accept(event, hits),
+            Verdict::Pass => self.accept(event),
             Verdict::Hold => {
                 let owned = event.clone().into_owned();
                 if let Some(g) = self.guard.as_mut() {
@@ -289,13 +272,12 @@ impl Engine {
     /// Processes the records the time guard has settled.
     fn release_settled(&mut self, finish: bool) {
         while let Some(event) = self.guard.as_mut().and_then(|g| g.next_settled(finish)) {
-            self.accept(&event, None);
+            self.accept(&event);
         }
     }
 
-    /// Classifies one record (unless `given` are its hits) and queues its
-    /// signals.
-    fn accept(&mut self, event: &Event<'_>, given: Option<&[Hit]>) {
+    /// Classifies one record and queues its signals.
+    fn accept(&mut self, event: &Event<'_>) {
         self.stats.records += 1;
         self.graph.learn(event);
         self.max_time = self.max_time.max(event.time);
@@ -303,10 +285,7 @@ impl Engine {
             self.activity.observe(event);
         }
         let mut hits = std::mem::take(&mut self.hits);
-        match given {
-            Some(given) => hits.extend_from_slice(given),
-            None => self.classifier.classify(event, &mut hits),
-        }
+        self.classifier.classify(event, &mut hits);
         if matches!(event.source, Source::Pod | Source::Node) {
             let states: Vec<SignalId> = hits
                 .iter()

@@ -57,21 +57,6 @@ fn signal_text(def: &SignalDef) -> String {
 }
 
 impl RuleSet {
-    /// Whether `other` defines the same signals, in the same order (ids and
-    /// definitions).
-    pub fn same_signals(&self, other: &RuleSet) -> bool {
-        self.signals.len() == other.signals.len()
-            && self
-                .signals
-                .iter()
-                .zip(&other.signals)
-                .enumerate()
-                .all(|(i, (a, b))| {
-                    let id = SignalId(i as u32);
-                    a.id == b.id && self.signal_fingerprint(id) == other.signal_fingerprint(id)
-                })
-    }
-
     /// The fingerprint of signal `id`'s definition.
     pub fn signal_fingerprint(&self, id: SignalId) -> u64 {
         fnv1a(signal_text(self.signal(id)).as_bytes())
