@@ -167,6 +167,8 @@ pub(crate) enum FailOn {
     Changed,
     /// An incident NEW detects later after its first record.
     Slower,
+    /// A scenario of `--expected` that passes under OLD and fails under NEW.
+    Failing,
 }
 
 impl FailOn {
@@ -176,15 +178,17 @@ impl FailOn {
             FailOn::New => "new",
             FailOn::Changed => "changed",
             FailOn::Slower => "slower",
+            FailOn::Failing => "failing",
         }
     }
 
-    fn count(self, c: &Counts) -> usize {
+    fn count(self, c: &Counts, expected: Option<&ExpectedReport>) -> usize {
         match self {
             FailOn::Removed => c.removed,
             FailOn::New => c.new,
             FailOn::Changed => c.changed,
             FailOn::Slower => c.slower,
+            FailOn::Failing => expected.map_or(0, ExpectedReport::newly_failing),
         }
     }
 }
@@ -304,6 +308,19 @@ pub(crate) struct ExpectedReport {
     new: Scores,
 }
 
+impl ExpectedReport {
+    /// Scenarios OLD passes and NEW fails (both sides checked each
+    /// scenario, in the same order).
+    fn newly_failing(&self) -> usize {
+        self.old
+            .scenarios
+            .iter()
+            .zip(&self.new.scenarios)
+            .filter(|(o, n)| o.passed && !n.passed)
+            .count()
+    }
+}
+
 #[derive(Debug, Serialize)]
 pub(crate) struct FailOnReport {
     kinds: Vec<FailOn>,
@@ -378,6 +395,11 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
 
     let scenarios = match &args.expected {
         Some(dir) => expected::scenarios(dir)?,
+        None if args.fail_on.contains(&FailOn::Failing) => {
+            bail!(
+                "--fail-on failing compares verdicts on expected incidents: it needs --expected DIR"
+            )
+        }
         None => Vec::new(),
     };
     let runs: Vec<RunSpec<'_>> = match (scenarios.as_slice(), args.files.is_empty()) {
@@ -455,7 +477,7 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
     report.fail_on.triggered = kinds
         .iter()
         .copied()
-        .filter(|k| k.count(&report.totals.counts) > 0)
+        .filter(|k| k.count(&report.totals.counts, report.expected.as_ref()) > 0)
         .collect();
     report.fail_on.kinds = kinds;
 
@@ -481,7 +503,10 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
         .fail_on
         .triggered
         .iter()
-        .map(|k| format!("{} {}", k.count(&report.totals.counts), k.as_str()))
+        .map(|k| {
+            let n = k.count(&report.totals.counts, report.expected.as_ref());
+            format!("{n} {}", k.as_str())
+        })
         .collect();
     let asked: Vec<&str> = report.fail_on.kinds.iter().map(|k| k.as_str()).collect();
     eprintln!(

@@ -352,6 +352,31 @@ fn expected_incidents_give_precision_and_recall_per_rule() {
         assert!(v.iter().any(|(_, pass)| !pass));
     }
 
+    // A scenario OLD passes and NEW fails is what `--fail-on failing`
+    // catches; the other way round, nothing newly fails.
+    let failing = |old: &Path, new: &Path| {
+        run(&[
+            &"--rules",
+            &old,
+            &"--against",
+            &new,
+            &"--no-builtin",
+            &"--expected",
+            &shared,
+            &"--fail-on",
+            &"failing",
+        ])
+    };
+    let builtin = root().join("rules");
+    let out = failing(&builtin, new.path());
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        stderr(&out).contains("backtest failed (--fail-on failing): 1 failing"),
+        "{out:?}"
+    );
+    let out = failing(new.path(), &builtin);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+
     // In words and in Markdown.
     let out = run(&[
         &"--rules",
