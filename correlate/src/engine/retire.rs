@@ -12,6 +12,8 @@
 //!   resolved before it are dropped first, they take nothing any more);
 //! - an incident whose survivor is firing, pending and named by a rule's
 //!   state, or resolved after the cutoff;
+//! - an incident a change not yet returned to the caller names (it
+//!   resolved in the same step as the cutoff passed it);
 //! - every incident on the forwarding chain of one kept.
 //!
 //! Everything else is resolved before the cutoff (it can never change
@@ -80,13 +82,23 @@ impl IncidentStore {
         named: &FxHashSet<IncidentIdx>,
     ) -> Option<Vec<Option<IncidentIdx>>> {
         let n = self.incidents.len();
+        // A change not yet handed to the caller keeps its incident until
+        // it is: an incident may resolve and pass the cutoff in one step
+        // (a record hours after the last), and its resolution must still
+        // be told.
+        let reporting: FxHashSet<IncidentIdx> = self
+            .updates
+            .iter()
+            .flat_map(|u| [u.incident, self.find(u.incident)])
+            .collect();
         let survives = |i: IncidentIdx| {
             let inc = &self.incidents[i];
-            match inc.status {
-                Status::Firing => true,
-                Status::Pending => named.contains(&i),
-                Status::Resolved => inc.resolved_at.is_none_or(|at| at >= cutoff),
-            }
+            reporting.contains(&i)
+                || match inc.status {
+                    Status::Firing => true,
+                    Status::Pending => named.contains(&i),
+                    Status::Resolved => inc.resolved_at.is_none_or(|at| at >= cutoff),
+                }
         };
         let mut keep = vec![false; n];
         for i in 0..n {
