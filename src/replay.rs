@@ -175,12 +175,14 @@ impl Correlator {
 /// `--stream`: an incident is written once it is resolved. A resolved
 /// incident is final: only firing incidents take members, merge, or change
 /// status (`IncidentStore::add`, `merge`, `resolve`), so its line is the
-/// one the end of input would print. The rest are written at the end.
+/// one the end of input would print. The rest, still firing, are written at
+/// the end. Every incident that resolves does so through a `Resolved`
+/// change (it was firing), which the engine returns before it lets the
+/// incident go (retention), so each is written exactly once and none needs
+/// remembering.
 #[derive(Debug)]
 struct Streamed {
     out: Output<io::Stdout>,
-    /// Ids written, so the end does not write them again.
-    written: rustc_hash::FxHashSet<String>,
 }
 
 impl Streamed {
@@ -192,10 +194,7 @@ impl Streamed {
                 continue;
             }
             let inc = store.get(store.find(u.incident));
-            if inc.is_reported()
-                && inc.status == Status::Resolved
-                && self.written.insert(inc.id.clone())
-            {
+            if inc.is_reported() && inc.status == Status::Resolved {
                 self.out.write(&IncidentReport::new(inc))?;
                 wrote = true;
             }
@@ -207,11 +206,11 @@ impl Streamed {
         Ok(())
     }
 
-    /// Writes the incidents not yet written (still firing at the end), in
-    /// order of `opened_at`.
+    /// Writes the incidents still firing at the end, in order of
+    /// `opened_at`.
     fn finish(mut self, engine: &Engine) -> Result<usize> {
         for inc in engine.incidents() {
-            if !self.written.contains(&inc.id) {
+            if inc.status != Status::Resolved {
                 self.out.write(&IncidentReport::new(inc))?;
             }
         }
@@ -432,7 +431,6 @@ impl Replayer<Correlator> {
     fn streaming(mut self, format: Format, colour: bool) -> Replayer {
         self.correlate.stream = Some(Streamed {
             out: Output::new(format, colour, io::stdout()),
-            written: rustc_hash::FxHashSet::default(),
         });
         self
     }
@@ -620,7 +618,11 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
         engine_config.lateness = l;
     }
     // Every incident is reported at the end: none may leave the engine.
-    engine_config.retention = None;
+    // Streamed, an incident is written when it resolves, and may then
+    // leave: a replay that follows a recording for weeks holds what is
+    // still open, not everything it ever wrote. `--history` reads the
+    // store at the end, and keeps them all.
+    engine_config.retention = (args.stream && args.history.is_none()).then_some(Span::ZERO);
 
     let inputs = open_inputs(&args.files)?;
     let progress = progress_bar(&inputs);
@@ -709,12 +711,20 @@ fn stats_lines(run: &Run, d: &ingest::DecodeStats, engine: &Engine) -> Vec<Strin
     let g = engine.gauges();
     let per_second = d.lines as f64 / run.seconds;
     let mib = run.bytes as f64 / run.seconds / f64::from(1u32 << 20);
-    let folded = engine
-        .store()
-        .iter()
-        .filter(|i| i.merged_into.is_some())
-        .count();
-    let unopened = g.incidents.saturating_sub(run.printed + folded);
+    let store = engine.store();
+    let folded = store.iter().filter(|i| i.merged_into.is_some()).count();
+    let reported = store.iter().filter(|i| i.is_reported()).count();
+    let unopened = g.incidents.saturating_sub(reported + folded);
+    // `--stream` lets settled incidents go: the counts of the store are
+    // then of what it still held.
+    let let_go = if g.retired_incidents > 0 {
+        format!(
+            " ({} settled incidents and candidates were let go once written or done with, and are not counted in these two)",
+            g.retired_incidents
+        )
+    } else {
+        String::new()
+    };
     vec![
         format!(
             "{} lines read in {:.2} s ({per_second:.0} lines/s, {mib:.1} MiB/s); {} blank, {} malformed",
@@ -737,7 +747,7 @@ fn stats_lines(run: &Run, d: &ingest::DecodeStats, engine: &Engine) -> Vec<Strin
         format!(
             "{} events correlated: {} signals ({} late, {} released early); \
              {} incidents printed, {folded} folded into them, {unopened} candidates that never \
-             reached their rule's thresholds; \
+             reached their rule's thresholds{let_go}; \
              {} effects found no cause, {} evicted",
             s.records,
             s.signals,
