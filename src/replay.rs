@@ -137,6 +137,11 @@ pub(crate) trait Correlate {
     fn observe(&mut self, time: EventTime);
     /// One event of a record.
     fn push(&mut self, event: &Event<'_>);
+    /// Whether writing what it found failed (a closed stdout under
+    /// `--stream`): reading more would only be lost.
+    fn failed(&self) -> bool {
+        false
+    }
 }
 
 /// One engine, `--history`'s recorder and `--stream`'s output: what
@@ -274,6 +279,10 @@ impl<W: Write> Output<W> {
 }
 
 impl Correlate for Correlator {
+    fn failed(&self) -> bool {
+        self.error.is_some()
+    }
+
     #[inline]
     fn observe(&mut self, time: EventTime) {
         let updates = self.engine.observe(time);
@@ -513,6 +522,10 @@ impl<C: Correlate> Replayer<C> {
                 }
                 // The reader may have finished; then the batch is simply dropped.
                 let _ = spare_tx.try_send(batch);
+                if self.correlate.failed() {
+                    // `finish` says why; dropping the receiver stops the reader.
+                    break;
+                }
             }
             Ok(())
         })
