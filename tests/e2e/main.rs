@@ -25,6 +25,7 @@ mod kubernetes;
 mod notify;
 mod postmortem;
 mod readme;
+mod renaming;
 mod replay;
 mod restart;
 mod startup;
