@@ -71,7 +71,8 @@ pub(crate) enum Format {
     Markdown,
 }
 
-fn parse_span(s: &str) -> Result<Span, String> {
+/// A `--lateness` value: `90s`, `2m`.
+pub(crate) fn parse_span(s: &str) -> Result<Span, String> {
     Span::parse(s).ok_or_else(|| format!("`{s}` is not a duration (e.g. 90s, 2m)"))
 }
 

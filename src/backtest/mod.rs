@@ -88,7 +88,7 @@ use self::expected::{Scenario, Scores};
 use self::notify::Sent;
 use self::pair::{Pair, Side};
 use crate::config::Config;
-use crate::replay::{Replayer, open_inputs, progress_bar};
+use crate::replay::{Replayer, open_inputs, parse_span, progress_bar};
 use crate::rules_cmd::Loaded;
 
 /// The word that names the built-in pack alone.
@@ -142,10 +142,6 @@ pub(crate) struct Args {
     /// scenarios: each reads its own input.ndjson.
     #[arg(value_name = "FILE")]
     files: Vec<PathBuf>,
-}
-
-fn parse_span(s: &str) -> Result<Span, String> {
-    Span::parse(s).ok_or_else(|| format!("`{s}` is not a duration (e.g. 90s, 2m)"))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -6,36 +6,11 @@
 //! the repository holds and on the shared scenarios.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::Value;
 
-use crate::support::{bin, root};
-
-/// Every stream to rename: the examples, the repository's scenarios and the
-/// shared ones when they are beside the checkout.
-fn streams() -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(root().join("examples"))
-        .unwrap()
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "ndjson"))
-        .collect();
-    for dir in [
-        root().join("tests/scenarios"),
-        root().join("../shared/scenarios"),
-    ] {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            continue;
-        };
-        v.extend(
-            entries
-                .filter_map(|e| e.ok().map(|e| e.path().join("input.ndjson")))
-                .filter(|p| p.is_file()),
-        );
-    }
-    v.sort();
-    v
-}
+use crate::support::{bin, every_stream, root};
 
 /// The namespaces and nodes a stream names, and every `name` it carries.
 #[derive(Default)]
@@ -190,7 +165,7 @@ fn found(incident: &Value, renames: &BTreeMap<String, String>) -> String {
 fn renaming_namespaces_and_nodes_changes_only_the_names() {
     let dir = tempfile::tempdir().unwrap();
     let mut renamed_streams = 0;
-    for input in streams() {
+    for input in every_stream() {
         let text = std::fs::read_to_string(&input).unwrap();
         let records: Vec<Value> = text
             .lines()

@@ -10,7 +10,7 @@ use std::sync::mpsc;
 use regex::Regex;
 use serde_json::Value;
 
-use crate::support::{PATIENCE, bin, root};
+use crate::support::{PATIENCE, bin, every_stream, root};
 
 /// `replay [--stream]` of `input`, with the shipped pack.
 fn replay(input: &Path, stream: bool) -> Vec<u8> {
@@ -85,39 +85,13 @@ fn one_after_another(inputs: &[PathBuf]) -> String {
     out
 }
 
-/// Every cascade the repository holds (the examples and the scenario
-/// streams), and the shared scenarios when they are beside the checkout.
-fn cascades() -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(root().join("examples"))
-        .unwrap()
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "ndjson"))
-        .collect();
-    v.sort();
-    for dir in [
-        root().join("tests/scenarios"),
-        root().join("../shared/scenarios"),
-    ] {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            continue;
-        };
-        let mut files: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok().map(|e| e.path().join("input.ndjson")))
-            .filter(|p| p.is_file())
-            .collect();
-        files.sort();
-        v.extend(files);
-    }
-    v
-}
-
 /// Every cascade the repository holds, one after another: the streamed
 /// lines are the plain ones, in the order the incidents settled.
 #[test]
 fn streamed_lines_are_the_lines_of_a_plain_replay() {
     let dir = tempfile::tempdir().unwrap();
     let week = dir.path().join("one-after-another.ndjson");
-    std::fs::write(&week, one_after_another(&cascades())).unwrap();
+    std::fs::write(&week, one_after_another(&every_stream())).unwrap();
     let plain = replay(&week, false);
     let run = run_replay(&week, &["--stream", "--stats"]);
     let streamed = run.stdout;

@@ -25,6 +25,32 @@ pub(crate) fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// Every cascade the repository holds: the examples and the scenario
+/// streams, and the shared scenarios when they are beside the checkout (as
+/// in CI); sorted.
+pub(crate) fn every_stream() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(root().join("examples"))
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "ndjson"))
+        .collect();
+    for dir in [
+        root().join("tests/scenarios"),
+        root().join("../shared/scenarios"),
+    ] {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        v.extend(
+            entries
+                .filter_map(|e| e.ok().map(|e| e.path().join("input.ndjson")))
+                .filter(|p| p.is_file()),
+        );
+    }
+    v.sort();
+    v
+}
+
 /// A port free on loopback now.
 pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
