@@ -11,7 +11,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use correlate::incident::Change;
-use correlate::{Engine, IncidentReport, IncidentUpdate, Status};
+use correlate::{Clusters, Engine, IncidentReport, IncidentUpdate, Lane, Status};
 use rustc_hash::FxHashMap;
 use sinks::change::{ChangeKind, IncidentChange};
 use sinks::history::HistoryWriter;
@@ -22,8 +22,9 @@ const FLUSH_ROWS: usize = 50_000;
 #[derive(Debug)]
 pub(crate) struct HistoryRecorder {
     writer: HistoryWriter,
-    /// The version and status last recorded, per incident index.
-    recorded: FxHashMap<usize, (u32, Status)>,
+    /// The version and status last recorded, per cluster lane and incident
+    /// index.
+    recorded: FxHashMap<(Lane, usize), (u32, Status)>,
     pub(crate) rows: u64,
 }
 
@@ -38,8 +39,13 @@ impl HistoryRecorder {
         })
     }
 
-    /// Records the incidents `updates` changed.
-    pub(crate) fn record(&mut self, engine: &Engine, updates: &[IncidentUpdate]) -> Result<()> {
+    /// Records the incidents `updates` changed in the cluster of `lane`.
+    pub(crate) fn record(
+        &mut self,
+        engine: &Engine,
+        lane: Lane,
+        updates: &[IncidentUpdate],
+    ) -> Result<()> {
         let store = engine.store();
         for u in updates {
             if u.change == Change::Merged {
@@ -47,7 +53,7 @@ impl HistoryRecorder {
                 if folded.status != Status::Pending {
                     let survivor = store.get(store.find(u.incident));
                     self.add(
-                        u.incident,
+                        (lane, u.incident),
                         folded,
                         ChangeKind::Merged,
                         Some(survivor.id.clone()),
@@ -59,7 +65,7 @@ impl HistoryRecorder {
             let root = store.find(u.incident);
             let inc = store.get(root);
             if inc.is_reported() {
-                self.add(root, inc, ChangeKind::from(u.change), None, u.at);
+                self.add((lane, root), inc, ChangeKind::from(u.change), None, u.at);
             }
         }
         if self.writer.buffered() >= FLUSH_ROWS {
@@ -70,7 +76,7 @@ impl HistoryRecorder {
 
     fn add(
         &mut self,
-        idx: usize,
+        idx: (Lane, usize),
         inc: &correlate::Incident,
         change: ChangeKind,
         merged_into: Option<String>,
@@ -92,9 +98,14 @@ impl HistoryRecorder {
 
     /// Records the final state of every incident not yet recorded at its
     /// last version, and writes everything out.
-    pub(crate) fn finish(mut self, engine: &Engine) -> Result<u64> {
-        let store = engine.store();
-        for (idx, inc) in store.iter().enumerate() {
+    pub(crate) fn finish(mut self, clusters: &Clusters) -> Result<u64> {
+        let every = clusters.iter().enumerate().flat_map(|(lane, e)| {
+            e.store()
+                .iter()
+                .enumerate()
+                .map(move |(i, inc)| ((lane, i), inc))
+        });
+        for (idx, inc) in every {
             if inc.is_reported() && self.recorded.get(&idx) != Some(&(inc.version, inc.status)) {
                 let at = inc.resolved_at.unwrap_or(inc.last_seen).max(inc.last_seen);
                 let change = if inc.status == Status::Resolved {

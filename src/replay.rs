@@ -11,8 +11,11 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use correlate::incident::Change;
 use correlate::rules::RuleSet;
-use correlate::{Engine, EngineConfig, Event, EventTime, IncidentReport, Origin, Span, Status};
+use correlate::{
+    Clusters, Engine, EngineConfig, Event, EventTime, IncidentReport, Lane, Origin, Span, Status,
+};
 use ingest::{Decoded, Decoder, Limits, Lines, Parsed};
+use rustc_hash::FxHashMap;
 
 use crate::config;
 use crate::record::HistoryRecorder;
@@ -54,6 +57,12 @@ pub(crate) struct Args {
     /// order of `opened_at`.
     #[arg(long)]
     stream: bool,
+    /// The cluster of records that name none (a `cluster` field, an
+    /// alert's `cluster` label). Each cluster is correlated on its own,
+    /// and its incidents carry its name; without any name, one unnamed
+    /// cluster.
+    #[arg(long, value_name = "NAME", value_parser = parse_cluster)]
+    cluster: Option<String>,
     /// Input files (NDJSON); `-` reads standard input.
     #[arg(required = true, value_name = "FILE")]
     files: Vec<PathBuf>,
@@ -69,6 +78,14 @@ pub(crate) enum Format {
     Text,
     /// Each incident as Markdown, separated by a `---` rule.
     Markdown,
+}
+
+/// A `--cluster` name: not empty (an empty `cluster` field names none).
+fn parse_cluster(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        return Err("a cluster's name cannot be empty".to_string());
+    }
+    Ok(s.to_string())
 }
 
 /// A `--lateness` value: `90s`, `2m`.
@@ -131,13 +148,16 @@ impl Malformed {
 }
 
 /// The engine step, apart from decoding: what each decoded record is given
-/// to, in input order. `replay` gives it to one engine ([`Correlator`]);
-/// `backtest` gives the same records, decoded once, to two.
+/// to, in input order, with its cluster's lane. `replay` gives it to an
+/// engine per cluster ([`Correlator`]); `backtest` gives the same records,
+/// decoded once, to two per cluster.
 pub(crate) trait Correlate {
+    /// A cluster met for the first time: it takes the next lane.
+    fn add_cluster(&mut self, cluster: Option<&str>);
     /// A record that formed no event: its time still moves the watermark.
-    fn observe(&mut self, time: EventTime);
+    fn observe(&mut self, lane: Lane, time: EventTime);
     /// One event of a record.
-    fn push(&mut self, event: &Event<'_>);
+    fn push(&mut self, lane: Lane, event: &Event<'_>);
     /// Whether writing what it found failed (a closed stdout under
     /// `--stream`): reading more would only be lost.
     fn failed(&self) -> bool {
@@ -145,11 +165,11 @@ pub(crate) trait Correlate {
     }
 }
 
-/// One engine, `--history`'s recorder and `--stream`'s output: what
-/// `replay` correlates with.
+/// An engine per cluster, `--history`'s recorder and `--stream`'s output:
+/// what `replay` correlates with.
 #[derive(Debug)]
 pub(crate) struct Correlator {
-    engine: Engine,
+    clusters: Clusters,
     /// `--history`: records incident versions as they change.
     history: Option<HistoryRecorder>,
     /// `--stream`: incidents written as they become final.
@@ -160,18 +180,19 @@ pub(crate) struct Correlator {
 }
 
 impl Correlator {
-    fn record(&mut self, updates: &[correlate::IncidentUpdate]) {
+    fn record(&mut self, lane: Lane, updates: &[correlate::IncidentUpdate]) {
         if updates.is_empty() || self.error.is_some() {
             return;
         }
+        let engine = self.clusters.engine(lane);
         if let Some(h) = &mut self.history
-            && let Err(e) = h.record(&self.engine, updates)
+            && let Err(e) = h.record(engine, lane, updates)
         {
             self.error = Some(e);
             return;
         }
         if let Some(s) = &mut self.stream
-            && let Err(e) = s.settled(&self.engine, updates)
+            && let Err(e) = s.settled(engine, updates)
         {
             self.error = Some(e);
         }
@@ -214,8 +235,8 @@ impl Streamed {
 
     /// Writes the incidents still firing at the end, in order of
     /// `opened_at`.
-    fn finish(mut self, engine: &Engine) -> Result<usize> {
-        for inc in engine.incidents() {
+    fn finish(mut self, clusters: &Clusters) -> Result<usize> {
+        for inc in clusters.incidents() {
             if inc.status != Status::Resolved {
                 self.out.write(&IncidentReport::new(inc))?;
             }
@@ -284,24 +305,28 @@ impl Correlate for Correlator {
         self.error.is_some()
     }
 
-    #[inline]
-    fn observe(&mut self, time: EventTime) {
-        let updates = self.engine.observe(time);
-        self.record(&updates);
+    fn add_cluster(&mut self, cluster: Option<&str>) {
+        self.clusters.lane(cluster);
     }
 
     #[inline]
-    fn push(&mut self, event: &Event<'_>) {
-        let updates = self.engine.push(event);
-        self.record(&updates);
+    fn observe(&mut self, lane: Lane, time: EventTime) {
+        let updates = self.clusters.engine_mut(lane).observe(time);
+        self.record(lane, &updates);
+    }
+
+    #[inline]
+    fn push(&mut self, lane: Lane, event: &Event<'_>) {
+        let updates = self.clusters.engine_mut(lane).push(event);
+        self.record(lane, &updates);
     }
 }
 
 /// What a replay ends with.
 #[derive(Debug)]
 pub(crate) struct Finished {
-    pub(crate) engine: Engine,
-    pub(crate) decoder: Decoder,
+    pub(crate) clusters: Clusters,
+    pub(crate) decoding: Decoding,
     pub(crate) malformed: Malformed,
     /// Incident versions written to `--history`.
     pub(crate) history_rows: u64,
@@ -309,10 +334,77 @@ pub(crate) struct Finished {
     pub(crate) streamed: Option<usize>,
 }
 
-/// The decoder and what it feeds (one engine by default), fed file by file.
+/// A decoder per cluster, and which cluster each record goes to.
+///
+/// The decoder remembers Pod and Node states and the topology, so it is per
+/// cluster like the engine: lane `i` here is lane `i` of what it feeds.
+#[derive(Debug, Default)]
+pub(crate) struct Decoding {
+    decoders: Vec<Decoder>,
+    named: FxHashMap<Box<str>, Lane>,
+    unnamed: Option<Lane>,
+    /// `--cluster`: the cluster of records that name none.
+    default: Option<Box<str>>,
+    /// Alertmanager bodies split by cluster: each part was counted as a
+    /// line by its decoder.
+    split_parts: u64,
+}
+
+impl Decoding {
+    /// The lane of a record naming `cluster` (or none); a cluster met for
+    /// the first time gets a decoder, and `correlate` hears of it.
+    fn lane(&mut self, cluster: Option<&str>, correlate: &mut impl Correlate) -> Lane {
+        let cluster = cluster.or(self.default.as_deref());
+        let found = match cluster {
+            None => self.unnamed,
+            Some(name) => self.named.get(name).copied(),
+        };
+        if let Some(lane) = found {
+            return lane;
+        }
+        let lane = self.decoders.len();
+        self.decoders.push(Decoder::new(Limits::default()));
+        correlate.add_cluster(cluster);
+        match cluster {
+            None => self.unnamed = Some(lane),
+            Some(name) => {
+                self.named.insert(name.into(), lane);
+            }
+        }
+        lane
+    }
+
+    /// Every decoder's counters, summed; a split body counts as one line.
+    pub(crate) fn stats(&self) -> ingest::DecodeStats {
+        let mut sum = ingest::DecodeStats::default();
+        for d in self.decoders.iter().map(Decoder::stats) {
+            sum.lines += d.lines;
+            sum.blank += d.blank;
+            sum.errors += d.errors;
+            sum.k8s_events += d.k8s_events;
+            sum.pods += d.pods;
+            sum.nodes += d.nodes;
+            sum.volumes += d.volumes;
+            sum.alert_bodies += d.alert_bodies;
+            sum.alerts += d.alerts;
+            sum.vector_logs += d.vector_logs;
+            sum.fluent_bit_logs += d.fluent_bit_logs;
+            sum.events += d.events;
+            sum.duplicates += d.duplicates;
+            sum.unchanged += d.unchanged;
+            sum.evictions += d.evictions;
+        }
+        sum.lines = sum.lines.saturating_sub(self.split_parts);
+        sum.alert_bodies = sum.alert_bodies.saturating_sub(self.split_parts);
+        sum
+    }
+}
+
+/// The decoders and what they feed (an engine per cluster by default), fed
+/// file by file.
 #[derive(Debug)]
 pub(crate) struct Replayer<C = Correlator> {
-    decoder: Decoder,
+    decoding: Decoding,
     correlate: C,
     pub(crate) malformed: Malformed,
     pub(crate) bytes: u64,
@@ -430,7 +522,7 @@ pub(crate) fn recycle<'b>(mut v: Vec<Event<'_>>) -> Vec<Event<'b>> {
 impl Replayer<Correlator> {
     pub(crate) fn new(rules: Arc<RuleSet>, config: EngineConfig) -> Replayer {
         Replayer::with(Correlator {
-            engine: Engine::new(rules, config),
+            clusters: Clusters::new(rules, config),
             history: None,
             stream: None,
             error: None,
@@ -455,22 +547,24 @@ impl Replayer<Correlator> {
     /// with `--stream`, writes the incidents still firing.
     pub(crate) fn finish(mut self) -> Result<Finished> {
         let c = &mut self.correlate;
-        let updates = c.engine.finish();
-        c.record(&updates);
+        for lane in 0..c.clusters.len() {
+            let updates = c.clusters.engine_mut(lane).finish();
+            c.record(lane, &updates);
+        }
         if let Some(e) = c.error.take() {
             return Err(e);
         }
         let history_rows = match c.history.take() {
-            Some(h) => h.finish(&c.engine)?,
+            Some(h) => h.finish(&c.clusters)?,
             None => 0,
         };
         let streamed = match c.stream.take() {
-            Some(s) => Some(s.finish(&c.engine)?),
+            Some(s) => Some(s.finish(&c.clusters)?),
             None => None,
         };
         Ok(Finished {
-            engine: self.correlate.engine,
-            decoder: self.decoder,
+            clusters: self.correlate.clusters,
+            decoding: self.decoding,
             malformed: self.malformed,
             history_rows,
             streamed,
@@ -482,7 +576,7 @@ impl<C: Correlate> Replayer<C> {
     /// A fresh decoder feeding `correlate`.
     pub(crate) fn with(correlate: C) -> Replayer<C> {
         Replayer {
-            decoder: Decoder::new(Limits::default()),
+            decoding: Decoding::default(),
             correlate,
             malformed: Malformed::default(),
             bytes: 0,
@@ -491,9 +585,15 @@ impl<C: Correlate> Replayer<C> {
         }
     }
 
-    /// What was fed, the decoder (its counters) and the malformed lines.
-    pub(crate) fn into_parts(self) -> (C, Decoder, Malformed) {
-        (self.correlate, self.decoder, self.malformed)
+    /// The cluster of records that name none (`--cluster`).
+    pub(crate) fn default_cluster(mut self, cluster: Option<&str>) -> Replayer<C> {
+        self.decoding.default = cluster.map(Into::into);
+        self
+    }
+
+    /// What was fed, the decoders (their counters) and the malformed lines.
+    pub(crate) fn into_parts(self) -> (C, Decoding, Malformed) {
+        (self.correlate, self.decoding, self.malformed)
     }
 
     /// Reads every line of `reader`; a read error ends this input with Err.
@@ -535,7 +635,6 @@ impl<C: Correlate> Replayer<C> {
     /// Decodes and correlates a parsed batch, in line order; gives the batch
     /// back.
     fn interpret(&mut self, name: &str, file: u32, mut parsed: ParsedBatch) -> Batch {
-        let mut events: Vec<Event<'static>> = std::mem::take(&mut self.events);
         parsed.with_dependent_mut(|batch, results| {
             let mut unreadable = batch.unreadable.iter().peekable();
             for ((n, line), parsed) in batch.lines().iter().zip(results.drain(..)) {
@@ -543,33 +642,54 @@ impl<C: Correlate> Replayer<C> {
                     self.malformed.report(name, e.line(), e);
                 }
                 self.bytes += line.len() as u64 + 1;
-                let mut evs = recycle(std::mem::take(&mut events));
-                match self
-                    .decoder
-                    .interpret(parsed, Origin { file, line: *n }, &mut evs)
-                {
-                    // No event, but the record's time still moves the watermark.
-                    Ok(Decoded::Duplicate { time } | Decoded::Unchanged { time }) => {
-                        self.correlate.observe(time);
-                    }
-                    Ok(_) => {
-                        for ev in &evs {
-                            self.correlate.push(ev);
-                        }
-                    }
-                    Err(e) => self.malformed.report(name, *n, &e),
+                let mut parsed = parsed;
+                let other_clusters = match &mut parsed {
+                    Ok(p) => p.split_by_cluster(),
+                    Err(_) => Vec::new(),
+                };
+                self.decoding.split_parts += other_clusters.len() as u64;
+                let origin = Origin { file, line: *n };
+                self.interpret_part(name, origin, parsed);
+                for part in other_clusters {
+                    self.interpret_part(name, origin, Ok(part));
                 }
-                for part in self.decoder.take_rejected() {
-                    self.malformed.report_part(name, *n, &part);
-                }
-                events = recycle(evs);
             }
             for (_, e) in unreadable {
                 self.malformed.report(name, e.line(), e);
             }
         });
-        self.events = events;
         parsed.into_owner()
+    }
+
+    /// Decodes one record (or one cluster's part of an Alertmanager body)
+    /// with its cluster's decoder, and correlates its events in that
+    /// cluster's lane.
+    fn interpret_part<'l>(
+        &mut self,
+        name: &str,
+        origin: Origin,
+        parsed: ingest::Result<Parsed<'l>>,
+    ) {
+        let cluster = parsed.as_ref().ok().and_then(Parsed::cluster);
+        let lane = self.decoding.lane(cluster, &mut self.correlate);
+        let decoder = &mut self.decoding.decoders[lane];
+        let mut evs = recycle(std::mem::take(&mut self.events));
+        match decoder.interpret(parsed, origin, &mut evs) {
+            // No event, but the record's time still moves the watermark.
+            Ok(Decoded::Duplicate { time } | Decoded::Unchanged { time }) => {
+                self.correlate.observe(lane, time);
+            }
+            Ok(_) => {
+                for ev in &evs {
+                    self.correlate.push(lane, ev);
+                }
+            }
+            Err(e) => self.malformed.report(name, origin.line, &e),
+        }
+        for part in self.decoding.decoders[lane].take_rejected() {
+            self.malformed.report_part(name, origin.line, &part);
+        }
+        self.events = recycle(evs);
     }
 }
 
@@ -644,7 +764,8 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
     let started = Instant::now();
     let stdout = io::stdout();
     let colour = args.format == Format::Text && stdout.is_terminal();
-    let mut replayer = Replayer::new(rules.clone(), engine_config);
+    let mut replayer =
+        Replayer::new(rules.clone(), engine_config).default_cluster(args.cluster.as_deref());
     if let Some(dir) = &args.history {
         replayer = replayer.with_history(HistoryRecorder::open(dir, &rules)?);
     }
@@ -659,8 +780,8 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
     }
     let bytes = replayer.bytes;
     let Finished {
-        engine,
-        decoder,
+        clusters,
+        decoding,
         malformed,
         history_rows,
         streamed,
@@ -671,7 +792,7 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
         Some(written) => written,
         None => {
             let mut out = Output::new(args.format, colour, stdout.lock());
-            for inc in engine.incidents() {
+            for inc in clusters.incidents() {
                 out.write(&IncidentReport::new(inc))?;
             }
             out.finish()?
@@ -681,12 +802,12 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
     if let Some(line) = malformed.summary() {
         eprintln!("epicenter: {line}");
     }
-    let guard = engine.guard_stats();
+    let guard = clusters.guard_stats();
     if guard.clamped > 0 {
         eprintln!(
             "epicenter: {} records dated more than {} ahead of the stream were processed at the stream's time (engine.max_ahead)",
             guard.clamped,
-            engine.config().max_ahead.unwrap_or_default(),
+            clusters.config().max_ahead.unwrap_or_default(),
         );
     }
     if let Some(dir) = &args.history {
@@ -702,7 +823,7 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
             malformed: malformed.count,
             printed,
         };
-        for line in stats_lines(&run, decoder.stats(), &engine) {
+        for line in stats_lines(&run, &decoding.stats(), &clusters) {
             eprintln!("epicenter: {line}");
         }
     }
@@ -720,14 +841,23 @@ struct Run {
 
 /// `--stats` in words, a line per stage: reading, records, correlation, and
 /// what was still held at the end.
-fn stats_lines(run: &Run, d: &ingest::DecodeStats, engine: &Engine) -> Vec<String> {
-    let s = engine.stats();
-    let g = engine.gauges();
+fn stats_lines(run: &Run, d: &ingest::DecodeStats, clusters: &Clusters) -> Vec<String> {
+    let s = clusters.stats();
+    let g = clusters.gauges();
     let per_second = d.lines as f64 / run.seconds;
     let mib = run.bytes as f64 / run.seconds / f64::from(1u32 << 20);
-    let store = engine.store();
-    let folded = store.iter().filter(|i| i.merged_into.is_some()).count();
-    let reported = store.iter().filter(|i| i.is_reported()).count();
+    let stores = || clusters.iter().flat_map(|e| e.store().iter());
+    let folded = stores().filter(|i| i.merged_into.is_some()).count();
+    let reported = stores().filter(|i| i.is_reported()).count();
+    let in_clusters = match clusters
+        .iter()
+        .filter_map(|e| e.config().cluster.as_ref())
+        .count()
+    {
+        0 => String::new(),
+        1 => " in 1 named cluster".to_string(),
+        n => format!(" in {n} clusters, each correlated on its own"),
+    };
     let unopened = g.incidents.saturating_sub(reported + folded);
     // `--stream` lets settled incidents go: the counts of the store are
     // then of what it still held.
@@ -759,7 +889,7 @@ fn stats_lines(run: &Run, d: &ingest::DecodeStats, engine: &Engine) -> Vec<Strin
             d.unchanged
         ),
         format!(
-            "{} events correlated: {} signals ({} late, {} released early); \
+            "{} events correlated{in_clusters}: {} signals ({} late, {} released early); \
              {} incidents printed, {folded} folded into them, {unopened} candidates that never \
              reached their rule's thresholds{let_go}; \
              {} effects found no cause, {} evicted",

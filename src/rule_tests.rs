@@ -179,9 +179,9 @@ fn run_case(rules: &Arc<RuleSet>, dir: &Path, case: &Case) -> Result<Vec<Inciden
     let mut replayer = Replayer::new(rules.clone(), config);
     replayer.feed(&case.name, Cursor::new(text), None)?;
     let malformed = replayer.malformed.count;
-    let engine = replayer.finish()?.engine;
+    let clusters = replayer.finish()?.clusters;
     anyhow::ensure!(malformed == 0, "{malformed} input lines did not decode");
-    Ok(engine
+    Ok(clusters
         .incidents()
         .into_iter()
         .map(IncidentReport::new)

@@ -11,6 +11,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::hash::Hasher;
+use std::sync::Arc;
 
 use rustc_hash::{FxHashMap, FxHasher};
 use serde::{Deserialize, Serialize};
@@ -122,6 +123,9 @@ pub struct AbsenceFacts {
 #[derive(Clone, Debug)]
 pub struct Incident {
     pub id: String,
+    /// The cluster it happened in, when the engine's cluster is named
+    /// ([`EngineConfig::cluster`](crate::EngineConfig::cluster)).
+    pub cluster: Option<Arc<str>>,
     pub rule: RuleRef,
     pub rule_id: String,
     pub description: String,
@@ -202,8 +206,15 @@ impl Incident {
         self.merged_into.is_none() && self.status != Status::Pending && self.opened_at.is_some()
     }
 
+    /// A hash of rule, root and first sighting, and of the cluster when
+    /// one is named: the same outage in two clusters is two incidents, and
+    /// an unnamed cluster keeps the ids it always had.
     fn stable_id(&self) -> String {
         let mut h = FxHasher::default();
+        if let Some(cluster) = &self.cluster {
+            h.write(cluster.as_bytes());
+            h.write_u8(0);
+        }
         h.write(self.rule_id.as_bytes());
         h.write_u8(0);
         h.write(entity_key(&self.root).as_bytes());
@@ -407,6 +418,8 @@ pub struct IncidentUpdate {
 #[derive(Debug, Default)]
 pub struct IncidentStore {
     pub(crate) incidents: Vec<Incident>,
+    /// The engine's cluster, given to every incident it forms.
+    pub(crate) cluster: Option<Arc<str>>,
     /// Root entity keys of reported incidents.
     pub(crate) by_root: FxHashMap<String, Vec<IncidentIdx>>,
     /// Member (cause and affected) entity keys of reported incidents.
@@ -439,7 +452,8 @@ impl IncidentStore {
         idx
     }
 
-    pub(crate) fn insert(&mut self, incident: Incident) -> IncidentIdx {
+    pub(crate) fn insert(&mut self, mut incident: Incident) -> IncidentIdx {
+        incident.cluster.clone_from(&self.cluster);
         self.incidents.push(incident);
         self.incidents.len() - 1
     }

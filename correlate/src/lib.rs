@@ -14,6 +14,7 @@
 
 pub mod checkpoint;
 pub mod classify;
+pub mod clusters;
 pub mod engine;
 pub mod graph;
 pub mod incident;
@@ -24,6 +25,7 @@ pub mod rules;
 pub mod time;
 
 pub use classify::{Classifier, Hit};
+pub use clusters::{Clusters, Lane};
 pub use engine::{Engine, EngineConfig, EngineGauges, EngineSnapshot, EngineStats, RestoreReport};
 pub use incident::{Incident, IncidentUpdate, Status};
 pub use model::{Entity, Event, Origin, Owner, Severity, Source};

@@ -90,6 +90,10 @@ pub struct Explanation {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IncidentReport {
     pub id: String,
+    /// The cluster, when records name one (absent otherwise: one unnamed
+    /// cluster's output is what it always was).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
     pub rule: String,
     pub title: String,
     pub severity: Severity,
@@ -154,6 +158,7 @@ impl IncidentReport {
         ties.sort_by(|a, b| a.first.cmp(&b.first).then_with(|| a.entity.cmp(&b.entity)));
         IncidentReport {
             id: inc.id.clone(),
+            cluster: inc.cluster.as_deref().map(str::to_owned),
             rule: inc.rule_id.clone(),
             title: inc.render(&inc.title),
             severity: inc.severity,

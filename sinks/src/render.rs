@@ -1112,6 +1112,7 @@ mod tests {
     fn report(affected: Vec<Affected>, ties: Vec<Tie>) -> IncidentReport {
         IncidentReport {
             id: "abc123".to_string(),
+            cluster: None,
             rule: "csi-driver-unavailable".to_string(),
             title: "CSI driver unavailable".to_string(),
             severity: Severity::Critical,

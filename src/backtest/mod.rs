@@ -543,7 +543,7 @@ fn run_one(
     if let Some(p) = &progress {
         p.finish_and_clear();
     }
-    let (mut pair, decoder, malformed) = replayer.into_parts();
+    let (mut pair, decoding, malformed) = replayer.into_parts();
     pair.finish();
     // Scenarios are many runs: say which.
     let run = spec
@@ -553,15 +553,15 @@ fn run_one(
     if let Some(line) = malformed.summary() {
         eprintln!("epicenter: {run}{line}");
     }
-    let guard = pair.old.engine.guard_stats();
+    let guard = pair.old.clusters.guard_stats();
     if guard.clamped > 0 {
         eprintln!(
             "epicenter: {run}{} records dated more than {} ahead of the stream were processed at the stream's time (engine.max_ahead)",
             guard.clamped,
-            pair.old.engine.config().max_ahead.unwrap_or_default(),
+            pair.old.clusters.config().max_ahead.unwrap_or_default(),
         );
     }
-    let d = decoder.stats();
+    let d = decoding.stats();
     let records = d.lines.saturating_sub(d.blank + d.errors);
 
     let (old_found, old_stage) = found(&pair.old);
@@ -592,13 +592,13 @@ fn reports(found: &[Found]) -> Vec<&IncidentReport> {
 /// stage numbers.
 fn found(side: &Side) -> (Vec<Found>, Stage) {
     let found: Vec<Found> = side
-        .engine
+        .clusters
         .incidents()
         .into_iter()
         .map(|inc| Found::new(IncidentReport::new(inc), side.notifier.sent(&inc.id)))
         .collect();
     let stage = Stage {
-        signals: side.engine.stats().signals,
+        signals: side.clusters.stats().signals,
         incidents: found.len(),
         notifications: side.notifier.total(),
     };

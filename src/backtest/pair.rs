@@ -2,51 +2,59 @@
 //! decoded once (`replay`'s [`Replayer`](crate::replay::Replayer), the
 //! costly half), and each event is pushed to the OLD pack's engine, then to
 //! the NEW pack's. Each engine's incident changes go to its own
-//! notification policy.
+//! notification policy. Each pack has an engine per cluster, as replay
+//! does.
 
 use std::sync::Arc;
 
 use correlate::rules::RuleSet;
-use correlate::{Engine, EngineConfig, Event, EventTime};
+use correlate::{Clusters, EngineConfig, Event, EventTime, Lane};
 use sinks::notify::policy::Policy;
 
 use super::notify::Notifier;
 use crate::replay::Correlate;
 
-/// One pack's engine and what its incidents would have told.
+/// One pack's engines (one per cluster) and what their incidents would
+/// have told.
 #[derive(Debug)]
 pub(crate) struct Side {
-    pub(crate) engine: Engine,
+    pub(crate) clusters: Clusters,
     pub(crate) notifier: Notifier,
 }
 
 impl Side {
     fn new(rules: Arc<RuleSet>, config: EngineConfig, policy: Policy) -> Side {
         Side {
-            engine: Engine::new(rules, config),
+            clusters: Clusters::new(rules, config),
             notifier: Notifier::new(policy),
         }
     }
 
     /// Flushes every window, and decides what was still deferred.
     fn finish(&mut self) {
-        let updates = self.engine.finish();
-        self.notifier.apply(&self.engine, &updates);
+        for lane in 0..self.clusters.len() {
+            let updates = self.clusters.engine_mut(lane).finish();
+            self.notifier.apply(self.clusters.engine(lane), &updates);
+        }
         self.notifier.finish();
     }
 }
 
 impl Correlate for Side {
-    #[inline]
-    fn observe(&mut self, time: EventTime) {
-        let updates = self.engine.observe(time);
-        self.notifier.apply(&self.engine, &updates);
+    fn add_cluster(&mut self, cluster: Option<&str>) {
+        self.clusters.lane(cluster);
     }
 
     #[inline]
-    fn push(&mut self, event: &Event<'_>) {
-        let updates = self.engine.push(event);
-        self.notifier.apply(&self.engine, &updates);
+    fn observe(&mut self, lane: Lane, time: EventTime) {
+        let updates = self.clusters.engine_mut(lane).observe(time);
+        self.notifier.apply(self.clusters.engine(lane), &updates);
+    }
+
+    #[inline]
+    fn push(&mut self, lane: Lane, event: &Event<'_>) {
+        let updates = self.clusters.engine_mut(lane).push(event);
+        self.notifier.apply(self.clusters.engine(lane), &updates);
     }
 }
 
@@ -77,15 +85,20 @@ impl Pair {
 }
 
 impl Correlate for Pair {
-    #[inline]
-    fn observe(&mut self, time: EventTime) {
-        self.old.observe(time);
-        self.new.observe(time);
+    fn add_cluster(&mut self, cluster: Option<&str>) {
+        self.old.add_cluster(cluster);
+        self.new.add_cluster(cluster);
     }
 
     #[inline]
-    fn push(&mut self, event: &Event<'_>) {
-        self.old.push(event);
-        self.new.push(event);
+    fn observe(&mut self, lane: Lane, time: EventTime) {
+        self.old.observe(lane, time);
+        self.new.observe(lane, time);
+    }
+
+    #[inline]
+    fn push(&mut self, lane: Lane, event: &Event<'_>) {
+        self.old.push(lane, event);
+        self.new.push(lane, event);
     }
 }

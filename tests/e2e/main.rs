@@ -13,6 +13,7 @@ mod alertmanager;
 mod api_limits;
 mod backtest;
 mod chaos;
+mod clusters;
 mod corrupt;
 mod crash;
 mod deploy;

@@ -587,6 +587,7 @@ fn new_incident(
 ) -> Incident {
     Incident {
         id: String::new(),
+        cluster: None,
         rule: RuleRef::Absence(ai),
         rule_id: def.id.clone(),
         description: def.description.clone(),

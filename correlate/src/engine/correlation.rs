@@ -492,6 +492,7 @@ fn new_incident(rules: &RuleSet, ci: usize, def: &CorrelationDef, hit: &Hit) -> 
     let root = root_entity(&def.root, &hit.entity, &hit.attributes);
     Incident {
         id: String::new(),
+        cluster: None,
         rule: RuleRef::Correlation(ci),
         rule_id: def.id.clone(),
         description: def.description.clone(),

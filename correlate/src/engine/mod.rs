@@ -91,6 +91,11 @@ pub struct EngineConfig {
     /// object is gone, or quiet: a signal's own entity still carries its
     /// node and owners).
     pub graph_ttl: Span,
+    /// The cluster this engine correlates, when named: every incident
+    /// carries it, and it is part of the incident's id. One engine holds
+    /// one cluster; many clusters are many engines, so no entity, window,
+    /// join or absence ever spans two.
+    pub cluster: Option<String>,
 }
 
 impl Default for EngineConfig {
@@ -106,6 +111,7 @@ impl Default for EngineConfig {
             retention: None,
             max_graph_edges: 1_000_000,
             graph_ttl: Span::from_secs(24 * 3600),
+            cluster: None,
         }
     }
 }
@@ -222,7 +228,10 @@ impl Engine {
             states: FxHashMap::default(),
             activity,
             track_activity,
-            store: IncidentStore::default(),
+            store: IncidentStore {
+                cluster: config.cluster.as_deref().map(Arc::from),
+                ..IncidentStore::default()
+            },
             stats: EngineStats::default(),
             per_signal,
             next_quiet_check: EventTime::MAX,

@@ -1397,7 +1397,10 @@ impl Restorer {
         absences: &[Mark],
     ) -> Result<IncidentStore> {
         let n = s.incidents.len();
-        let mut store = IncidentStore::default();
+        let mut store = IncidentStore {
+            cluster: self.config.cluster.as_deref().map(Arc::from),
+            ..IncidentStore::default()
+        };
         for i in s.incidents {
             let rule = match i.rule {
                 RuleRefSnap::Correlation(ci) => {
@@ -1443,6 +1446,7 @@ impl Restorer {
             };
             store.incidents.push(Incident {
                 id: i.id,
+                cluster: store.cluster.clone(),
                 rule,
                 rule_id: i.rule_id,
                 description: i.description,

@@ -264,8 +264,10 @@ impl Decoder {
         self.stats.alerts += alerts.len() as u64;
         let mut checked = Vec::with_capacity(alerts.len());
         let mut bad = Vec::new();
+        let places = rec.alert_places.take();
         for (i, raw) in alerts.into_iter().enumerate() {
-            match read(i, raw, body_status.as_ref()) {
+            let place = places.as_ref().and_then(|p| p.get(i).copied()).unwrap_or(i);
+            match read(place, raw, body_status.as_ref()) {
                 Ok(c) => checked.push(c),
                 Err(error) => bad.push(Rejected {
                     fingerprint: fingerprint_of(raw),

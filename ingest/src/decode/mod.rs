@@ -33,6 +33,7 @@
 //! by stable hashes and bounded by [`Limits`].
 
 mod alert;
+mod cluster;
 mod error;
 mod k8s_event;
 mod log;

@@ -166,6 +166,11 @@ impl<'de: 'a, 'a> Deserialize<'de> for StatusField<'a> {
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Record<'a> {
+    /// The cluster the record comes from, where a shipper names it (any
+    /// shape; see `super::cluster`).
+    #[serde(borrow)]
+    pub(crate) cluster: Option<Str<'a>>,
+
     // Watch event.
     /// The watch type (`ADDED`...), or an Event's type (`Normal`, `Warning`).
     #[serde(borrow, rename = "type")]
@@ -242,6 +247,10 @@ pub(crate) struct Record<'a> {
     /// cost the others of its body.
     #[serde(borrow)]
     pub(crate) alerts: Option<Vec<&'a RawValue>>,
+    /// For a body split by cluster: each alert's place in the body it came
+    /// from, so an error still names `alerts[i]` as sent.
+    #[serde(skip)]
+    pub(crate) alert_places: Option<Vec<usize>>,
 
     // Objects read for the object graph (see `super::object`).
     /// A StorageClass's provisioner.

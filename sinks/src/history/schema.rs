@@ -145,6 +145,7 @@ impl Table {
 fn column_meaning(table: Table, column: &str) -> &'static str {
     match (table, column) {
         (_, "id") => "the incident id, stable across versions",
+        (_, "cluster") => "the cluster it happened in (null: records named none)",
         (_, "version") => "the incident's version (a resolved or merged line repeats the last one)",
         (_, "ordinal") => {
             "position of the row's version in the store's append order: unique; joins the tables"
@@ -235,6 +236,7 @@ fn attributes_type() -> DataType {
 static INCIDENTS: LazyLock<SchemaRef> = LazyLock::new(|| {
     Arc::new(Schema::new(vec![
         text("id"),
+        text_or_null("cluster"),
         int("version"),
         int("ordinal"),
         text("change"),
@@ -508,6 +510,7 @@ pub(super) struct IncidentRows {
     root_namespace: StringBuilder,
     root_name: StringBuilder,
     root_node: StringBuilder,
+    cluster: StringBuilder,
     root_attributes: MapBuilder<StringBuilder, StringBuilder>,
     opened_at: TimestampMicrosecondBuilder,
     first_seen: TimestampMicrosecondBuilder,
@@ -542,6 +545,7 @@ impl Default for IncidentRows {
             root_namespace: StringBuilder::new(),
             root_name: StringBuilder::new(),
             root_node: StringBuilder::new(),
+            cluster: StringBuilder::new(),
             root_attributes: MapBuilder::new(
                 Some(MapFieldNames::default()),
                 StringBuilder::new(),
@@ -570,6 +574,7 @@ impl IncidentRows {
         let root = &r.root_cause;
         self.rows += 1;
         self.id.append_value(&r.id);
+        self.cluster.append_option(r.cluster.as_deref());
         self.version.append_value(i64::from(r.version));
         self.ordinal.append_value(int_of(stamp.ordinal));
         self.change.append_value(c.change.as_str());
@@ -612,6 +617,7 @@ impl IncidentRows {
         self.rows = 0;
         vec![
             Arc::new(self.id.finish()),
+            Arc::new(self.cluster.finish()),
             Arc::new(self.version.finish()),
             Arc::new(self.ordinal.finish()),
             Arc::new(self.change.finish()),

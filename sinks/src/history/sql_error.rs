@@ -12,7 +12,7 @@
 //! - an unknown table: `no table named `foo` (line 1, column 15): the tables
 //!   are incidents, ...`;
 //! - an unknown column: `no column named `foo` in incidents (line 1, column
-//!   8); its columns are id, version, ...` (with DataFusion's closest name,
+//!   8); its columns are id, cluster, version, ...` (with DataFusion's closest name,
 //!   `perhaps `version``, when it has one);
 //! - anything else: the root error's message without DataFusion's prefixes
 //!   (`Error during planning: `, `Schema error: `, `Arrow error: `, ...) or
@@ -335,19 +335,19 @@ mod tests {
             // Unknown columns: the columns there are, unqualified, once.
             (
                 "SELECT nope FROM incidents",
-                "no column named `nope` in incidents (line 1, column 8); its columns are id, version, ordinal, change,",
+                "no column named `nope` in incidents (line 1, column 8); its columns are id, cluster, version, ordinal, change,",
             ),
             (
                 "SELECT id, vesion FROM incidents_latest",
-                "no column named `vesion` in incidents_latest (line 1, column 12), perhaps `version`; its columns are id, version,",
+                "no column named `vesion` in incidents_latest (line 1, column 12), perhaps `version`; its columns are id, cluster, version,",
             ),
             (
                 "SELECT i.nope FROM incidents i JOIN incident_entities e ON i.ordinal = e.ordinal",
-                "no column named `nope` in i (line 1, column 8); its columns are id, version,",
+                "no column named `nope` in i (line 1, column 8); its columns are id, cluster, version,",
             ),
             (
                 "SELECT member FROM incidents i JOIN incident_entities e ON i.ordinal = e.ordinal",
-                "no column named `member` in i, e (line 1, column 8), perhaps `member_role`; their columns are id, version,",
+                "no column named `member` in i, e (line 1, column 8), perhaps `member_role`; their columns are id, cluster, version,",
             ),
             // Type errors: one sentence, no wrappers.
             (

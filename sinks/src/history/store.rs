@@ -62,8 +62,9 @@ pub(super) type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// The key of the Parquet key-value metadata entry every file carries.
 pub(super) const META_KEY: &str = "epicenter.history";
-/// The version of the layout and schemas (2: `incidents_latest` stored).
-pub(super) const FORMAT: u32 = 2;
+/// The version of the layout and schemas (2: `incidents_latest` stored;
+/// 3: `incidents` and `incidents_latest` have a `cluster` column).
+pub(super) const FORMAT: u32 = 3;
 
 pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     move |source| Error::Io {

@@ -944,6 +944,7 @@ mod tests {
             .collect();
         IncidentReport {
             id: "abc123".to_string(),
+            cluster: None,
             rule: "csi-driver-unavailable".to_string(),
             title: format!("CSI driver unavailable {evil}"),
             severity: Severity::Critical,

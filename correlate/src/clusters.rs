@@ -1,0 +1,189 @@
+//! Many clusters: one [`Engine`] per cluster, in the order they were met.
+//!
+//! The cluster is the unit of correlation: no cascade crosses two clusters,
+//! and every rule stays correct when one engine sees all of a cluster's
+//! records. So a cluster is not a key threaded through the engine's
+//! indexes: it is an engine of its own. Entities, the object graph,
+//! windows, joins and absence state are per cluster by construction (the
+//! same pod name in two clusters is two entities), and each engine's
+//! incidents carry its cluster's name, which their ids include. An engine
+//! with no name is the one unnamed cluster: its incidents, ids and output
+//! are what they were before clusters existed.
+//!
+//! What is read across clusters is here too, with one order for all:
+//! incidents by `opened_at`, then cluster, then id, whichever order the
+//! clusters' records came in.
+
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
+
+use crate::engine::GuardStats;
+use crate::rules::RuleSet;
+use crate::{Engine, EngineConfig, EngineGauges, EngineStats, Incident};
+
+/// A cluster's place among [`Clusters`].
+pub type Lane = usize;
+
+/// An engine per cluster.
+#[derive(Debug)]
+pub struct Clusters {
+    rules: Arc<RuleSet>,
+    config: EngineConfig,
+    engines: Vec<Engine>,
+    named: FxHashMap<Box<str>, Lane>,
+    unnamed: Option<Lane>,
+}
+
+impl Clusters {
+    /// No cluster yet; each is added when first met ([`Clusters::lane`]),
+    /// with `config` and its name.
+    pub fn new(rules: Arc<RuleSet>, config: EngineConfig) -> Clusters {
+        Clusters {
+            rules,
+            config,
+            engines: Vec::new(),
+            named: FxHashMap::default(),
+            unnamed: None,
+        }
+    }
+
+    /// The lane of `cluster` (`None`: the unnamed one), if it was met.
+    pub fn find(&self, cluster: Option<&str>) -> Option<Lane> {
+        match cluster {
+            None => self.unnamed,
+            Some(name) => self.named.get(name).copied(),
+        }
+    }
+
+    /// The lane of `cluster`, and whether it is new (an engine was added).
+    pub fn lane(&mut self, cluster: Option<&str>) -> (Lane, bool) {
+        if let Some(lane) = self.find(cluster) {
+            return (lane, false);
+        }
+        let lane = self.engines.len();
+        let config = EngineConfig {
+            cluster: cluster.map(str::to_owned),
+            ..self.config.clone()
+        };
+        self.engines.push(Engine::new(self.rules.clone(), config));
+        match cluster {
+            None => self.unnamed = Some(lane),
+            Some(name) => {
+                self.named.insert(name.into(), lane);
+            }
+        }
+        (lane, true)
+    }
+
+    /// Adds an engine restored elsewhere (a checkpoint), under the cluster
+    /// its config names. Err with the engine when that cluster is here
+    /// already.
+    pub fn insert(&mut self, engine: Engine) -> Result<Lane, Box<Engine>> {
+        let cluster = engine.config().cluster.clone();
+        if self.find(cluster.as_deref()).is_some() {
+            return Err(Box::new(engine));
+        }
+        let lane = self.engines.len();
+        match cluster {
+            None => self.unnamed = Some(lane),
+            Some(name) => {
+                self.named.insert(name.into(), lane);
+            }
+        }
+        self.engines.push(engine);
+        Ok(lane)
+    }
+
+    pub fn engine(&self, lane: Lane) -> &Engine {
+        &self.engines[lane]
+    }
+
+    pub fn engine_mut(&mut self, lane: Lane) -> &mut Engine {
+        &mut self.engines[lane]
+    }
+
+    /// Every cluster's engine, in lane order.
+    pub fn iter(&self) -> impl Iterator<Item = &Engine> {
+        self.engines.iter()
+    }
+
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut Engine> {
+        self.engines.iter_mut()
+    }
+
+    pub fn len(&self) -> usize {
+        self.engines.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.engines.is_empty()
+    }
+
+    /// Every cluster's reported incidents, by `opened_at`, then cluster
+    /// (the unnamed one first), then id: one order whatever the order the
+    /// clusters were met in. With one cluster, [`Engine::incidents`].
+    pub fn incidents(&self) -> Vec<&Incident> {
+        if let [one] = self.engines.as_slice() {
+            return one.incidents();
+        }
+        let mut v: Vec<&Incident> = self.engines.iter().flat_map(Engine::incidents).collect();
+        v.sort_by(|a, b| {
+            a.opened_at
+                .cmp(&b.opened_at)
+                .then_with(|| a.cluster.cmp(&b.cluster))
+                .then_with(|| a.id.cmp(&b.id))
+        });
+        v
+    }
+
+    /// The engines' counters, summed.
+    pub fn stats(&self) -> EngineStats {
+        let mut sum = EngineStats::default();
+        for s in self.engines.iter().map(Engine::stats) {
+            sum.records += s.records;
+            sum.signals += s.signals;
+            sum.late += s.late;
+            sum.released_early += s.released_early;
+            sum.unattached_effects += s.unattached_effects;
+            sum.evicted_effects += s.evicted_effects;
+            sum.tracked_pods_over_cap += s.tracked_pods_over_cap;
+        }
+        sum
+    }
+
+    /// The engines' state sizes, summed.
+    pub fn gauges(&self) -> EngineGauges {
+        let mut sum = EngineGauges::default();
+        for g in self.engines.iter().map(Engine::gauges) {
+            sum.buffered += g.buffered;
+            sum.held_effects += g.held_effects;
+            sum.held_bytes += g.held_bytes;
+            sum.states += g.states;
+            sum.tracked_pods += g.tracked_pods;
+            sum.incidents += g.incidents;
+            sum.retired_incidents += g.retired_incidents;
+            sum.graph.nodes += g.graph.nodes;
+            sum.graph.edges += g.graph.edges;
+            sum.graph.evicted += g.graph.evicted;
+        }
+        sum
+    }
+
+    /// The time guards' counters, summed.
+    pub fn guard_stats(&self) -> GuardStats {
+        let mut sum = GuardStats::default();
+        for g in self.engines.iter().map(Engine::guard_stats) {
+            sum.clamped += g.clamped;
+            sum.confirmed += g.confirmed;
+            sum.ignored += g.ignored;
+            sum.held += g.held;
+        }
+        sum
+    }
+
+    /// The configuration every new cluster's engine gets (its name aside).
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+}

@@ -1,0 +1,217 @@
+//! Many clusters in one stream: each is correlated on its own. Records name
+//! their cluster with a `cluster` field (an Alertmanager alert with its
+//! `cluster` label); `replay --cluster NAME` names the cluster of records
+//! that name none.
+//!
+//! The invariant: replaying clusters' records interleaved, in any order
+//! that keeps each cluster's own order, forms for each cluster exactly the
+//! incidents that replaying that cluster alone forms (ids, roots, blast
+//! radius, timing, every byte), and the whole output is the same whatever
+//! the interleaving.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use proptest::prelude::*;
+use serde_json::Value;
+
+use crate::support::{bin, essence, every_stream, root};
+
+fn replay(input: &Path, cluster: Option<&str>) -> String {
+    let mut cmd = bin();
+    cmd.arg("replay").arg("--rules").arg(root().join("rules"));
+    if let Some(c) = cluster {
+        cmd.arg("--cluster").arg(c);
+    }
+    let out = cmd.arg(input).output().expect("run epicenter");
+    assert!(
+        out.status.success(),
+        "replay {}: {}",
+        input.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+/// Output lines by the cluster they name (`""`: none).
+fn by_cluster(out: &str) -> BTreeMap<String, Vec<String>> {
+    let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for line in out.lines() {
+        let v: Value = serde_json::from_str(line).expect("incident json");
+        let cluster = v["cluster"].as_str().unwrap_or_default().to_owned();
+        map.entry(cluster).or_default().push(line.to_owned());
+    }
+    map
+}
+
+/// A line given to `cluster`: a `cluster` field, or on an Alertmanager
+/// body a `cluster` label on each alert when `as_label`.
+fn name_cluster(line: &str, cluster: &str, as_label: bool) -> Value {
+    let mut v: Value = serde_json::from_str(line).expect("stream line");
+    if as_label && let Some(alerts) = v.get_mut("alerts").and_then(Value::as_array_mut) {
+        for a in alerts {
+            a["labels"]["cluster"] = Value::from(cluster);
+        }
+        return v;
+    }
+    v["cluster"] = Value::from(cluster);
+    v
+}
+
+fn lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .expect("read stream")
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The NFS outage in clusters `a` and `b` at once, record by record, with
+/// each pair of Alertmanager bodies sent as one body whose alerts name
+/// their cluster by label (Alertmanager not grouping by `cluster`).
+#[test]
+fn the_nfs_example_in_two_clusters_is_two_incidents_per_outage() {
+    let example = root().join("examples/nfs-csi-cascade.ndjson");
+    let dir = tempfile::tempdir().unwrap();
+    let mut both = String::new();
+    let mut mixed_bodies = 0;
+    for line in lines(&example) {
+        let a = name_cluster(&line, "a", true);
+        let b = name_cluster(&line, "b", true);
+        if let (Some(aa), Some(ba)) = (a["alerts"].as_array(), b["alerts"].as_array()) {
+            let mut body = a.clone();
+            body["alerts"] = Value::from([aa.clone(), ba.clone()].concat());
+            both.push_str(&body.to_string());
+            both.push('\n');
+            mixed_bodies += 1;
+            continue;
+        }
+        for v in [a, b] {
+            both.push_str(&v.to_string());
+            both.push('\n');
+        }
+    }
+    assert!(mixed_bodies > 0, "the example has Alertmanager bodies");
+    let path = dir.path().join("a-and-b.ndjson");
+    std::fs::write(&path, both).unwrap();
+
+    let together = by_cluster(&replay(&path, None));
+    let unnamed = replay(&example, None);
+    let outages = unnamed.lines().count();
+    assert!(outages >= 2, "the example is {outages} incidents");
+    for c in ["a", "b"] {
+        let alone = replay(&example, Some(c));
+        assert_eq!(
+            together[c].join("\n"),
+            alone.trim_end(),
+            "cluster {c} among two differs from {c} alone"
+        );
+        // The unnamed replay finds the same, but for the name and the ids.
+        for (named, plain) in together[c].iter().zip(unnamed.lines()) {
+            let named: Value = serde_json::from_str(named).unwrap();
+            let plain: Value = serde_json::from_str(plain).unwrap();
+            assert_eq!(named["cluster"], c);
+            assert_ne!(
+                named["id"], plain["id"],
+                "a named cluster's ids are its own"
+            );
+            let (mut named, plain) = (essence(&named), essence(&plain));
+            named["id"] = plain["id"].clone();
+            assert_eq!(named, plain);
+        }
+    }
+    assert_eq!(together.len(), 2, "nothing unnamed: {:?}", together.keys());
+    assert_eq!(together["a"].len(), outages);
+    let ids = |c: &str| -> Vec<String> {
+        together[c]
+            .iter()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap()["id"].to_string())
+            .collect()
+    };
+    let (ia, ib) = (ids("a"), ids("b"));
+    assert!(
+        ia.iter().all(|i| !ib.contains(i)),
+        "{ia:?} and {ib:?} share ids"
+    );
+}
+
+/// One order of the streams' lines that keeps each stream's own order.
+fn interleave(streams: &[Vec<String>], seed: u64) -> Vec<String> {
+    let mut at = vec![0usize; streams.len()];
+    let mut state = seed | 1;
+    let mut out = Vec::new();
+    loop {
+        let open: Vec<usize> = (0..streams.len())
+            .filter(|&i| at[i] < streams[i].len())
+            .collect();
+        if open.is_empty() {
+            return out;
+        }
+        // xorshift: a stream picked at random, then a run of its lines.
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let i = open[(state % open.len() as u64) as usize];
+        let run = 1 + (state >> 32) as usize % 40;
+        let end = (at[i] + run).min(streams[i].len());
+        out.extend_from_slice(&streams[i][at[i]..end]);
+        at[i] = end;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 4, ..ProptestConfig::default() })]
+
+    /// Three cascades of the repository in one stream: two named by a
+    /// field (one of them with its alerts named by label), one naming
+    /// none. Each cluster's incidents are those of the cascade alone, and
+    /// two interleavings give the same output byte for byte.
+    #[test]
+    fn interleaved_clusters_form_each_clusters_incidents_alone(seed in any::<u64>()) {
+        let all = every_stream();
+        let n = all.len() as u64;
+        let picked = [seed % n, (seed / n) % n, (seed / n / n) % n].map(|i| &all[i as usize]);
+        let dir = tempfile::tempdir().unwrap();
+        let names = [Some("east"), Some("west"), None];
+        let mut named: Vec<Vec<String>> = Vec::new();
+        for (path, cluster) in picked.iter().zip(names) {
+            let ls = lines(path);
+            named.push(match cluster {
+                Some(c) => ls.iter().map(|l| name_cluster(l, c, c == "west").to_string()).collect(),
+                None => ls,
+            });
+        }
+        let merged = dir.path().join("merged.ndjson");
+        std::fs::write(&merged, interleave(&named, seed).join("\n")).unwrap();
+        let out = replay(&merged, None);
+        let got = by_cluster(&out);
+        for (path, cluster) in picked.iter().zip(names) {
+            let alone = replay(path, cluster);
+            let key = cluster.unwrap_or_default();
+            let mine = got.get(key).map(|v| v.join("\n")).unwrap_or_default();
+            prop_assert_eq!(
+                mine,
+                alone.trim_end().to_owned(),
+                "{} as cluster {:?} among others (seed {})",
+                path.display(),
+                cluster,
+                seed
+            );
+        }
+        let other = dir.path().join("other.ndjson");
+        std::fs::write(&other, interleave(&named, seed.rotate_left(17) ^ 0x9e37).join("\n")).unwrap();
+        prop_assert_eq!(out, replay(&other, None), "the interleaving changed the output");
+    }
+}
+
+#[test]
+fn an_empty_cluster_name_is_refused() {
+    let out = bin()
+        .args(["replay", "--cluster", ""])
+        .arg(root().join("examples/nfs-csi-cascade.ndjson"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot be empty"));
+}
