@@ -8,6 +8,7 @@
 
 mod backtest;
 mod config;
+mod decoding;
 #[doc(hidden)]
 pub mod fuzzing;
 mod postmortem;

@@ -14,10 +14,10 @@ use correlate::rules::RuleSet;
 use correlate::{
     Clusters, Engine, EngineConfig, Event, EventTime, IncidentReport, Lane, Origin, Span, Status,
 };
-use ingest::{Decoded, Decoder, Limits, Lines, Parsed};
-use rustc_hash::FxHashMap;
+use ingest::{Decoded, Lines, Parsed};
 
 use crate::config;
+use crate::decoding::Decoding;
 use crate::record::HistoryRecorder;
 
 /// How many malformed lines are shown before only counting.
@@ -334,77 +334,13 @@ pub(crate) struct Finished {
     pub(crate) streamed: Option<usize>,
 }
 
-/// A decoder per cluster, and which cluster each record goes to.
-///
-/// The decoder remembers Pod and Node states and the topology, so it is per
-/// cluster like the engine: lane `i` here is lane `i` of what it feeds.
-#[derive(Debug, Default)]
-pub(crate) struct Decoding {
-    decoders: Vec<Decoder>,
-    named: FxHashMap<Box<str>, Lane>,
-    unnamed: Option<Lane>,
-    /// `--cluster`: the cluster of records that name none.
-    default: Option<Box<str>>,
-    /// Alertmanager bodies split by cluster: each part was counted as a
-    /// line by its decoder.
-    split_parts: u64,
-}
-
-impl Decoding {
-    /// The lane of a record naming `cluster` (or none); a cluster met for
-    /// the first time gets a decoder, and `correlate` hears of it.
-    fn lane(&mut self, cluster: Option<&str>, correlate: &mut impl Correlate) -> Lane {
-        let cluster = cluster.or(self.default.as_deref());
-        let found = match cluster {
-            None => self.unnamed,
-            Some(name) => self.named.get(name).copied(),
-        };
-        if let Some(lane) = found {
-            return lane;
-        }
-        let lane = self.decoders.len();
-        self.decoders.push(Decoder::new(Limits::default()));
-        correlate.add_cluster(cluster);
-        match cluster {
-            None => self.unnamed = Some(lane),
-            Some(name) => {
-                self.named.insert(name.into(), lane);
-            }
-        }
-        lane
-    }
-
-    /// Every decoder's counters, summed; a split body counts as one line.
-    pub(crate) fn stats(&self) -> ingest::DecodeStats {
-        let mut sum = ingest::DecodeStats::default();
-        for d in self.decoders.iter().map(Decoder::stats) {
-            sum.lines += d.lines;
-            sum.blank += d.blank;
-            sum.errors += d.errors;
-            sum.k8s_events += d.k8s_events;
-            sum.pods += d.pods;
-            sum.nodes += d.nodes;
-            sum.volumes += d.volumes;
-            sum.alert_bodies += d.alert_bodies;
-            sum.alerts += d.alerts;
-            sum.vector_logs += d.vector_logs;
-            sum.fluent_bit_logs += d.fluent_bit_logs;
-            sum.events += d.events;
-            sum.duplicates += d.duplicates;
-            sum.unchanged += d.unchanged;
-            sum.evictions += d.evictions;
-        }
-        sum.lines = sum.lines.saturating_sub(self.split_parts);
-        sum.alert_bodies = sum.alert_bodies.saturating_sub(self.split_parts);
-        sum
-    }
-}
-
 /// The decoders and what they feed (an engine per cluster by default), fed
 /// file by file.
 #[derive(Debug)]
 pub(crate) struct Replayer<C = Correlator> {
     decoding: Decoding,
+    /// `--cluster`: the cluster of records that name none.
+    default_cluster: Option<Box<str>>,
     correlate: C,
     pub(crate) malformed: Malformed,
     pub(crate) bytes: u64,
@@ -577,6 +513,7 @@ impl<C: Correlate> Replayer<C> {
     pub(crate) fn with(correlate: C) -> Replayer<C> {
         Replayer {
             decoding: Decoding::default(),
+            default_cluster: None,
             correlate,
             malformed: Malformed::default(),
             bytes: 0,
@@ -587,7 +524,7 @@ impl<C: Correlate> Replayer<C> {
 
     /// The cluster of records that name none (`--cluster`).
     pub(crate) fn default_cluster(mut self, cluster: Option<&str>) -> Replayer<C> {
-        self.decoding.default = cluster.map(Into::into);
+        self.default_cluster = cluster.map(Into::into);
         self
     }
 
@@ -643,11 +580,7 @@ impl<C: Correlate> Replayer<C> {
                 }
                 self.bytes += line.len() as u64 + 1;
                 let mut parsed = parsed;
-                let other_clusters = match &mut parsed {
-                    Ok(p) => p.split_by_cluster(),
-                    Err(_) => Vec::new(),
-                };
-                self.decoding.split_parts += other_clusters.len() as u64;
+                let other_clusters = self.decoding.split(&mut parsed);
                 let origin = Origin { file, line: *n };
                 self.interpret_part(name, origin, parsed);
                 for part in other_clusters {
@@ -671,8 +604,13 @@ impl<C: Correlate> Replayer<C> {
         parsed: ingest::Result<Parsed<'l>>,
     ) {
         let cluster = parsed.as_ref().ok().and_then(Parsed::cluster);
-        let lane = self.decoding.lane(cluster, &mut self.correlate);
-        let decoder = &mut self.decoding.decoders[lane];
+        let (lane, new) = self
+            .decoding
+            .lane(cluster.or(self.default_cluster.as_deref()));
+        if new {
+            self.correlate.add_cluster(self.decoding.cluster(lane));
+        }
+        let decoder = self.decoding.decoder(lane);
         let mut evs = recycle(std::mem::take(&mut self.events));
         match decoder.interpret(parsed, origin, &mut evs) {
             // No event, but the record's time still moves the watermark.
@@ -686,7 +624,7 @@ impl<C: Correlate> Replayer<C> {
             }
             Err(e) => self.malformed.report(name, origin.line, &e),
         }
-        for part in self.decoding.decoders[lane].take_rejected() {
+        for part in self.decoding.decoder(lane).take_rejected() {
             self.malformed.report_part(name, origin.line, &part);
         }
         self.events = recycle(evs);

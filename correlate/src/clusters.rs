@@ -95,6 +95,15 @@ impl Clusters {
         Ok(lane)
     }
 
+    /// Every cluster's engine started afresh, in the same lanes (state
+    /// that cannot be trusted is dropped, the clusters stay).
+    pub fn reset(&mut self) {
+        for e in &mut self.engines {
+            let config = e.config().clone();
+            *e = Engine::new(self.rules.clone(), config);
+        }
+    }
+
     pub fn engine(&self, lane: Lane) -> &Engine {
         &self.engines[lane]
     }
@@ -180,6 +189,41 @@ impl Clusters {
             sum.held += g.held;
         }
         sum
+    }
+
+    /// Signals classified so far, per signal id, over every cluster (the
+    /// engines share one rule pack, so one order).
+    pub fn signal_counts(&self) -> Vec<(String, u64)> {
+        let mut engines = self.engines.iter();
+        let Some(first) = engines.next() else {
+            return Vec::new();
+        };
+        let mut sum = first.signal_counts();
+        for e in engines {
+            for ((_, n), (_, m)) in sum.iter_mut().zip(e.signal_counts()) {
+                *n += m;
+            }
+        }
+        sum
+    }
+
+    /// The furthest watermark of any cluster's engine (`EventTime::MIN`
+    /// with none).
+    pub fn watermark(&self) -> crate::EventTime {
+        self.engines
+            .iter()
+            .map(Engine::watermark)
+            .max()
+            .unwrap_or(crate::EventTime::MIN)
+    }
+
+    /// The newest event time any cluster's engine has seen.
+    pub fn max_time(&self) -> crate::EventTime {
+        self.engines
+            .iter()
+            .map(Engine::max_time)
+            .max()
+            .unwrap_or(crate::EventTime::MIN)
     }
 
     /// The configuration every new cluster's engine gets (its name aside).

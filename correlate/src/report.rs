@@ -127,6 +127,16 @@ impl IncidentReport {
         (namespaces.len(), nodes.len())
     }
 
+    /// The title as a notification heads it: with the cluster in front when
+    /// one is named (`[edge-7] CSI driver ... unavailable`), so a page from
+    /// one of many clusters says which.
+    pub fn headline(&self) -> std::borrow::Cow<'_, str> {
+        match &self.cluster {
+            Some(c) => std::borrow::Cow::Owned(format!("[{c}] {}", self.title)),
+            None => std::borrow::Cow::Borrowed(&self.title),
+        }
+    }
+
     pub fn new(inc: &Incident) -> IncidentReport {
         let summary = if inc.summary.is_empty() {
             inc.root_summary.clone()

@@ -46,8 +46,12 @@ pub fn text(report: &IncidentReport, colour: bool) -> String {
         (Style::new(), Style::new())
     };
     out.line(styled(title_style, &v.title));
+    let cluster = v
+        .cluster
+        .as_ref()
+        .map_or(String::new(), |c| format!("  cluster: {c}"));
     out.line(format!(
-        "id: {}  rule: {}  severity: {}  status: {}",
+        "id: {}{cluster}  rule: {}  severity: {}  status: {}",
         v.id,
         v.rule,
         styled(sev_style, v.severity),
@@ -103,8 +107,12 @@ pub fn markdown(report: &IncidentReport) -> String {
     let mut out = Out::default();
     out.line(format!("# {}", md(&v.title)));
     out.blank();
+    let cluster = v
+        .cluster
+        .as_ref()
+        .map_or(String::new(), |c| format!(", cluster {}", code(c)));
     out.line(format!(
-        "- id {}, rule {}, severity **{}**, status {}",
+        "- id {}{cluster}, rule {}, severity **{}**, status {}",
         code(&v.id),
         code(&v.rule),
         v.severity,
@@ -269,6 +277,8 @@ impl Out {
 pub struct View {
     pub title: String,
     pub id: String,
+    /// The cluster, when named.
+    pub cluster: Option<String>,
     pub rule: String,
     pub severity: &'static str,
     pub status: &'static str,
@@ -366,6 +376,7 @@ impl View {
         View {
             title: clean(&r.title),
             id: clean(&r.id),
+            cluster: r.cluster.as_deref().map(clean),
             rule: clean(&r.rule),
             severity: r.severity.as_str(),
             status: status_str(r.status),

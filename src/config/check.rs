@@ -121,6 +121,22 @@ impl<'e> Checker<'e> {
         Some(v.value.clone())
     }
 
+    /// A cluster's name: `${VAR}` expanded (one config for many clusters,
+    /// each pod given its cluster's name), not empty.
+    pub(super) fn cluster(&mut self, v: Option<&Text>, field: &str) -> Option<String> {
+        let v = v?;
+        let name = self.expand(v, field)?;
+        if name.trim().is_empty() {
+            self.error(v.referenced, field, "a cluster's name must not be empty");
+            return None;
+        }
+        if name.chars().any(char::is_control) {
+            self.error(v.referenced, field, "a cluster's name must not hold control characters");
+            return None;
+        }
+        Some(name)
+    }
+
     /// A string with `${VAR}` replaced from the environment (`$$` is a
     /// literal `$`). An unset variable is an error at the value's place; the
     /// value itself is never repeated in a message (it may be a secret).

@@ -75,6 +75,8 @@ pub(crate) struct ServeConfig {
     /// outbox's grace fit in it, or what is left is given up (the journal
     /// and the outbox keep it for the next start).
     pub(crate) shutdown_timeout: Duration,
+    /// The cluster of records that name none, by source.
+    pub(crate) clusters: crate::serve::SourceClusters,
 }
 
 /// The incident history (`sinks.history`).
@@ -149,6 +151,7 @@ impl Default for ServeConfig {
             http: HttpConfig::default(),
             external_url: None,
             shutdown_timeout: Duration::from_secs(45),
+            clusters: crate::serve::SourceClusters::default(),
         }
     }
 }
@@ -439,12 +442,30 @@ fn validate(c: &mut Checker<'_>, raw: &RawConfig, base: &Path) -> Config {
                 }
                 settings
             });
+            serve.clusters.alertmanager = c.cluster(a.cluster.as_ref(), "sources.alertmanager.cluster");
         }
         if let Some(k) = &s.kubernetes {
             serve.kubernetes = kubernetes(c, k, base);
+            serve.clusters.kubernetes = c.cluster(k.cluster.as_ref(), "sources.kubernetes.cluster");
         }
         if let Some(k) = &s.kafka {
             serve.kafka = kafka_source(c, k);
+            let kafka = &k.value;
+            serve.clusters.kafka = c.cluster(kafka.cluster.as_ref(), "sources.kafka.cluster");
+            for (topic, name) in &kafka.topic_clusters {
+                let field = format!("sources.kafka.topic_clusters.{topic}");
+                if !kafka.topics.iter().any(|t| t.value == *topic) {
+                    c.error(
+                        name.referenced,
+                        &field,
+                        format_args!("`{topic}` is not one of sources.kafka.topics"),
+                    );
+                    continue;
+                }
+                if let Some(name) = c.cluster(Some(name), &field) {
+                    serve.clusters.kafka_topics.insert(topic.clone(), name);
+                }
+            }
         }
     }
     if let Some(s) = &raw.sinks {

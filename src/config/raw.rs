@@ -148,6 +148,9 @@ pub(super) struct RawAlertmanager {
     pub(super) token: Option<Text>,
     #[serde(default)]
     pub(super) max_body: Option<Text>,
+    /// The cluster of the alerts that name none (no `cluster` label).
+    #[serde(default)]
+    pub(super) cluster: Option<Text>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -155,6 +158,9 @@ pub(super) struct RawAlertmanager {
 pub(super) struct RawKubernetes {
     #[serde(default)]
     pub(super) enabled: Option<Flag>,
+    /// The name of the cluster the watches read.
+    #[serde(default)]
+    pub(super) cluster: Option<Text>,
     #[serde(default)]
     pub(super) kubeconfig: Option<Text>,
     #[serde(default)]
@@ -220,6 +226,12 @@ pub(super) struct RawKafkaSource {
     /// librdkafka properties; values may use `${VAR}`.
     #[serde(default)]
     pub(super) options: BTreeMap<String, Text>,
+    /// The cluster of records that name none; per topic in
+    /// `topic_clusters`.
+    #[serde(default)]
+    pub(super) cluster: Option<Text>,
+    #[serde(default)]
+    pub(super) topic_clusters: BTreeMap<String, Text>,
 }
 
 #[derive(Debug, Default, Deserialize)]

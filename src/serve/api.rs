@@ -7,7 +7,7 @@
 //!   `api.max_concurrent_queries` at once (429 beyond). Without `api.token`
 //!   it answers only on a loopback address, unless
 //!   `api.allow_anonymous_sql` says otherwise.
-//! - `GET /api/v1/incidents?status=&rule=&namespace=&since=&limit=`: the
+//! - `GET /api/v1/incidents?status=&cluster=&rule=&namespace=&since=&limit=`: the
 //!   newest version of each incident, newest first (a fixed query over
 //!   `incidents_latest`, values escaped); `GET /api/v1/incidents/{id}`:
 //!   one incident's newest version (the link in notifications).
@@ -240,6 +240,8 @@ async fn query(
 pub(crate) struct IncidentParams {
     pub(crate) status: Option<String>,
     pub(crate) severity: Option<String>,
+    /// The cluster it happened in.
+    pub(crate) cluster: Option<String>,
     pub(crate) rule: Option<String>,
     /// In the blast radius or the root's namespace.
     pub(crate) namespace: Option<String>,
@@ -271,6 +273,9 @@ pub(crate) fn incidents_sql(p: &IncidentParams) -> Result<String, String> {
             return Err(format!("severity `{s}` is not critical, warning or info"));
         }
         filters.push(format!("severity = {}", literal(s)));
+    }
+    if let Some(c) = &p.cluster {
+        filters.push(format!("cluster = {}", literal(c)));
     }
     if let Some(r) = &p.rule {
         filters.push(format!("rule = {}", literal(r)));
@@ -502,6 +507,7 @@ mod tests {
         let p = IncidentParams {
             status: Some("firing".to_string()),
             severity: Some("critical".to_string()),
+            cluster: Some("edge' --".to_string()),
             rule: Some("x' OR '1'='1".to_string()),
             namespace: Some("shop".to_string()),
             node: Some("n' --".to_string()),
@@ -512,11 +518,13 @@ mod tests {
         let sql = incidents_sql(&p).expect("valid");
         assert!(sql.contains("rule = 'x'' OR ''1''=''1'"), "{sql}");
         assert!(sql.contains("root_node = 'n'' --'"), "{sql}");
+        assert!(sql.contains("cluster = 'edge'' --'"), "{sql}");
         assert!(sql.contains("severity = 'critical'"), "{sql}");
         assert!(sql.ends_with("LIMIT 5"), "{sql}");
         let bad = IncidentParams {
             status: Some("open".to_string()),
             severity: None,
+            cluster: None,
             rule: None,
             namespace: None,
             node: None,

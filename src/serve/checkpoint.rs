@@ -1,7 +1,7 @@
 //! The state directory: the checkpoint `serve` resumes from.
 //!
-//! A checkpoint holds the engine's and the decoder's state and the source
-//! positions they cover (Kafka offsets, and the journal's sequence number:
+//! A checkpoint holds each cluster's engine and decoder state and the
+//! source positions they cover (Kafka offsets, and the journal's sequence number:
 //! every acknowledged webhook delivery up to it is in the state), in the
 //! checkpoint byte format of
 //! `correlate::checkpoint` (header, length, CRC-32, postcard). Restoring
@@ -19,17 +19,20 @@ use std::sync::Arc;
 
 use correlate::checkpoint::{self as format, FormatError, Kind};
 use correlate::rules::RuleSet;
-use correlate::{Engine, EngineConfig, EngineSnapshot};
+use correlate::{Clusters, Engine, EngineConfig, EngineSnapshot};
 use ingest::{Decoder, DecoderSnapshot, Limits};
 use serde::{Deserialize, Serialize};
 
 use super::pipeline::{Positions, positions_list};
+use crate::decoding::Decoding;
 use ingest::source::Position;
 
 const FILE: &str = "checkpoint";
 /// The schema of [`Stored`]; the engine and decoder parts carry their own.
-/// Version 1 had no journal sequence number (read as 0: replay it all).
-const VERSION: u16 = 2;
+/// Version 1 had no journal sequence number (read as 0: replay it all);
+/// versions 1 and 2 held one engine and one decoder (read as the unnamed
+/// cluster's).
+const VERSION: u16 = 3;
 const LOCK: &str = "lock";
 /// Other things the state directory holds: if they are there and the
 /// checkpoint is not, state was lost and starting fresh must say so.
@@ -54,11 +57,12 @@ pub(crate) enum StateError {
 
 pub(crate) type Result<T> = std::result::Result<T, StateError>;
 
-/// What a restart resumes from.
+/// What a restart resumes from: each cluster's decoder and engine, in the
+/// same lanes.
 #[derive(Debug)]
 pub(crate) struct Checkpoint {
-    pub(crate) engine: Engine,
-    pub(crate) decoder: Decoder,
+    pub(crate) clusters: Clusters,
+    pub(crate) decoding: Decoding,
     pub(crate) positions: Positions,
     /// The journal's records up to this sequence number are in the state.
     pub(crate) journal: u64,
@@ -67,7 +71,24 @@ pub(crate) struct Checkpoint {
 #[derive(Serialize, Deserialize)]
 struct Stored {
     positions: Vec<Position>,
+    journal: u64,
+    clusters: Vec<StoredCluster>,
+}
+
+/// One cluster's state.
+#[derive(Serialize, Deserialize)]
+struct StoredCluster {
+    /// `None`: the unnamed cluster.
+    name: Option<String>,
     /// `DecoderSnapshot` and `EngineSnapshot` bytes, each in its own format.
+    decoder: Vec<u8>,
+    engine: Vec<u8>,
+}
+
+/// [`Stored`] of version 2.
+#[derive(Deserialize)]
+struct StoredV2 {
+    positions: Vec<Position>,
     decoder: Vec<u8>,
     engine: Vec<u8>,
     journal: u64,
@@ -91,20 +112,36 @@ pub(crate) fn resealed(bytes: &[u8]) -> Option<Vec<u8>> {
         return None;
     }
     let mut stored = decode_stored(&outer).ok()?;
-    format::reseal(&mut stored.engine);
-    format::reseal(&mut stored.decoder);
+    for c in &mut stored.clusters {
+        format::reseal(&mut c.engine);
+        format::reseal(&mut c.decoder);
+    }
     format::encode(Kind::Service, VERSION, &stored).ok()
 }
 
 fn decode_stored(bytes: &[u8]) -> std::result::Result<Stored, FormatError> {
+    let unnamed = |decoder, engine| {
+        vec![StoredCluster {
+            name: None,
+            decoder,
+            engine,
+        }]
+    };
     match format::decode(Kind::Service, VERSION, bytes) {
+        Err(FormatError::UnsupportedVersion { found: 2, .. }) => {
+            let v2: StoredV2 = format::decode(Kind::Service, 2, bytes)?;
+            Ok(Stored {
+                positions: v2.positions,
+                journal: v2.journal,
+                clusters: unnamed(v2.decoder, v2.engine),
+            })
+        }
         Err(FormatError::UnsupportedVersion { found: 1, .. }) => {
             let v1: StoredV1 = format::decode(Kind::Service, 1, bytes)?;
             Ok(Stored {
                 positions: v1.positions,
-                decoder: v1.decoder,
-                engine: v1.engine,
                 journal: 0,
+                clusters: unnamed(v1.decoder, v1.engine),
             })
         }
         other => other,
@@ -180,8 +217,8 @@ impl StateDir {
                     );
                 }
                 return Ok(Checkpoint {
-                    engine: Engine::new(rules, config),
-                    decoder: Decoder::new(limits),
+                    clusters: Clusters::new(rules, config),
+                    decoding: Decoding::new(limits),
                     positions: Positions::new(),
                     journal: 0,
                 });
@@ -194,17 +231,23 @@ impl StateDir {
     /// Writes a checkpoint atomically; its size in bytes.
     pub(crate) fn write(
         &self,
-        engine: &Engine,
-        decoder: &Decoder,
+        clusters: &Clusters,
+        decoding: &Decoding,
         positions: &Positions,
         journal: u64,
     ) -> Result<usize> {
-        let stored = Stored {
+        let mut stored = Stored {
             positions: positions_list(positions),
-            decoder: decoder.snapshot().to_bytes()?,
-            engine: engine.snapshot().to_bytes()?,
             journal,
+            clusters: Vec::with_capacity(clusters.len()),
         };
+        for ((name, decoder), engine) in decoding.iter().zip(clusters.iter()) {
+            stored.clusters.push(StoredCluster {
+                name: name.map(str::to_owned),
+                decoder: decoder.snapshot().to_bytes()?,
+                engine: engine.snapshot().to_bytes()?,
+            });
+        }
         let bytes = format::encode(Kind::Service, VERSION, &stored)?;
         self.replace(&bytes)?;
         Ok(bytes.len())
@@ -228,7 +271,8 @@ impl StateDir {
 /// What a restore under another rule pack could not carry over, in two
 /// lines at most: a warning only when state that held something was
 /// dropped (naming the first few), and one line of counts.
-fn say_restored(report: &correlate::engine::RestoreReport) {
+fn say_restored(cluster: Option<&str>, report: &correlate::engine::RestoreReport) {
+    let cluster = cluster.unwrap_or_default();
     let held = |d: &&correlate::engine::DroppedState| {
         d.buffered_signals + d.entity_states + d.held_effects + d.groups > 0
     };
@@ -243,6 +287,7 @@ fn say_restored(report: &correlate::engine::RestoreReport) {
             entity_states = lost.iter().map(|d| d.entity_states).sum::<u64>(),
             buffered_signals = lost.iter().map(|d| d.buffered_signals).sum::<u64>(),
             open_incidents_left_to_their_quiet_period = report.orphaned_incidents.len(),
+            cluster,
             "rules changed since the checkpoint: the state they held was dropped"
         );
     }
@@ -250,6 +295,7 @@ fn say_restored(report: &correlate::engine::RestoreReport) {
         changed_or_removed = report.dropped.len(),
         of_them_holding_state = lost.len(),
         added = report.added.len(),
+        cluster,
         "the rule pack differs from the checkpoint's: new rules start empty"
     );
 }
@@ -275,17 +321,37 @@ pub(crate) fn read(
         )));
     }
 
-    let decoder =
-        DecoderSnapshot::from_bytes(&stored.decoder).map_err(|e| corrupt(e.to_string()))?;
-    let engine = EngineSnapshot::from_bytes(&stored.engine).map_err(|e| corrupt(e.to_string()))?;
-    let (engine, report) =
-        Engine::restore(rules, config, engine).map_err(|e| corrupt(e.to_string()))?;
-    if !report.is_clean() {
-        say_restored(&report);
+    let mut clusters = Clusters::new(rules.clone(), config.clone());
+    let mut decoding = Decoding::new(limits);
+    for c in stored.clusters {
+        let named = |e: String| match &c.name {
+            Some(name) => format!("cluster {name}: {e}"),
+            None => e,
+        };
+        if c.name.as_deref() == Some("") {
+            return Err(corrupt("a cluster with an empty name".to_string()));
+        }
+        let decoder =
+            DecoderSnapshot::from_bytes(&c.decoder).map_err(|e| corrupt(named(e.to_string())))?;
+        let engine =
+            EngineSnapshot::from_bytes(&c.engine).map_err(|e| corrupt(named(e.to_string())))?;
+        let config = EngineConfig {
+            cluster: c.name.clone(),
+            ..config.clone()
+        };
+        let (engine, report) = Engine::restore(rules.clone(), config, engine)
+            .map_err(|e| corrupt(named(e.to_string())))?;
+        if !report.is_clean() {
+            say_restored(c.name.as_deref(), &report);
+        }
+        if clusters.insert(engine).is_err() {
+            return Err(corrupt(named("the cluster is there twice".to_string())));
+        }
+        decoding.insert(c.name.as_deref(), Decoder::restore(limits, decoder));
     }
     Ok(Checkpoint {
-        engine,
-        decoder: Decoder::restore(limits, decoder),
+        clusters,
+        decoding,
         positions: stored
             .positions
             .into_iter()
@@ -308,10 +374,10 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dir = StateDir::open(tmp.path()).unwrap();
         let rules = Arc::new(RuleSet::default());
-        let engine = Engine::new(rules.clone(), EngineConfig::default());
-        let decoder = Decoder::new(Limits::default());
+        let clusters = Clusters::new(rules.clone(), EngineConfig::default());
+        let decoding = Decoding::default();
         for (journal, ok) in [(ingest::source::journal::MAX_SEQ, true), (u64::MAX, false)] {
-            dir.write(&engine, &decoder, &Positions::new(), journal)
+            dir.write(&clusters, &decoding, &Positions::new(), journal)
                 .unwrap();
             let read = dir.load(rules.clone(), EngineConfig::default(), Limits::default());
             match read {

@@ -50,6 +50,8 @@ pub(crate) struct EngineView {
     pub(crate) watermark_lag: f64,
     pub(crate) streams: usize,
     pub(crate) decoder_objects: usize,
+    /// Clusters correlated (one engine each).
+    pub(crate) clusters: usize,
 }
 
 #[derive(Debug)]
@@ -470,6 +472,12 @@ impl Collector for EngineCollector {
             ConstGauge::new(i64::try_from(n).unwrap_or(i64::MAX))
                 .encode(state.encode_family(&[("part", part)])?)?;
         }
+        gauge(
+            &mut e,
+            "clusters",
+            "Clusters correlated, each with its own decoder and engine",
+            v.clusters as f64,
+        )?;
         gauge(
             &mut e,
             "watermark_lag_seconds",

@@ -32,6 +32,7 @@ mod watermark;
 mod web;
 
 pub(crate) use self::outbox::signal_sources;
+pub(crate) use self::pipeline::SourceClusters;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -116,19 +117,20 @@ async fn serve(config: Config, rules: Arc<correlate::rules::RuleSet>) -> Result<
     let state = StateDir::open(&serve.state_dir)?;
     let mut restored = state.load(rules.clone(), engine_config.clone(), Limits::default())?;
     let now = wall_clock()();
-    if restored.engine.max_time() > now.saturating_add(max_ahead) {
+    if restored.clusters.max_time() > now.saturating_add(max_ahead) {
         tracing::warn!(
-            newest = %restored.engine.max_time(),
+            newest = %restored.clusters.max_time(),
             "the checkpoint's event time is far ahead of the wall clock (a record from the future \
              before this version guarded time): its engine state is discarded; open incidents \
              form again from new records"
         );
-        restored.engine = correlate::Engine::new(rules.clone(), engine_config.clone());
+        restored.clusters.reset();
     }
     tracing::info!(
         state_dir = %serve.state_dir.display(),
         positions = restored.positions.len(),
-        incidents = restored.engine.store().len(),
+        clusters = restored.clusters.len(),
+        incidents = restored.clusters.iter().map(|e| e.store().len()).sum::<usize>(),
         journal = restored.journal,
         "state loaded"
     );
@@ -249,6 +251,7 @@ async fn serve(config: Config, rules: Arc<correlate::rules::RuleSet>) -> Result<
             checkpoint_interval: serve.checkpoint_interval,
             max_ahead,
             give_up_after: serve.shutdown_timeout.saturating_sub(OUTBOX_GRACE + MARGIN),
+            clusters: serve.clusters.clone(),
         },
         journal.clone(),
         faults.clone(),

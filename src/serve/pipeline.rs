@@ -1,9 +1,11 @@
 //! The engine thread: deliveries in, incident changes out.
 //!
-//! One thread owns the decoder and the engine (both synchronous and
-//! single-owner by design) and runs this loop on its own: take a delivery,
-//! decode its lines exactly as `replay` does, push the events, move the
-//! per-stream watermark, send the changes to the outbox. A tick every
+//! One thread owns the decoders and the engines, one of each per cluster
+//! (synchronous and single-owner by design), and runs this loop on its
+//! own: take a delivery, decode its lines exactly as `replay` does (each
+//! record with its cluster's decoder: the one it names, else its source's),
+//! push the events to that cluster's engine, move the per-stream watermark
+//! (one for every cluster), send the changes to the outbox. A tick every
 //! quarter second moves the watermark with the wall clock (idle streams),
 //! publishes metrics and, every checkpoint interval, flushes the outbox and
 //! writes a checkpoint, after which source positions may be committed.
@@ -23,10 +25,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use correlate::incident::Change;
-use correlate::{Engine, Event, EventTime, IncidentReport, IncidentUpdate, Origin, Span};
+use correlate::{
+    Clusters, Event, EventTime, IncidentReport, IncidentUpdate, Lane, Origin, Span,
+};
+use ingest::Decoded;
 use ingest::source::journal::Replay;
-use ingest::source::{Delivery, Journal, Position};
-use ingest::{Decoded, Decoder};
+use ingest::source::{Delivery, Journal, Position, alertmanager, kafka, kubernetes};
 use rustc_hash::FxHashMap;
 use sinks::change::{ChangeKind, IncidentChange};
 use sinks::outbox::{Outbox, Outgoing};
@@ -37,6 +41,7 @@ use super::checkpoint::{Checkpoint, StateDir};
 use super::faults::Faults;
 use super::metrics::{ChangeLabels, EngineView, Metrics, SourceLabels};
 use super::watermark::Watermarks;
+use crate::decoding::Decoding;
 use crate::replay::recycle;
 
 const TICK: Duration = Duration::from_millis(250);
@@ -70,6 +75,47 @@ pub(crate) fn positions_list(p: &Positions) -> Vec<Position> {
         .collect()
 }
 
+/// The cluster of records that name none, by the source they came from
+/// (`sources.<source>.cluster`; for Kafka, per topic over the source's).
+/// A journaled delivery keeps its source, so the configured name applies
+/// when it is replayed.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SourceClusters {
+    pub(crate) alertmanager: Option<String>,
+    pub(crate) kubernetes: Option<String>,
+    pub(crate) kafka: Option<String>,
+    pub(crate) kafka_topics: BTreeMap<String, String>,
+}
+
+impl SourceClusters {
+    fn of(&self, d: &Delivery) -> Option<&str> {
+        let name = match d.source {
+            alertmanager::SOURCE => self.alertmanager.as_ref(),
+            kubernetes::SOURCE => self.kubernetes.as_ref(),
+            kafka::SOURCE => d
+                .position
+                .as_ref()
+                .and_then(|p| self.kafka_topics.get(&p.topic))
+                .or(self.kafka.as_ref()),
+            _ => None,
+        };
+        name.map(String::as_str)
+    }
+}
+
+/// Incident changes, by the lane of the cluster they happened in.
+type LaneUpdates = Vec<(Lane, Vec<IncidentUpdate>)>;
+
+fn collect(out: &mut LaneUpdates, lane: Lane, updates: Vec<IncidentUpdate>) {
+    if updates.is_empty() {
+        return;
+    }
+    match out.iter_mut().find(|(l, _)| *l == lane) {
+        Some((_, u)) => u.extend(updates),
+        None => out.push((lane, updates)),
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct Settings {
     pub(crate) checkpoint_interval: Duration,
@@ -80,11 +126,12 @@ pub(crate) struct Settings {
     /// at the wall clock's time (counted, logged): one bad timestamp must
     /// not move event time (`engine.max_ahead`).
     pub(crate) max_ahead: Span,
+    pub(crate) clusters: SourceClusters,
 }
 
 pub(crate) struct Pipeline {
-    decoder: Decoder,
-    engine: Engine,
+    decoding: Decoding,
+    clusters: Clusters,
     watermarks: Watermarks,
     metrics: Arc<Metrics>,
     outbox: Outbox,
@@ -112,6 +159,18 @@ pub(crate) struct Pipeline {
     faults: Faults,
     /// Set on shutdown: past it a failing outbox is given up.
     give_up_at: Option<Instant>,
+}
+
+/// Where a record of a delivery came from, for [`Pipeline::ingest_part`].
+struct Part<'a> {
+    d: &'a Delivery,
+    /// Its place in the delivery, for the log.
+    record: usize,
+    origin: Origin,
+    /// The cluster of records that name none: the source's.
+    fallback: Option<&'a str>,
+    now: EventTime,
+    decode_errors: &'a prometheus_client::metrics::counter::Counter,
 }
 
 /// Changes that could not be stored: no checkpoint may be written after.
@@ -144,22 +203,22 @@ impl Pipeline {
         let mut watermarks = watermarks;
         let now = clock();
         watermarks.resume_from(
-            checkpoint.engine.watermark(),
-            checkpoint.engine.max_time(),
+            checkpoint.clusters.watermark(),
+            checkpoint.clusters.max_time(),
             now,
         );
         // What the checkpoint holds was sent before it was written.
         let emitted = checkpoint
-            .engine
-            .store()
+            .clusters
             .iter()
+            .flat_map(|e| e.store().iter())
             .filter(|inc| inc.is_reported())
             .map(|inc| (inc.id.clone(), inc.version))
             .collect();
         Pipeline {
             emitted,
-            decoder: checkpoint.decoder,
-            engine: checkpoint.engine,
+            decoding: checkpoint.decoding,
+            clusters: checkpoint.clusters,
             watermarks,
             metrics,
             outbox,
@@ -266,7 +325,10 @@ impl Pipeline {
     async fn handle(&mut self, d: Delivery) -> Result<(), NotStored> {
         let now = (self.clock)();
         let updates = self.ingest(&d, now);
-        let batch = self.render(&updates);
+        let mut batch = Vec::new();
+        for (lane, ups) in &updates {
+            batch.extend(self.render(*lane, ups));
+        }
         if !batch.is_empty() {
             let latency = d.received.elapsed();
             for _ in &batch {
@@ -311,8 +373,11 @@ impl Pipeline {
     async fn on_tick(&mut self) -> Result<(), NotStored> {
         let now = (self.clock)();
         let watermark = self.watermarks.watermark(now);
-        let updates = self.engine.advance(watermark);
-        let mut batch = self.render(&updates);
+        let mut batch = Vec::new();
+        for lane in 0..self.clusters.len() {
+            let updates = self.clusters.engine_mut(lane).advance(watermark);
+            batch.extend(self.render(lane, &updates));
+        }
         batch.extend(self.refresh());
         let stored = self.deliver(batch).await;
         self.forget_retired();
@@ -322,13 +387,21 @@ impl Pipeline {
 
     /// Drops what `emitted` remembers of incidents that left the engine.
     fn forget_retired(&mut self) {
-        let retired = self.engine.gauges().retired_incidents;
+        let retired = self
+            .clusters
+            .iter()
+            .map(|e| e.gauges().retired_incidents)
+            .sum();
         if retired == self.retired_seen {
             return;
         }
         self.retired_seen = retired;
-        let live: rustc_hash::FxHashSet<&str> =
-            self.engine.store().iter().map(|i| i.id.as_str()).collect();
+        let live: rustc_hash::FxHashSet<&str> = self
+            .clusters
+            .iter()
+            .flat_map(|e| e.store().iter())
+            .map(|i| i.id.as_str())
+            .collect();
         self.emitted.retain(|id, _| live.contains(id.as_str()));
         self.emitted.shrink_to_fit();
     }
@@ -351,8 +424,9 @@ impl Pipeline {
         now
     }
 
-    /// Decodes and correlates one delivery; the incident changes it caused.
-    fn ingest(&mut self, d: &Delivery, now: EventTime) -> Vec<IncidentUpdate> {
+    /// Decodes and correlates one delivery; the incident changes it caused,
+    /// by cluster.
+    fn ingest(&mut self, d: &Delivery, now: EventTime) -> LaneUpdates {
         if let Some(p) = &d.position
             && self
                 .restored
@@ -360,7 +434,7 @@ impl Pipeline {
                 .is_some_and(|&done| p.offset <= done)
         {
             tracing::debug!(stream = %d.stream, offset = p.offset, "already in the restored state: skipped");
-            return Vec::new();
+            return LaneUpdates::new();
         }
         let labels = SourceLabels {
             source: d.source.to_string(),
@@ -372,51 +446,36 @@ impl Pipeline {
         // The source's decode-error series exists (0) from its first
         // records on, so rates and ratios over it work before any error.
         let decode_errors = self.metrics.decode_errors.get_or_create(&labels).clone();
-        let mut updates = Vec::new();
-        let mut events: Vec<Event<'static>> = std::mem::take(&mut self.events);
+        let fallback: Option<String> = self.settings.clusters.of(d).map(str::to_owned);
+        let mut updates = LaneUpdates::new();
+        let mut fed: Vec<Lane> = Vec::new();
         for (i, line) in d.lines.iter().enumerate() {
             self.records += 1;
             let origin = Origin {
                 file: 0,
                 line: self.records,
             };
-            let mut evs = recycle(std::mem::take(&mut events));
-            let result = self
-                .decoder
-                .interpret(ingest::parse(line), origin, &mut evs);
-            match result {
-                Ok(Decoded::Duplicate { time } | Decoded::Unchanged { time }) => {
-                    let time = self.guard_time(time, now, d);
-                    updates.extend(self.engine.observe(time));
-                    self.watermarks.observe(&d.stream, d.ordered, time, now);
-                }
-                Ok(_) => {
-                    for ev in &mut evs {
-                        ev.time = self.guard_time(ev.time, now, d);
-                        updates.extend(self.engine.push(ev));
-                        self.watermarks.observe(&d.stream, d.ordered, ev.time, now);
-                    }
-                }
-                Err(e) => {
-                    self.decode_errors += 1;
-                    decode_errors.inc();
-                    if self.decode_errors <= LOGGED_ERRORS
-                        || self.decode_errors.is_multiple_of(1000)
-                    {
-                        tracing::warn!(source = d.source, stream = %d.stream, record = i, position = ?d.position, error = %e, total = self.decode_errors, "record skipped");
-                    }
+            let mut parsed = ingest::parse(line);
+            let others = self.decoding.split(&mut parsed);
+            let part = Part {
+                d,
+                record: i,
+                origin,
+                fallback: fallback.as_deref(),
+                now,
+                decode_errors: &decode_errors,
+            };
+            let lane = self.ingest_part(&part, parsed, &mut updates);
+            if !fed.contains(&lane) {
+                fed.push(lane);
+            }
+            for p in others {
+                let lane = self.ingest_part(&part, Ok(p), &mut updates);
+                if !fed.contains(&lane) {
+                    fed.push(lane);
                 }
             }
-            for part in self.decoder.take_rejected() {
-                self.decode_errors += 1;
-                decode_errors.inc();
-                if self.decode_errors <= LOGGED_ERRORS || self.decode_errors.is_multiple_of(1000) {
-                    tracing::warn!(source = d.source, stream = %d.stream, record = i, fingerprint = part.fingerprint.as_deref().unwrap_or("none"), error = %part.error, total = self.decode_errors, "alert skipped (the other alerts of its body were processed)");
-                }
-            }
-            events = recycle(evs);
         }
-        self.events = events;
         if let Some(p) = &d.position {
             self.positions
                 .insert((p.topic.clone(), p.partition), p.offset);
@@ -424,15 +483,77 @@ impl Pipeline {
         if let Some(seq) = d.journal {
             self.journal_done = self.journal_done.max(seq);
         }
-        updates.extend(self.engine.advance(self.watermarks.watermark(now)));
+        // The engines of the clusters this delivery fed move to the new
+        // watermark now; every other one at the next tick.
+        let watermark = self.watermarks.watermark(now);
+        for lane in fed {
+            let advanced = self.clusters.engine_mut(lane).advance(watermark);
+            collect(&mut updates, lane, advanced);
+        }
         updates
+    }
+
+    /// Decodes one record (or one cluster's part of an Alertmanager body)
+    /// with its cluster's decoder and correlates it in that cluster.
+    fn ingest_part(
+        &mut self,
+        part: &Part<'_>,
+        parsed: ingest::Result<ingest::Parsed<'_>>,
+        updates: &mut LaneUpdates,
+    ) -> Lane {
+        let d = part.d;
+        let now = part.now;
+        let cluster = parsed.as_ref().ok().and_then(ingest::Parsed::cluster);
+        let (lane, new) = self.decoding.lane(cluster.or(part.fallback));
+        if new {
+            let (engine_lane, _) = self.clusters.lane(self.decoding.cluster(lane));
+            debug_assert_eq!(engine_lane, lane, "decoders and engines share lanes");
+            tracing::info!(cluster = self.decoding.cluster(lane).unwrap_or("(unnamed)"), clusters = self.clusters.len(), "a new cluster: its own decoder and engine");
+        }
+        let mut evs = recycle(std::mem::take(&mut self.events));
+        let result = self
+            .decoding
+            .decoder(lane)
+            .interpret(parsed, part.origin, &mut evs);
+        match result {
+            Ok(Decoded::Duplicate { time } | Decoded::Unchanged { time }) => {
+                let time = self.guard_time(time, now, d);
+                let ups = self.clusters.engine_mut(lane).observe(time);
+                collect(updates, lane, ups);
+                self.watermarks.observe(&d.stream, d.ordered, time, now);
+            }
+            Ok(_) => {
+                for ev in &mut evs {
+                    ev.time = self.guard_time(ev.time, now, d);
+                    let ups = self.clusters.engine_mut(lane).push(ev);
+                    collect(updates, lane, ups);
+                    self.watermarks.observe(&d.stream, d.ordered, ev.time, now);
+                }
+            }
+            Err(e) => {
+                self.decode_errors += 1;
+                part.decode_errors.inc();
+                if self.decode_errors <= LOGGED_ERRORS || self.decode_errors.is_multiple_of(1000) {
+                    tracing::warn!(source = d.source, stream = %d.stream, record = part.record, position = ?d.position, error = %e, total = self.decode_errors, "record skipped");
+                }
+            }
+        }
+        for rejected in self.decoding.decoder(lane).take_rejected() {
+            self.decode_errors += 1;
+            part.decode_errors.inc();
+            if self.decode_errors <= LOGGED_ERRORS || self.decode_errors.is_multiple_of(1000) {
+                tracing::warn!(source = d.source, stream = %d.stream, record = part.record, fingerprint = rejected.fingerprint.as_deref().unwrap_or("none"), error = %rejected.error, total = self.decode_errors, "alert skipped (the other alerts of its body were processed)");
+            }
+        }
+        self.events = recycle(evs);
+        lane
     }
 
     /// One line per changed incident (the latest state), counted by rule.
     /// An announced incident folded into another gets a last `merged` line
     /// naming the survivor, so a sink updating messages in place can close it.
-    fn render(&mut self, updates: &[IncidentUpdate]) -> Vec<Outgoing> {
-        let store = self.engine.store();
+    fn render(&mut self, lane: Lane, updates: &[IncidentUpdate]) -> Vec<Outgoing> {
+        let store = self.clusters.engine(lane).store();
         let mut latest: Vec<(usize, Change)> = Vec::new();
         let mut merged: Vec<usize> = Vec::new();
         for u in updates {
@@ -472,13 +593,12 @@ impl Pipeline {
     /// on known members: the signal count, last_seen), sent at most once a
     /// tick.
     fn refresh(&mut self) -> Vec<Outgoing> {
-        let store = self.engine.store();
         let mut changes = Changes {
             metrics: &self.metrics,
             emitted: &mut self.emitted,
             out: Vec::new(),
         };
-        for inc in store.iter() {
+        for inc in self.clusters.iter().flat_map(|e| e.store().iter()) {
             if inc.is_reported() && changes.emitted.get(inc.id.as_str()) != Some(&inc.version) {
                 changes.push(inc, Change::Updated, None);
             }
@@ -487,19 +607,20 @@ impl Pipeline {
     }
 
     fn publish(&self, now: EventTime) {
-        let watermark = self.engine.watermark();
+        let watermark = self.clusters.watermark();
         let lag = if watermark == EventTime::MIN {
             0.0
         } else {
             now.since(watermark).as_secs_f64()
         };
         self.metrics.publish(EngineView {
-            stats: self.engine.stats().clone(),
-            gauges: self.engine.gauges(),
-            signals: self.engine.signal_counts(),
+            stats: self.clusters.stats(),
+            gauges: self.clusters.gauges(),
+            signals: self.clusters.signal_counts(),
             watermark_lag: lag,
             streams: self.watermarks.streams(),
-            decoder_objects: self.decoder.topology().len(),
+            decoder_objects: self.decoding.iter().map(|(_, d)| d.topology().len()).sum(),
+            clusters: self.clusters.len(),
         });
     }
 
@@ -518,8 +639,8 @@ impl Pipeline {
             return false;
         }
         match self.state.write(
-            &self.engine,
-            &self.decoder,
+            &self.clusters,
+            &self.decoding,
             &self.positions,
             self.journal_done,
         ) {

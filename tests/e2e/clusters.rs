@@ -215,3 +215,110 @@ fn an_empty_cluster_name_is_refused() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot be empty"));
 }
+
+mod serve {
+    //! `serve` with clusters: a source's configured name for records that
+    //! name none, an alert's `cluster` label for the rest; each cluster's
+    //! state in the checkpoint, so a restart resumes every one of them.
+
+    use serde_json::{Value, json};
+
+    use crate::support::{Serve, root, wait_for};
+
+    const CONFIG: &str = "engine: {lateness: 1s}\npipeline: {checkpoint_interval: 1s, idle_timeout: 1s}\n\
+                          sources: {alertmanager: {cluster: home}}\n";
+
+    fn rules() -> String {
+        root().join("tests/serve/rules").display().to_string()
+    }
+
+    /// The node alert (firing or resolved) and, while firing, a pod alert
+    /// on that node; labelled `cluster` when one is given.
+    fn body(cluster: Option<&str>, starts_at: &str, resolved_at: Option<&str>) -> String {
+        let status = if resolved_at.is_some() { "resolved" } else { "firing" };
+        let mut alerts = vec![json!({
+            "status": status,
+            "labels": {"alertname": "KubeNodeNotReady", "node": "worker-2", "severity": "critical"},
+            "annotations": {"summary": "Node is not ready."},
+            "startsAt": starts_at,
+            "endsAt": resolved_at.unwrap_or("0001-01-01T00:00:00Z"),
+            "fingerprint": "0f1e2d3c4b5a6978",
+        })];
+        if resolved_at.is_none() {
+            alerts.push(json!({
+                "status": "firing",
+                "labels": {"alertname": "KubePodNotReady", "namespace": "shop", "pod": "cart-0",
+                           "node": "worker-2", "severity": "warning"},
+                "annotations": {"summary": "Pod has been in a non-ready state for more than 15 minutes."},
+                "startsAt": starts_at,
+                "endsAt": "0001-01-01T00:00:00Z",
+                "fingerprint": "8796a5b4c3d2e1f0",
+            }));
+        }
+        if let Some(c) = cluster {
+            for a in &mut alerts {
+                a["labels"]["cluster"] = json!(c);
+            }
+        }
+        json!({"receiver": "epicenter", "status": status, "alerts": alerts, "version": "4"}).to_string()
+    }
+
+    fn storm(serve: &Serve, change: &str) -> Vec<Value> {
+        serve
+            .changes()
+            .into_iter()
+            .filter(|c| c["rule"] == "test-node-alert-storm" && c["change"] == change)
+            .collect()
+    }
+
+    #[test]
+    fn each_cluster_is_its_own_incident_and_a_restart_resumes_both() {
+        let dir = tempfile::tempdir().unwrap();
+        let rules = rules();
+        let args = ["--no-builtin", "--rules", rules.as_str()];
+        let started = jiff::Timestamp::now().to_string();
+
+        let first = Serve::start(dir.path(), CONFIG, &args);
+        // The same outage in the configured cluster and in one an alert
+        // label names: the same fingerprints, two clusters.
+        first.post_alerts(body(None, &started, None));
+        first.post_alerts(body(Some("edge"), &started, None));
+        let opened = wait_for("an incident in each cluster", || {
+            let o = storm(&first, "opened");
+            (o.len() >= 2).then_some(o)
+        });
+        let mut clusters: Vec<&str> = opened.iter().map(|c| c["cluster"].as_str().unwrap()).collect();
+        clusters.sort_unstable();
+        assert_eq!(clusters, ["edge", "home"], "{opened:?}");
+        assert_ne!(opened[0]["id"], opened[1]["id"]);
+        assert_eq!(first.metric("epicenter_clusters"), 2.0);
+        // The history keeps the cluster; the API and the page filter by it.
+        let listed = wait_for("the history to list edge's incident", || {
+            let (code, body) = first.get("/api/v1/incidents?cluster=edge")?;
+            let rows: Vec<Value> = serde_json::from_str(&body).ok()?;
+            (code == 200 && !rows.is_empty()).then_some(rows)
+        });
+        assert!(listed.iter().all(|r| r["cluster"] == "edge"), "{listed:?}");
+        let (_, page) = first.get("/?cluster=home").unwrap();
+        assert!(page.contains("value=\"home\""), "the filter is kept in the form");
+        let (status, stderr) = first.terminate();
+        assert!(status.success(), "{stderr}");
+
+        let second = Serve::start(dir.path(), CONFIG, &args);
+        assert_eq!(second.metric("epicenter_clusters"), 2.0, "both clusters restored");
+        let resolved_at = jiff::Timestamp::now().to_string();
+        second.post_alerts(body(Some("edge"), &started, Some(&resolved_at)));
+        let resolved = wait_for("the edge incident to resolve", || {
+            storm(&second, "resolved").into_iter().next()
+        });
+        let edge = opened.iter().find(|c| c["cluster"] == "edge").unwrap();
+        assert_eq!(resolved["id"], edge["id"], "the same incident, resumed");
+        assert_eq!(resolved["cluster"], "edge");
+        assert!(storm(&second, "opened").is_empty(), "announced again after the restart");
+        // Resolving edge's node resolved nothing in home.
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        assert_eq!(storm(&second, "resolved").len(), 1, "{:?}", second.changes());
+        let (status, stderr) = second.terminate();
+        assert!(status.success(), "{stderr}");
+    }
+}

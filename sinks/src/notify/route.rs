@@ -35,7 +35,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// The labels every incident has; the root cause's attributes add theirs
 /// (`driver`, `port`, `image`, ...) under their own names unless one of
 /// these takes it.
-pub const BUILTIN_LABELS: [&str; 9] = [
+pub const BUILTIN_LABELS: [&str; 10] = [
+    "cluster",
     "rule",
     "severity",
     "status",
@@ -162,6 +163,9 @@ impl Labels {
     pub fn of(inc: &IncidentReport) -> Labels {
         let mut l = Labels::default();
         let root = &inc.root_cause.entity;
+        if let Some(cluster) = &inc.cluster {
+            l.add("cluster", cluster);
+        }
         l.add("rule", &inc.rule);
         l.add("severity", inc.severity.as_str());
         l.add(
@@ -344,6 +348,22 @@ mod tests {
         // An absent label is the empty string.
         assert!(Matcher::parse("team=\"\"").unwrap().matches(&l));
         assert!(!Matcher::parse("team=payments").unwrap().matches(&l));
+    }
+
+    #[test]
+    fn a_cluster_routes_to_its_own_receivers() {
+        let tree = route(
+            &[],
+            &["default"],
+            false,
+            vec![route(&["cluster=~edge-.*"], &["edge-oncall"], false, vec![])],
+        );
+        let mut inc = incident();
+        assert_eq!(tree.receivers(&Labels::of(&inc)), ["default"], "no cluster named");
+        inc.cluster = Some("edge-7".to_string());
+        assert_eq!(tree.receivers(&Labels::of(&inc)), ["edge-oncall"]);
+        inc.cluster = Some("core".to_string());
+        assert_eq!(tree.receivers(&Labels::of(&inc)), ["default"]);
     }
 
     #[test]

@@ -176,6 +176,7 @@ impl Web {
         let p = IncidentParams {
             status: opt(&f.status),
             severity: opt(&f.severity),
+            cluster: opt(&f.cluster),
             rule: opt(&f.rule),
             namespace: opt(&f.namespace),
             limit: Some(f.limit()),

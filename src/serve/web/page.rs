@@ -35,6 +35,7 @@ const VERSION: &str = env!("CARGO_PKG_VERSION");
 #[serde(default)]
 pub(crate) struct Row {
     pub(crate) id: String,
+    pub(crate) cluster: Option<String>,
     pub(crate) rule: String,
     pub(crate) title: String,
     pub(crate) severity: String,
@@ -64,6 +65,7 @@ pub(crate) struct Version {
 pub(crate) struct Filters {
     pub(crate) status: String,
     pub(crate) severity: String,
+    pub(crate) cluster: String,
     pub(crate) namespace: String,
     pub(crate) rule: String,
     /// How many incidents at most (default [`LIST_DEFAULT`], at most
@@ -93,6 +95,7 @@ impl Filters {
         for (k, v) in [
             ("status", &self.status),
             ("severity", &self.severity),
+            ("cluster", &self.cluster),
             ("namespace", &self.namespace),
             ("rule", &self.rule),
             ("limit", &self.limit),
@@ -258,7 +261,12 @@ pub(crate) fn rows(rows: &[Row], now: EventTime) -> Markup {
                 td.badges data-label="Severity" { (severity_badge(&r.severity)) }
                 td.title data-label="Incident" {
                     a href=(incident_href(&r.id)) { (render::clean(&r.title)) }
-                    div.sub { span.mono { (r.id) } " · " (render::clean(&r.rule)) }
+                    div.sub {
+                        @if let Some(c) = r.cluster.as_deref().filter(|c| !c.is_empty()) {
+                            span.cluster { (render::clean(c)) } " · "
+                        }
+                        span.mono { (r.id) } " · " (render::clean(&r.rule))
+                    }
                 }
                 td data-label="Root" { (root_label(r)) }
                 td data-label="Blast radius" { (radius_counts(r)) }
@@ -300,6 +308,10 @@ pub(crate) fn list(filters: &Filters, found: &[Row], now: EventTime, note: Optio
         form.filters method="get" action="/" role="search" aria-label="Filter incidents" {
             div { (select("status", "Status", &filters.status, &["firing", "resolved"])) }
             div { (select("severity", "Severity", &filters.severity, &["critical", "warning", "info"])) }
+            div {
+                label for="cluster" { "Cluster" }
+                input id="cluster" type="text" name="cluster" value=(filters.cluster) autocomplete="off" spellcheck="false";
+            }
             div {
                 label for="namespace" { "Namespace" }
                 input id="namespace" type="text" name="namespace" value=(filters.namespace) autocomplete="off" spellcheck="false";
@@ -776,6 +788,9 @@ pub(crate) fn incident(
         h1 { (v.title) }
         p.meta {
             (status_badge(v.status)) " " (severity_badge(v.severity))
+            @if let Some(c) = &v.cluster {
+                " cluster " strong.cluster { (c) } " ·"
+            }
             " rule " span.mono { (v.rule) } " · id " span.mono { (v.id) }
         }
         dl.times {

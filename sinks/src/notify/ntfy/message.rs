@@ -144,7 +144,7 @@ pub fn title(n: &Notification) -> String {
         Event::Resolved => "Resolved: ",
         _ => "",
     };
-    let title = format!("{prefix}{}", one_line(&n.incident.title));
+    let title = format!("{prefix}{}", one_line(&n.incident.headline()));
     truncate(&title, TITLE_LIMIT).into_owned()
 }
 

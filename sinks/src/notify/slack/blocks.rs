@@ -176,7 +176,7 @@ pub fn standalone(n: &Notification, mention: Option<&str>) -> Message {
                     "{} Update [{}]: {}",
                     status_emoji(n),
                     inc.severity.as_str(),
-                    escape(&inc.title)
+                    escape(&inc.headline())
                 ),
             ),
             limits::MESSAGE_TEXT,
@@ -252,21 +252,21 @@ fn headline(n: &Notification, prefix: &str) -> String {
     } else {
         prefix
     };
-    format!("{} {state}{}", status_emoji(n), n.incident.title.trim())
+    format!("{} {state}{}", status_emoji(n), n.incident.headline().trim())
 }
 
 fn fallback(n: &Notification, mention: Option<&str>) -> String {
     let inc = &n.incident;
     let text = if merged_into(n).is_some() {
-        format!("{} Merged: {}", status_emoji(n), escape(&inc.title))
+        format!("{} Merged: {}", status_emoji(n), escape(&inc.headline()))
     } else if is_ended(n) {
-        format!("{} Resolved: {}", status_emoji(n), escape(&inc.title))
+        format!("{} Resolved: {}", status_emoji(n), escape(&inc.headline()))
     } else {
         format!(
             "{} [{}] {}",
             status_emoji(n),
             inc.severity.as_str(),
-            escape(&inc.title)
+            escape(&inc.headline())
         )
     };
     cut_mrkdwn(&with_mention(mention, text), limits::MESSAGE_TEXT)
@@ -283,8 +283,8 @@ fn lasted(inc: &IncidentReport) -> Span {
 fn ended_text(n: &Notification) -> String {
     let inc = &n.incident;
     match merged_into(n) {
-        Some(id) => format!("Merged into incident {id}: {}", inc.title),
-        None => format!("Resolved after {}: {}", lasted(inc), inc.title),
+        Some(id) => format!("Merged into incident {id}: {}", inc.headline()),
+        None => format!("Resolved after {}: {}", lasted(inc), inc.headline()),
     }
 }
 

@@ -149,6 +149,9 @@ fn labels(n: &Notification) -> BTreeMap<String, String> {
     put("alertname", &r.rule);
     put("severity", r.severity.as_str());
     put("incident_id", &r.id);
+    if let Some(cluster) = &r.cluster {
+        put("cluster", cluster);
+    }
     if let Some(ns) = &root.namespace {
         put("namespace", ns);
     }

@@ -1,0 +1,112 @@
+//! A decoder per cluster, and which cluster each record goes to.
+//!
+//! The decoder remembers Pod and Node states, Event counts, alert
+//! deliveries and the topology, so like the engine it is per cluster:
+//! lane `i` here is lane `i` of the [`correlate::Clusters`] it feeds. A
+//! record's cluster is read from the parsed record
+//! ([`ingest::Parsed::cluster`]), else given by where it came from
+//! (`replay --cluster`, a source's configured name).
+
+use correlate::Lane;
+use ingest::{DecodeStats, Decoder, Limits, Parsed};
+use rustc_hash::FxHashMap;
+
+#[derive(Debug, Default)]
+pub(crate) struct Decoding {
+    /// Each lane's cluster and decoder.
+    decoders: Vec<(Option<Box<str>>, Decoder)>,
+    named: FxHashMap<Box<str>, Lane>,
+    unnamed: Option<Lane>,
+    /// Alertmanager bodies split by cluster: each part was counted as a
+    /// line (and a body) by its decoder.
+    split_parts: u64,
+    /// Each new decoder's bounds.
+    limits: Limits,
+}
+
+impl Decoding {
+    /// No cluster yet; each new one's decoder bounded by `limits`.
+    pub(crate) fn new(limits: Limits) -> Decoding {
+        Decoding {
+            limits,
+            ..Decoding::default()
+        }
+    }
+
+    /// The lane of `cluster` (`None`: the unnamed one), and whether it is
+    /// new: a cluster met for the first time gets a fresh decoder, and
+    /// what the lanes feed must add it too.
+    pub(crate) fn lane(&mut self, cluster: Option<&str>) -> (Lane, bool) {
+        let found = match cluster {
+            None => self.unnamed,
+            Some(name) => self.named.get(name).copied(),
+        };
+        match found {
+            Some(lane) => (lane, false),
+            None => (self.insert(cluster, Decoder::new(self.limits)), true),
+        }
+    }
+
+    /// Adds a restored decoder as the next lane (a checkpoint's clusters,
+    /// in their order).
+    pub(crate) fn insert(&mut self, cluster: Option<&str>, decoder: Decoder) -> Lane {
+        let lane = self.decoders.len();
+        self.decoders.push((cluster.map(Into::into), decoder));
+        match cluster {
+            None => self.unnamed = Some(lane),
+            Some(name) => {
+                self.named.insert(name.into(), lane);
+            }
+        }
+        lane
+    }
+
+    pub(crate) fn cluster(&self, lane: Lane) -> Option<&str> {
+        self.decoders[lane].0.as_deref()
+    }
+
+    pub(crate) fn decoder(&mut self, lane: Lane) -> &mut Decoder {
+        &mut self.decoders[lane].1
+    }
+
+    /// Every lane's cluster and decoder, in lane order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (Option<&str>, &Decoder)> {
+        self.decoders.iter().map(|(c, d)| (c.as_deref(), d))
+    }
+
+    /// An Alertmanager body holding several clusters' alerts, split
+    /// ([`Parsed::split_by_cluster`]): the other clusters' parts.
+    pub(crate) fn split<'l>(&mut self, parsed: &mut ingest::Result<Parsed<'l>>) -> Vec<Parsed<'l>> {
+        let Ok(p) = parsed else {
+            return Vec::new();
+        };
+        let parts = p.split_by_cluster();
+        self.split_parts += parts.len() as u64;
+        parts
+    }
+
+    /// Every decoder's counters, summed; a split body counts once.
+    pub(crate) fn stats(&self) -> DecodeStats {
+        let mut sum = DecodeStats::default();
+        for d in self.decoders.iter().map(|(_, d)| d.stats()) {
+            sum.lines += d.lines;
+            sum.blank += d.blank;
+            sum.errors += d.errors;
+            sum.k8s_events += d.k8s_events;
+            sum.pods += d.pods;
+            sum.nodes += d.nodes;
+            sum.volumes += d.volumes;
+            sum.alert_bodies += d.alert_bodies;
+            sum.alerts += d.alerts;
+            sum.vector_logs += d.vector_logs;
+            sum.fluent_bit_logs += d.fluent_bit_logs;
+            sum.events += d.events;
+            sum.duplicates += d.duplicates;
+            sum.unchanged += d.unchanged;
+            sum.evictions += d.evictions;
+        }
+        sum.lines = sum.lines.saturating_sub(self.split_parts);
+        sum.alert_bodies = sum.alert_bodies.saturating_sub(self.split_parts);
+        sum
+    }
+}
