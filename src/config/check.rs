@@ -131,7 +131,11 @@ impl<'e> Checker<'e> {
             return None;
         }
         if name.chars().any(char::is_control) {
-            self.error(v.referenced, field, "a cluster's name must not hold control characters");
+            self.error(
+                v.referenced,
+                field,
+                "a cluster's name must not hold control characters",
+            );
             return None;
         }
         Some(name)

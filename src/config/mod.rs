@@ -442,7 +442,8 @@ fn validate(c: &mut Checker<'_>, raw: &RawConfig, base: &Path) -> Config {
                 }
                 settings
             });
-            serve.clusters.alertmanager = c.cluster(a.cluster.as_ref(), "sources.alertmanager.cluster");
+            serve.clusters.alertmanager =
+                c.cluster(a.cluster.as_ref(), "sources.alertmanager.cluster");
         }
         if let Some(k) = &s.kubernetes {
             serve.kubernetes = kubernetes(c, k, base);

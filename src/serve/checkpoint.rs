@@ -366,6 +366,120 @@ pub(crate) fn read(
 mod tests {
     use super::*;
 
+    /// A checkpoint of the last version (one engine, one decoder) is read
+    /// as the unnamed cluster's, with its positions and journal number.
+    #[test]
+    fn a_version_2_checkpoint_is_the_unnamed_clusters() {
+        #[derive(Serialize)]
+        struct V2 {
+            positions: Vec<Position>,
+            decoder: Vec<u8>,
+            engine: Vec<u8>,
+            journal: u64,
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let rules = Arc::new(RuleSet::default());
+        let engine = Engine::new(rules.clone(), EngineConfig::default());
+        let decoder = Decoder::new(Limits::default());
+        let v2 = V2 {
+            positions: vec![Position {
+                topic: "k8s-records".to_string(),
+                partition: 3,
+                offset: 41,
+            }],
+            decoder: decoder.snapshot().to_bytes().unwrap(),
+            engine: engine.snapshot().to_bytes().unwrap(),
+            journal: 7,
+        };
+        let bytes = format::encode(Kind::Service, 2, &v2).unwrap();
+        std::fs::write(tmp.path().join(FILE), &bytes).unwrap();
+        let dir = StateDir::open(tmp.path()).unwrap();
+        let read = dir
+            .load(rules.clone(), EngineConfig::default(), Limits::default())
+            .unwrap();
+        assert_eq!(read.clusters.len(), 1);
+        assert_eq!(read.clusters.find(None), Some(0));
+        assert_eq!(read.decoding.cluster(0), None);
+        assert_eq!(read.journal, 7);
+        assert_eq!(
+            read.positions.get(&("k8s-records".to_string(), 3)),
+            Some(&41)
+        );
+        // Written again, it is version 3 and reads back the same.
+        dir.write(
+            &read.clusters,
+            &read.decoding,
+            &read.positions,
+            read.journal,
+        )
+        .unwrap();
+        let again = dir
+            .load(rules, EngineConfig::default(), Limits::default())
+            .unwrap();
+        assert_eq!(again.clusters.find(None), Some(0));
+        assert_eq!(again.journal, 7);
+    }
+
+    /// Two clusters' state written and read back keep their names and
+    /// lanes; the same name twice is refused as damage.
+    #[test]
+    fn every_clusters_state_is_kept_and_a_name_twice_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = StateDir::open(tmp.path()).unwrap();
+        let rules = Arc::new(RuleSet::default());
+        let mut clusters = Clusters::new(rules.clone(), EngineConfig::default());
+        let mut decoding = Decoding::new(Limits::default());
+        for name in ["edge", "core"] {
+            clusters.lane(Some(name));
+            decoding.lane(Some(name));
+        }
+        dir.write(&clusters, &decoding, &Positions::new(), 0)
+            .unwrap();
+        let read = dir
+            .load(rules.clone(), EngineConfig::default(), Limits::default())
+            .unwrap();
+        assert_eq!(read.clusters.find(Some("edge")), Some(0));
+        assert_eq!(read.clusters.find(Some("core")), Some(1));
+        assert_eq!(read.decoding.cluster(1), Some("core"));
+        assert_eq!(
+            read.clusters.engine(1).config().cluster.as_deref(),
+            Some("core")
+        );
+
+        let twice = Stored {
+            positions: Vec::new(),
+            journal: 0,
+            clusters: ["edge", "edge"]
+                .map(|n| StoredCluster {
+                    name: Some(n.to_string()),
+                    decoder: Decoder::new(Limits::default())
+                        .snapshot()
+                        .to_bytes()
+                        .unwrap(),
+                    engine: clusters.engine(0).snapshot().to_bytes().unwrap(),
+                })
+                .into(),
+        };
+        let bytes = format::encode(Kind::Service, VERSION, &twice).unwrap();
+        let e = read_checkpoint_bytes(&bytes, rules)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("cluster edge: the cluster is there twice"),
+            "{e}"
+        );
+    }
+
+    fn read_checkpoint_bytes(bytes: &[u8], rules: Arc<RuleSet>) -> Result<Checkpoint> {
+        read(
+            Path::new("checkpoint"),
+            bytes,
+            rules,
+            EngineConfig::default(),
+            Limits::default(),
+        )
+    }
+
     /// The journal fuzz target found a sequence number that overflowed the
     /// next one; a checkpoint claiming to cover the journal "up to
     /// u64::MAX" is the same number from the other file.

@@ -25,9 +25,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use correlate::incident::Change;
-use correlate::{
-    Clusters, Event, EventTime, IncidentReport, IncidentUpdate, Lane, Origin, Span,
-};
+use correlate::{Clusters, Event, EventTime, IncidentReport, IncidentUpdate, Lane, Origin, Span};
 use ingest::Decoded;
 use ingest::source::journal::Replay;
 use ingest::source::{Delivery, Journal, Position, alertmanager, kafka, kubernetes};
@@ -508,7 +506,11 @@ impl Pipeline {
         if new {
             let (engine_lane, _) = self.clusters.lane(self.decoding.cluster(lane));
             debug_assert_eq!(engine_lane, lane, "decoders and engines share lanes");
-            tracing::info!(cluster = self.decoding.cluster(lane).unwrap_or("(unnamed)"), clusters = self.clusters.len(), "a new cluster: its own decoder and engine");
+            tracing::info!(
+                cluster = self.decoding.cluster(lane).unwrap_or("(unnamed)"),
+                clusters = self.clusters.len(),
+                "a new cluster: its own decoder and engine"
+            );
         }
         let mut evs = recycle(std::mem::take(&mut self.events));
         let result = self

@@ -235,7 +235,11 @@ mod serve {
     /// The node alert (firing or resolved) and, while firing, a pod alert
     /// on that node; labelled `cluster` when one is given.
     fn body(cluster: Option<&str>, starts_at: &str, resolved_at: Option<&str>) -> String {
-        let status = if resolved_at.is_some() { "resolved" } else { "firing" };
+        let status = if resolved_at.is_some() {
+            "resolved"
+        } else {
+            "firing"
+        };
         let mut alerts = vec![json!({
             "status": status,
             "labels": {"alertname": "KubeNodeNotReady", "node": "worker-2", "severity": "critical"},
@@ -260,7 +264,8 @@ mod serve {
                 a["labels"]["cluster"] = json!(c);
             }
         }
-        json!({"receiver": "epicenter", "status": status, "alerts": alerts, "version": "4"}).to_string()
+        json!({"receiver": "epicenter", "status": status, "alerts": alerts, "version": "4"})
+            .to_string()
     }
 
     fn storm(serve: &Serve, change: &str) -> Vec<Value> {
@@ -287,7 +292,10 @@ mod serve {
             let o = storm(&first, "opened");
             (o.len() >= 2).then_some(o)
         });
-        let mut clusters: Vec<&str> = opened.iter().map(|c| c["cluster"].as_str().unwrap()).collect();
+        let mut clusters: Vec<&str> = opened
+            .iter()
+            .map(|c| c["cluster"].as_str().unwrap())
+            .collect();
         clusters.sort_unstable();
         assert_eq!(clusters, ["edge", "home"], "{opened:?}");
         assert_ne!(opened[0]["id"], opened[1]["id"]);
@@ -300,12 +308,19 @@ mod serve {
         });
         assert!(listed.iter().all(|r| r["cluster"] == "edge"), "{listed:?}");
         let (_, page) = first.get("/?cluster=home").unwrap();
-        assert!(page.contains("value=\"home\""), "the filter is kept in the form");
+        assert!(
+            page.contains("value=\"home\""),
+            "the filter is kept in the form"
+        );
         let (status, stderr) = first.terminate();
         assert!(status.success(), "{stderr}");
 
         let second = Serve::start(dir.path(), CONFIG, &args);
-        assert_eq!(second.metric("epicenter_clusters"), 2.0, "both clusters restored");
+        assert_eq!(
+            second.metric("epicenter_clusters"),
+            2.0,
+            "both clusters restored"
+        );
         let resolved_at = jiff::Timestamp::now().to_string();
         second.post_alerts(body(Some("edge"), &started, Some(&resolved_at)));
         let resolved = wait_for("the edge incident to resolve", || {
@@ -314,10 +329,18 @@ mod serve {
         let edge = opened.iter().find(|c| c["cluster"] == "edge").unwrap();
         assert_eq!(resolved["id"], edge["id"], "the same incident, resumed");
         assert_eq!(resolved["cluster"], "edge");
-        assert!(storm(&second, "opened").is_empty(), "announced again after the restart");
+        assert!(
+            storm(&second, "opened").is_empty(),
+            "announced again after the restart"
+        );
         // Resolving edge's node resolved nothing in home.
         std::thread::sleep(std::time::Duration::from_secs(2));
-        assert_eq!(storm(&second, "resolved").len(), 1, "{:?}", second.changes());
+        assert_eq!(
+            storm(&second, "resolved").len(),
+            1,
+            "{:?}",
+            second.changes()
+        );
         let (status, stderr) = second.terminate();
         assert!(status.success(), "{stderr}");
     }

@@ -356,10 +356,19 @@ mod tests {
             &[],
             &["default"],
             false,
-            vec![route(&["cluster=~edge-.*"], &["edge-oncall"], false, vec![])],
+            vec![route(
+                &["cluster=~edge-.*"],
+                &["edge-oncall"],
+                false,
+                vec![],
+            )],
         );
         let mut inc = incident();
-        assert_eq!(tree.receivers(&Labels::of(&inc)), ["default"], "no cluster named");
+        assert_eq!(
+            tree.receivers(&Labels::of(&inc)),
+            ["default"],
+            "no cluster named"
+        );
         inc.cluster = Some("edge-7".to_string());
         assert_eq!(tree.receivers(&Labels::of(&inc)), ["edge-oncall"]);
         inc.cluster = Some("core".to_string());

@@ -252,7 +252,11 @@ fn headline(n: &Notification, prefix: &str) -> String {
     } else {
         prefix
     };
-    format!("{} {state}{}", status_emoji(n), n.incident.headline().trim())
+    format!(
+        "{} {state}{}",
+        status_emoji(n),
+        n.incident.headline().trim()
+    )
 }
 
 fn fallback(n: &Notification, mention: Option<&str>) -> String {
