@@ -10,8 +10,14 @@
 //! record counted to the last. The broker runs in this process, so its CPU
 //! is not the service's; the serve process's CPU time is reported apart.
 //!
+//! With `--clusters C`, record `s` belongs to cluster `c<s mod C>` (a
+//! `cluster` field) and is keyed by it, as the shippers' examples key: the
+//! partition is the cluster's index modulo P, and serve correlates each
+//! cluster with an engine of its own. C = P spreads the records over every
+//! partition, as the unnamed run does.
+//!
 //! ```text
-//! serve_kafka [--records N] [--partitions P] [--bin target/release/epicenter]
+//! serve_kafka [--records N] [--partitions P] [--clusters C] [--bin target/release/epicenter]
 //! ```
 #![allow(clippy::print_stdout)] // the report is the output
 
@@ -74,6 +80,9 @@ fn run() -> Result<(), String> {
     let partitions: i32 = arg("--partitions")
         .map_or(Ok(16), |v| v.parse())
         .map_err(|e| format!("--partitions: {e}"))?;
+    let clusters: u64 = arg("--clusters")
+        .map_or(Ok(0), |v| v.parse())
+        .map_err(|e| format!("--clusters: {e}"))?;
     let bin = arg("--bin").unwrap_or_else(|| "target/release/epicenter".to_string());
 
     let cluster = MockCluster::new(1).map_err(|e| e.to_string())?;
@@ -90,9 +99,14 @@ fn run() -> Result<(), String> {
             let end = (seq + 50_000).min(records);
             let batch: Vec<(i32, Vec<u8>)> = (seq..end)
                 .map(|s| {
-                    let line = testkit::contract_line("e2e", s).into_bytes();
+                    let line = testkit::contract_line("e2e", s);
+                    let (line, key) = match s.checked_rem(clusters) {
+                        // `{"cluster":"c3",...}`: the field, and its key.
+                        Some(c) => (format!("{{\"cluster\":\"c{c}\",{}", &line[1..]), c),
+                        None => (line, s),
+                    };
                     bytes += line.len();
-                    ((s % partitions as u64) as i32, line)
+                    ((key % partitions as u64) as i32, line.into_bytes())
                 })
                 .collect();
             testkit::produce(&producer, TOPIC, &batch)
@@ -103,8 +117,12 @@ fn run() -> Result<(), String> {
         Ok::<_, String>(bytes)
     })?;
     println!(
-        "produced {records} records ({:.0} bytes avg) into {partitions} partitions",
-        bytes as f64 / records as f64
+        "produced {records} records ({:.0} bytes avg) into {partitions} partitions, {}",
+        bytes as f64 / records as f64,
+        match clusters {
+            0 => "no cluster named".to_string(),
+            c => format!("{c} clusters, keyed by cluster"),
+        }
     );
 
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
@@ -143,6 +161,7 @@ fn run() -> Result<(), String> {
     }
     let cpu = cpu_seconds(child.id());
     let errors = metric(port, r#"epicenter_decode_errors_total{source="kafka"}"#).unwrap_or(0.0);
+    let engines = metric(port, "epicenter_clusters").unwrap_or(0.0);
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
@@ -152,7 +171,7 @@ fn run() -> Result<(), String> {
     };
     let secs = t1.duration_since(t0).as_secs_f64();
     println!(
-        "serve took {records} records: {:.0} records/s ({:.2} s from the first count, {n0} already counted then); serve CPU {cpu:.2} s in all; decode errors {errors}",
+        "serve took {records} records: {:.0} records/s ({:.2} s from the first count, {n0} already counted then); serve CPU {cpu:.2} s in all; decode errors {errors}; clusters {engines}",
         (records as f64 - n0) / secs,
         secs
     );

@@ -458,7 +458,12 @@ fn parse_head_line(path: &Path, line: &str) -> Result<HeadLine> {
     if h.format != FORMAT {
         return Err(Error::Head {
             path: path.to_path_buf(),
-            reason: format!("format {} (this build reads format {FORMAT})", h.format),
+            reason: format!(
+                "format {} (this build reads format {FORMAT}); move the history directory aside \
+                 (the build that wrote it still reads it with `epicenter query --history DIR`) \
+                 and a new one starts, or turn sinks.history off",
+                h.format
+            ),
         });
     }
     Ok(h)
@@ -613,6 +618,19 @@ mod tests {
             last,
             level: 0,
         }
+    }
+
+    /// A store of the format before the `cluster` column is refused with
+    /// the way out, not read wrongly.
+    #[test]
+    fn another_format_is_refused_with_what_to_do() {
+        let line = r#"{"format":2,"generation":1,"batch":1,"next_ordinal":1,"last_seq":null,"live":0}"#;
+        let e = parse_head_line(Path::new("history/HEAD"), line)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("format 2 (this build reads format 3)"), "{e}");
+        assert!(e.contains("move the history directory aside"), "{e}");
     }
 
     #[test]
