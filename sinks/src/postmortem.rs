@@ -380,6 +380,9 @@ fn header(out: &mut Out, f: &Facts<'_>) {
         codec(&r.id),
         codec(&r.rule)
     ));
+    if let Some(c) = &r.cluster {
+        out.line(format!("| Cluster | {} |", codec(c)));
+    }
     out.line(format!(
         "| Date | {} (UTC) |",
         f.clock.day.as_deref().unwrap_or("unknown")

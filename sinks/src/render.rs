@@ -1166,6 +1166,26 @@ mod tests {
         assert!(!s.contains('\u{1b}'));
     }
 
+    /// A named cluster is said where a person reads first: the id line of
+    /// the text and Markdown renderings, the headline notifications use.
+    #[test]
+    fn a_named_cluster_is_said_up_front() {
+        let mut r = report(vec![pod("a", "p", "n1", Role::Effect)], Vec::new());
+        assert!(!text(&r, false).contains("cluster:"));
+        assert_eq!(r.headline(), r.title);
+        r.cluster = Some("edge-7".to_string());
+        let t = text(&r, false);
+        assert!(t.lines().nth(1).unwrap().contains("cluster: edge-7"), "{t}");
+        assert!(markdown(&r).contains("cluster `edge-7`"));
+        assert!(r.headline().starts_with("[edge-7] CSI driver unavailable"));
+        let pm = crate::postmortem::draft(&[crate::change::IncidentChange {
+            change: crate::change::ChangeKind::Opened,
+            merged_into: None,
+            incident: r,
+        }]);
+        assert!(pm.contains("| Cluster | `edge-7` |"), "{pm}");
+    }
+
     #[test]
     fn root_cause_is_in_the_first_five_lines() {
         let r = report(vec![pod("a", "p", "n1", Role::Effect)], Vec::new());

@@ -624,7 +624,8 @@ mod tests {
     /// the way out, not read wrongly.
     #[test]
     fn another_format_is_refused_with_what_to_do() {
-        let line = r#"{"format":2,"generation":1,"batch":1,"next_ordinal":1,"last_seq":null,"live":0}"#;
+        let line =
+            r#"{"format":2,"generation":1,"batch":1,"next_ordinal":1,"last_seq":null,"live":0}"#;
         let e = parse_head_line(Path::new("history/HEAD"), line)
             .err()
             .map(|e| e.to_string())
