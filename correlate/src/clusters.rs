@@ -226,6 +226,11 @@ impl Clusters {
             .unwrap_or(crate::EventTime::MIN)
     }
 
+    /// The rule pack every cluster's engine runs.
+    pub fn rules(&self) -> &Arc<RuleSet> {
+        &self.rules
+    }
+
     /// The configuration every new cluster's engine gets (its name aside).
     pub fn config(&self) -> &EngineConfig {
         &self.config

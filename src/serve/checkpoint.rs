@@ -321,7 +321,7 @@ pub(crate) fn read(
         )));
     }
 
-    let mut clusters = Clusters::new(rules.clone(), config.clone());
+    let mut clusters = Clusters::new(rules, config);
     let mut decoding = Decoding::new(limits);
     for c in stored.clusters {
         let named = |e: String| match &c.name {
@@ -337,9 +337,9 @@ pub(crate) fn read(
             EngineSnapshot::from_bytes(&c.engine).map_err(|e| corrupt(named(e.to_string())))?;
         let config = EngineConfig {
             cluster: c.name.clone(),
-            ..config.clone()
+            ..clusters.config().clone()
         };
-        let (engine, report) = Engine::restore(rules.clone(), config, engine)
+        let (engine, report) = Engine::restore(clusters.rules().clone(), config, engine)
             .map_err(|e| corrupt(named(e.to_string())))?;
         if !report.is_clean() {
             say_restored(c.name.as_deref(), &report);
