@@ -11,7 +11,22 @@ use correlate::Lane;
 use ingest::{DecodeStats, Decoder, Limits, Parsed};
 use rustc_hash::FxHashMap;
 
-#[derive(Debug, Default)]
+/// The default of `engine.max_clusters`.
+pub(crate) const DEFAULT_MAX_CLUSTERS: usize = 1000;
+
+/// A record of one cluster more than `engine.max_clusters` allows: a bad
+/// or hostile `cluster` field must not grow state without bound. Its
+/// records are reported, never correlated with another cluster's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "cluster `{name}` would be one more than engine.max_clusters ({max}): its records are skipped"
+)]
+pub(crate) struct TooManyClusters {
+    pub(crate) name: String,
+    pub(crate) max: usize,
+}
+
+#[derive(Debug)]
 pub(crate) struct Decoding {
     /// Each lane's cluster and decoder.
     decoders: Vec<(Option<Box<str>>, Decoder)>,
@@ -22,28 +37,45 @@ pub(crate) struct Decoding {
     split_parts: u64,
     /// Each new decoder's bounds.
     limits: Limits,
+    /// Clusters at most (`engine.max_clusters`).
+    max: usize,
+}
+
+impl Default for Decoding {
+    fn default() -> Decoding {
+        Decoding::new(Limits::default(), DEFAULT_MAX_CLUSTERS)
+    }
 }
 
 impl Decoding {
-    /// No cluster yet; each new one's decoder bounded by `limits`.
-    pub(crate) fn new(limits: Limits) -> Decoding {
+    /// No cluster yet; each new one's decoder bounded by `limits`, at most
+    /// `max_clusters` of them.
+    pub(crate) fn new(limits: Limits, max_clusters: usize) -> Decoding {
         Decoding {
+            decoders: Vec::new(),
+            named: FxHashMap::default(),
+            unnamed: None,
+            split_parts: 0,
             limits,
-            ..Decoding::default()
+            max: max_clusters.max(1),
         }
     }
 
     /// The lane of `cluster` (`None`: the unnamed one), and whether it is
     /// new: a cluster met for the first time gets a fresh decoder, and
-    /// what the lanes feed must add it too.
-    pub(crate) fn lane(&mut self, cluster: Option<&str>) -> (Lane, bool) {
+    /// what the lanes feed must add it too. Err past `max_clusters`.
+    pub(crate) fn lane(&mut self, cluster: Option<&str>) -> Result<(Lane, bool), TooManyClusters> {
         let found = match cluster {
             None => self.unnamed,
             Some(name) => self.named.get(name).copied(),
         };
         match found {
-            Some(lane) => (lane, false),
-            None => (self.insert(cluster, Decoder::new(self.limits)), true),
+            Some(lane) => Ok((lane, false)),
+            None if self.decoders.len() >= self.max => Err(TooManyClusters {
+                name: cluster.unwrap_or("(unnamed)").to_string(),
+                max: self.max,
+            }),
+            None => Ok((self.insert(cluster, Decoder::new(self.limits)), true)),
         }
     }
 
@@ -59,6 +91,11 @@ impl Decoding {
             }
         }
         lane
+    }
+
+    /// The bounds of each decoder.
+    pub(crate) fn limits(&self) -> Limits {
+        self.limits
     }
 
     pub(crate) fn cluster(&self, lane: Lane) -> Option<&str> {

@@ -528,6 +528,12 @@ impl<C: Correlate> Replayer<C> {
         self
     }
 
+    /// At most this many clusters (`engine.max_clusters`).
+    pub(crate) fn max_clusters(mut self, max: usize) -> Replayer<C> {
+        self.decoding = Decoding::new(ingest::Limits::default(), max);
+        self
+    }
+
     /// What was fed, the decoders (their counters) and the malformed lines.
     pub(crate) fn into_parts(self) -> (C, Decoding, Malformed) {
         (self.correlate, self.decoding, self.malformed)
@@ -604,9 +610,16 @@ impl<C: Correlate> Replayer<C> {
         parsed: ingest::Result<Parsed<'l>>,
     ) {
         let cluster = parsed.as_ref().ok().and_then(Parsed::cluster);
-        let (lane, new) = self
+        let (lane, new) = match self
             .decoding
-            .lane(cluster.or(self.default_cluster.as_deref()));
+            .lane(cluster.or(self.default_cluster.as_deref()))
+        {
+            Ok(lane) => lane,
+            Err(e) => {
+                self.malformed.report(name, origin.line, &e);
+                return;
+            }
+        };
         if new {
             self.correlate.add_cluster(self.decoding.cluster(lane));
         }
@@ -702,8 +715,10 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
     let started = Instant::now();
     let stdout = io::stdout();
     let colour = args.format == Format::Text && stdout.is_terminal();
-    let mut replayer =
-        Replayer::new(rules.clone(), engine_config).default_cluster(args.cluster.as_deref());
+    let max_clusters = config.max_clusters;
+    let mut replayer = Replayer::new(rules.clone(), engine_config)
+        .default_cluster(args.cluster.as_deref())
+        .max_clusters(max_clusters);
     if let Some(dir) = &args.history {
         replayer = replayer.with_history(HistoryRecorder::open(dir, &rules)?);
     }

@@ -46,6 +46,9 @@ pub(crate) struct Config {
     /// Load the built-in pack before `rules` (`builtin_rules`, default true).
     pub(crate) builtin_rules: bool,
     pub(crate) engine: EngineConfig,
+    /// Clusters correlated at most (`engine.max_clusters`): records of one
+    /// more are reported and skipped.
+    pub(crate) max_clusters: usize,
     pub(crate) serve: ServeConfig,
 }
 
@@ -183,6 +186,7 @@ impl Default for Config {
                 max_ahead: Some(DEFAULT_MAX_AHEAD),
                 ..EngineConfig::default()
             },
+            max_clusters: crate::decoding::DEFAULT_MAX_CLUSTERS,
             serve: ServeConfig::default(),
         }
     }
@@ -313,6 +317,7 @@ pub(crate) fn check(path: &Path) -> Result<std::process::ExitCode> {
 
 fn validate(c: &mut Checker<'_>, raw: &RawConfig, base: &Path) -> Config {
     let mut engine = Config::default().engine;
+    let mut max_clusters = crate::decoding::DEFAULT_MAX_CLUSTERS;
     if let Some(e) = &raw.engine {
         if let Some(l) = c.span(e.lateness.as_ref(), "engine.lateness") {
             engine.lateness = l;
@@ -349,6 +354,9 @@ fn validate(c: &mut Checker<'_>, raw: &RawConfig, base: &Path) -> Config {
             if let Some(n) = c.count(v.as_ref(), field) {
                 *slot = n;
             }
+        }
+        if let Some(n) = c.count(e.max_clusters.as_ref(), "engine.max_clusters") {
+            max_clusters = n;
         }
     }
 
@@ -480,6 +488,7 @@ fn validate(c: &mut Checker<'_>, raw: &RawConfig, base: &Path) -> Config {
         rules: raw.rules.iter().map(|r| base.join(&r.value)).collect(),
         builtin_rules: Checker::flag(raw.builtin_rules.as_ref(), true),
         engine,
+        max_clusters,
         serve,
     }
 }

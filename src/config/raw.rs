@@ -110,6 +110,9 @@ pub(super) struct RawEngine {
     /// How long serve keeps a resolved incident in the engine.
     #[serde(default)]
     pub(super) retention: Option<Text>,
+    /// Clusters correlated at most (an engine and a decoder each).
+    #[serde(default)]
+    pub(super) max_clusters: Option<Count>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use correlate::checkpoint::{self as format, FormatError, Kind};
 use correlate::rules::RuleSet;
 use correlate::{Clusters, Engine, EngineConfig, EngineSnapshot};
-use ingest::{Decoder, DecoderSnapshot, Limits};
+use ingest::{Decoder, DecoderSnapshot};
 use serde::{Deserialize, Serialize};
 
 use super::pipeline::{Positions, positions_list};
@@ -196,7 +196,7 @@ impl StateDir {
         &self,
         rules: Arc<RuleSet>,
         config: EngineConfig,
-        limits: Limits,
+        decoding: Decoding,
     ) -> Result<Checkpoint> {
         let path = self.dir.join(FILE);
         let bytes = match fs::read(&path) {
@@ -218,14 +218,14 @@ impl StateDir {
                 }
                 return Ok(Checkpoint {
                     clusters: Clusters::new(rules, config),
-                    decoding: Decoding::new(limits),
+                    decoding,
                     positions: Positions::new(),
                     journal: 0,
                 });
             }
             Err(e) => return Err(io(&path)(e)),
         };
-        read(&path, &bytes, rules, config, limits)
+        read(&path, &bytes, rules, config, decoding)
     }
 
     /// Writes a checkpoint atomically; its size in bytes.
@@ -307,7 +307,7 @@ pub(crate) fn read(
     bytes: &[u8],
     rules: Arc<RuleSet>,
     config: EngineConfig,
-    limits: Limits,
+    decoding: Decoding,
 ) -> Result<Checkpoint> {
     let corrupt = |reason: String| StateError::Corrupt {
         path: path.to_path_buf(),
@@ -322,7 +322,8 @@ pub(crate) fn read(
     }
 
     let mut clusters = Clusters::new(rules, config);
-    let mut decoding = Decoding::new(limits);
+    let mut decoding = decoding;
+    let limits = decoding.limits();
     for c in stored.clusters {
         let named = |e: String| match &c.name {
             Some(name) => format!("cluster {name}: {e}"),
@@ -365,6 +366,7 @@ pub(crate) fn read(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use ingest::Limits;
 
     /// A checkpoint of the last version (one engine, one decoder) is read
     /// as the unnamed cluster's, with its positions and journal number.
@@ -395,7 +397,7 @@ mod tests {
         std::fs::write(tmp.path().join(FILE), &bytes).unwrap();
         let dir = StateDir::open(tmp.path()).unwrap();
         let read = dir
-            .load(rules.clone(), EngineConfig::default(), Limits::default())
+            .load(rules.clone(), EngineConfig::default(), Decoding::default())
             .unwrap();
         assert_eq!(read.clusters.len(), 1);
         assert_eq!(read.clusters.find(None), Some(0));
@@ -414,7 +416,7 @@ mod tests {
         )
         .unwrap();
         let again = dir
-            .load(rules, EngineConfig::default(), Limits::default())
+            .load(rules, EngineConfig::default(), Decoding::default())
             .unwrap();
         assert_eq!(again.clusters.find(None), Some(0));
         assert_eq!(again.journal, 7);
@@ -428,15 +430,15 @@ mod tests {
         let dir = StateDir::open(tmp.path()).unwrap();
         let rules = Arc::new(RuleSet::default());
         let mut clusters = Clusters::new(rules.clone(), EngineConfig::default());
-        let mut decoding = Decoding::new(Limits::default());
+        let mut decoding = Decoding::default();
         for name in ["edge", "core"] {
             clusters.lane(Some(name));
-            decoding.lane(Some(name));
+            decoding.lane(Some(name)).unwrap();
         }
         dir.write(&clusters, &decoding, &Positions::new(), 0)
             .unwrap();
         let read = dir
-            .load(rules.clone(), EngineConfig::default(), Limits::default())
+            .load(rules.clone(), EngineConfig::default(), Decoding::default())
             .unwrap();
         assert_eq!(read.clusters.find(Some("edge")), Some(0));
         assert_eq!(read.clusters.find(Some("core")), Some(1));
@@ -476,7 +478,7 @@ mod tests {
             bytes,
             rules,
             EngineConfig::default(),
-            Limits::default(),
+            Decoding::default(),
         )
     }
 
@@ -493,7 +495,7 @@ mod tests {
         for (journal, ok) in [(ingest::source::journal::MAX_SEQ, true), (u64::MAX, false)] {
             dir.write(&clusters, &decoding, &Positions::new(), journal)
                 .unwrap();
-            let read = dir.load(rules.clone(), EngineConfig::default(), Limits::default());
+            let read = dir.load(rules.clone(), EngineConfig::default(), Decoding::default());
             match read {
                 Ok(_) => assert!(ok, "journal {journal} accepted"),
                 Err(e) => {

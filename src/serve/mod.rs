@@ -47,6 +47,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{self, Config};
+use crate::decoding::Decoding;
 
 use self::checkpoint::StateDir;
 use self::faults::Faults;
@@ -115,7 +116,11 @@ async fn serve(config: Config, rules: Arc<correlate::rules::RuleSet>) -> Result<
     let max_ahead = engine_config.max_ahead.unwrap_or(config::DEFAULT_MAX_AHEAD);
 
     let state = StateDir::open(&serve.state_dir)?;
-    let mut restored = state.load(rules.clone(), engine_config.clone(), Limits::default())?;
+    let mut restored = state.load(
+        rules.clone(),
+        engine_config.clone(),
+        Decoding::new(Limits::default(), config.max_clusters),
+    )?;
     let now = wall_clock()();
     if restored.clusters.max_time() > now.saturating_add(max_ahead) {
         tracing::warn!(
@@ -365,7 +370,7 @@ pub(crate) fn read_checkpoint(
         bytes,
         rules,
         config,
-        limits,
+        crate::decoding::Decoding::new(limits, crate::decoding::DEFAULT_MAX_CLUSTERS),
     )
     .map(|_| ())
     .map_err(|e| e.to_string())

@@ -464,14 +464,10 @@ impl Pipeline {
                 decode_errors: &decode_errors,
             };
             let lane = self.ingest_part(&part, parsed, &mut updates);
-            if !fed.contains(&lane) {
-                fed.push(lane);
-            }
+            fed.extend(lane.filter(|l| !fed.contains(l)));
             for p in others {
                 let lane = self.ingest_part(&part, Ok(p), &mut updates);
-                if !fed.contains(&lane) {
-                    fed.push(lane);
-                }
+                fed.extend(lane.filter(|l| !fed.contains(l)));
             }
         }
         if let Some(p) = &d.position {
@@ -498,11 +494,21 @@ impl Pipeline {
         part: &Part<'_>,
         parsed: ingest::Result<ingest::Parsed<'_>>,
         updates: &mut LaneUpdates,
-    ) -> Lane {
+    ) -> Option<Lane> {
         let d = part.d;
         let now = part.now;
         let cluster = parsed.as_ref().ok().and_then(ingest::Parsed::cluster);
-        let (lane, new) = self.decoding.lane(cluster.or(part.fallback));
+        let (lane, new) = match self.decoding.lane(cluster.or(part.fallback)) {
+            Ok(lane) => lane,
+            Err(e) => {
+                self.decode_errors += 1;
+                part.decode_errors.inc();
+                if self.decode_errors <= LOGGED_ERRORS || self.decode_errors.is_multiple_of(1000) {
+                    tracing::warn!(source = d.source, stream = %d.stream, record = part.record, position = ?d.position, error = %e, total = self.decode_errors, "record skipped");
+                }
+                return None;
+            }
+        };
         if new {
             let (engine_lane, _) = self.clusters.lane(self.decoding.cluster(lane));
             debug_assert_eq!(engine_lane, lane, "decoders and engines share lanes");
@@ -548,7 +554,7 @@ impl Pipeline {
             }
         }
         self.events = recycle(evs);
-        lane
+        Some(lane)
     }
 
     /// One line per changed incident (the latest state), counted by rule.

@@ -205,6 +205,56 @@ proptest! {
     }
 }
 
+/// A `cluster` field is input: a shipper gone wrong (a pod name in it, a
+/// timestamp) must not grow engines without bound. Past
+/// `engine.max_clusters` the records of a new cluster are reported with
+/// file and line and skipped; the clusters within the bound are untouched.
+#[test]
+fn clusters_past_the_bound_are_reported_and_skipped() {
+    let example = root().join("examples/nfs-csi-cascade.ndjson");
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::new();
+    for (i, line) in lines(&example).iter().enumerate() {
+        // a, b, then a third cluster from the 100th record on.
+        for c in ["a", "b"] {
+            text.push_str(&name_cluster(line, c, false).to_string());
+            text.push('\n');
+        }
+        if i >= 99 {
+            text.push_str(&name_cluster(line, &format!("noise-{i}"), false).to_string());
+            text.push('\n');
+        }
+    }
+    let path = dir.path().join("many.ndjson");
+    std::fs::write(&path, text).unwrap();
+    let config = dir.path().join("epicenter.yaml");
+    std::fs::write(&config, "engine: {max_clusters: 2}\n").unwrap();
+    let out = bin()
+        .arg("replay")
+        .arg("--rules")
+        .arg(root().join("rules"))
+        .arg("--config")
+        .arg(&config)
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let name = path.display().to_string();
+    assert!(
+        err.contains(&format!(
+            "{name}:201: cluster `noise-99` would be one more than engine.max_clusters (2)"
+        )),
+        "{err}"
+    );
+    let found = by_cluster(&String::from_utf8(out.stdout).unwrap());
+    assert_eq!(found.keys().collect::<Vec<_>>(), ["a", "b"]);
+    assert_eq!(
+        found["a"].join("\n"),
+        replay(&example, Some("a")).trim_end()
+    );
+}
+
 #[test]
 fn an_empty_cluster_name_is_refused() {
     let out = bin()
