@@ -207,16 +207,6 @@ impl Clusters {
         sum
     }
 
-    /// The furthest watermark of any cluster's engine (`EventTime::MIN`
-    /// with none).
-    pub fn watermark(&self) -> crate::EventTime {
-        self.engines
-            .iter()
-            .map(Engine::watermark)
-            .max()
-            .unwrap_or(crate::EventTime::MIN)
-    }
-
     /// The newest event time any cluster's engine has seen.
     pub fn max_time(&self) -> crate::EventTime {
         self.engines

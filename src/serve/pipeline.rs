@@ -4,8 +4,10 @@
 //! (synchronous and single-owner by design), and runs this loop on its
 //! own: take a delivery, decode its lines exactly as `replay` does (each
 //! record with its cluster's decoder: the one it names, else its source's),
-//! push the events to that cluster's engine, move the per-stream watermark
-//! (one for every cluster), send the changes to the outbox. A tick every
+//! push the events to that cluster's engine, move that cluster's per-stream
+//! watermark, send the changes to the outbox. Each cluster has watermarks
+//! of its own: one cluster's lagging shipper (an edge site an hour behind)
+//! holds back only that cluster's incidents, never another's. A tick every
 //! quarter second moves the watermark with the wall clock (idle streams),
 //! publishes metrics and, every checkpoint interval, flushes the outbox and
 //! writes a checkpoint, after which source positions may be committed.
@@ -130,7 +132,10 @@ pub(crate) struct Settings {
 pub(crate) struct Pipeline {
     decoding: Decoding,
     clusters: Clusters,
-    watermarks: Watermarks,
+    /// Each lane's (cluster's) watermarks.
+    watermarks: Vec<Watermarks>,
+    /// What a new cluster's watermarks start as.
+    fresh_watermarks: Watermarks,
     metrics: Arc<Metrics>,
     outbox: Outbox,
     state: StateDir,
@@ -198,13 +203,16 @@ impl Pipeline {
         journal: Journal,
         faults: Faults,
     ) -> Pipeline {
-        let mut watermarks = watermarks;
         let now = clock();
-        watermarks.resume_from(
-            checkpoint.clusters.watermark(),
-            checkpoint.clusters.max_time(),
-            now,
-        );
+        let lanes = checkpoint
+            .clusters
+            .iter()
+            .map(|engine| {
+                let mut w = watermarks.clone();
+                w.resume_from(engine.watermark(), engine.max_time(), now);
+                w
+            })
+            .collect();
         // What the checkpoint holds was sent before it was written.
         let emitted = checkpoint
             .clusters
@@ -217,7 +225,8 @@ impl Pipeline {
             emitted,
             decoding: checkpoint.decoding,
             clusters: checkpoint.clusters,
-            watermarks,
+            watermarks: lanes,
+            fresh_watermarks: watermarks,
             metrics,
             outbox,
             state,
@@ -370,9 +379,9 @@ impl Pipeline {
 
     async fn on_tick(&mut self) -> Result<(), NotStored> {
         let now = (self.clock)();
-        let watermark = self.watermarks.watermark(now);
         let mut batch = Vec::new();
         for lane in 0..self.clusters.len() {
+            let watermark = self.watermarks[lane].watermark(now);
             let updates = self.clusters.engine_mut(lane).advance(watermark);
             batch.extend(self.render(lane, &updates));
         }
@@ -477,10 +486,10 @@ impl Pipeline {
         if let Some(seq) = d.journal {
             self.journal_done = self.journal_done.max(seq);
         }
-        // The engines of the clusters this delivery fed move to the new
-        // watermark now; every other one at the next tick.
-        let watermark = self.watermarks.watermark(now);
+        // The engines of the clusters this delivery fed move to their new
+        // watermarks now; every other one at the next tick.
         for lane in fed {
+            let watermark = self.watermarks[lane].watermark(now);
             let advanced = self.clusters.engine_mut(lane).advance(watermark);
             collect(&mut updates, lane, advanced);
         }
@@ -512,6 +521,7 @@ impl Pipeline {
         if new {
             let (engine_lane, _) = self.clusters.lane(self.decoding.cluster(lane));
             debug_assert_eq!(engine_lane, lane, "decoders and engines share lanes");
+            self.watermarks.push(self.fresh_watermarks.clone());
             tracing::info!(
                 cluster = self.decoding.cluster(lane).unwrap_or("(unnamed)"),
                 clusters = self.clusters.len(),
@@ -528,14 +538,14 @@ impl Pipeline {
                 let time = self.guard_time(time, now, d);
                 let ups = self.clusters.engine_mut(lane).observe(time);
                 collect(updates, lane, ups);
-                self.watermarks.observe(&d.stream, d.ordered, time, now);
+                self.watermarks[lane].observe(&d.stream, d.ordered, time, now);
             }
             Ok(_) => {
                 for ev in &mut evs {
                     ev.time = self.guard_time(ev.time, now, d);
                     let ups = self.clusters.engine_mut(lane).push(ev);
                     collect(updates, lane, ups);
-                    self.watermarks.observe(&d.stream, d.ordered, ev.time, now);
+                    self.watermarks[lane].observe(&d.stream, d.ordered, ev.time, now);
                 }
             }
             Err(e) => {
@@ -615,7 +625,14 @@ impl Pipeline {
     }
 
     fn publish(&self, now: EventTime) {
-        let watermark = self.clusters.watermark();
+        // The slowest cluster's: the one a lag alert is about.
+        let watermark = self
+            .clusters
+            .iter()
+            .map(correlate::Engine::watermark)
+            .filter(|w| *w != EventTime::MIN)
+            .min()
+            .unwrap_or(EventTime::MIN);
         let lag = if watermark == EventTime::MIN {
             0.0
         } else {
@@ -626,7 +643,7 @@ impl Pipeline {
             gauges: self.clusters.gauges(),
             signals: self.clusters.signal_counts(),
             watermark_lag: lag,
-            streams: self.watermarks.streams(),
+            streams: self.watermarks.iter().map(Watermarks::streams).sum(),
             decoder_objects: self.decoding.iter().map(|(_, d)| d.topology().len()).sum(),
             clusters: self.clusters.len(),
         });

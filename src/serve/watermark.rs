@@ -40,7 +40,8 @@ struct StreamClock {
     seen_at: EventTime,
 }
 
-#[derive(Debug)]
+/// One cluster's watermarks (the pipeline keeps a set per cluster).
+#[derive(Debug, Clone)]
 pub(crate) struct Watermarks {
     lateness: Span,
     idle: Span,

@@ -395,3 +395,86 @@ mod serve {
         assert!(status.success(), "{stderr}");
     }
 }
+
+mod kafka {
+    //! Clusters through a real Kafka-protocol broker (tansu): each
+    //! cluster's event time is its own.
+
+    use serde_json::Value;
+    use testkit::Tansu;
+
+    use super::{lines, name_cluster};
+    use crate::support::{Serve, root, wait_for};
+
+    /// Cluster `slow`'s shipper is an hour behind and still sending; cluster
+    /// `nfs`'s outage must be announced all the same. With one watermark
+    /// for all clusters, `nfs`'s records would wait in the reorder buffer
+    /// until `slow`'s partition went idle (ten minutes here).
+    #[test]
+    fn a_lagging_cluster_holds_back_only_itself() {
+        let tansu = Tansu::start();
+        let bootstrap = tansu.bootstrap();
+        let example = lines(&root().join("examples/nfs-csi-cascade.ndjson"));
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            testkit::create_topic(&bootstrap, "records", 2)
+                .await
+                .unwrap();
+        });
+        let config = format!(
+            "engine: {{lateness: 10s}}\npipeline: {{checkpoint_interval: 1s, idle_timeout: 10m}}\n\
+             sources:\n  alertmanager: {{enabled: false}}\n  kafka: {{brokers: '{bootstrap}', topics: [records], group: lag-e2e}}\n"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let serve = Serve::start(dir.path(), &config, &[]);
+        // One record of `slow`, an hour before the outage: its partition's
+        // newest time, and it stays active (idle_timeout 10m).
+        let slow_line = name_cluster(&hour_earlier(&example[0]), "slow", false).to_string();
+        let nfs: Vec<(i32, Vec<u8>)> = example
+            .iter()
+            .map(|l| (1, name_cluster(l, "nfs", false).to_string().into_bytes()))
+            .collect();
+        let producer = rt.block_on(async { testkit::producer(&bootstrap).unwrap() });
+        rt.block_on(testkit::produce(
+            &producer,
+            "records",
+            &[(0, slow_line.into_bytes())],
+        ))
+        .unwrap();
+        wait_for("slow's record to be taken", || {
+            (serve.metric("epicenter_clusters") >= 1.0).then_some(())
+        });
+        rt.block_on(testkit::produce(&producer, "records", &nfs))
+            .unwrap();
+        let opened = wait_for("nfs's outage to be announced", || {
+            serve
+                .changes()
+                .into_iter()
+                .find(|c| c["cluster"] == "nfs" && c["rule"] == "csi-driver-unavailable")
+        });
+        assert_eq!(opened["change"], "opened");
+        assert_eq!(serve.metric("epicenter_clusters"), 2.0);
+        let (status, stderr) = serve.terminate();
+        assert!(status.success(), "{stderr}");
+    }
+
+    /// The line with every RFC 3339 time in it an hour earlier.
+    fn hour_earlier(line: &str) -> String {
+        let mut v: Value = serde_json::from_str(line).unwrap();
+        shift_times(&mut v);
+        v.to_string()
+    }
+
+    fn shift_times(v: &mut Value) {
+        match v {
+            Value::String(s) => {
+                if let Ok(t) = s.parse::<jiff::Timestamp>() {
+                    *s = (t - jiff::SignedDuration::from_hours(1)).to_string();
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(shift_times),
+            Value::Object(map) => map.values_mut().for_each(shift_times),
+            _ => {}
+        }
+    }
+}
