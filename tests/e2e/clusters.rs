@@ -404,7 +404,7 @@ mod kafka {
     use testkit::Tansu;
 
     use super::{lines, name_cluster};
-    use crate::support::{Serve, root, wait_for};
+    use crate::support::{Serve, latest, root, wait_for};
 
     /// Cluster `slow`'s shipper is an hour behind and still sending; cluster
     /// `nfs`'s outage must be announced all the same. With one watermark
@@ -453,9 +453,120 @@ mod kafka {
                 .find(|c| c["cluster"] == "nfs" && c["rule"] == "csi-driver-unavailable")
         });
         assert_eq!(opened["change"], "opened");
-        assert_eq!(serve.metric("epicenter_clusters"), 2.0);
+        // Metrics are published every quarter second.
+        wait_for("both clusters counted", || {
+            (serve.metric("epicenter_clusters") == 2.0).then_some(())
+        });
         let (status, stderr) = serve.terminate();
         assert!(status.success(), "{stderr}");
+    }
+
+    /// Scale-out by cluster: three replicas in one consumer group over six
+    /// clusters' records, each cluster keyed to a partition of its own (as
+    /// the shippers' examples key). Each replica correlates the clusters of
+    /// its partitions, and together they form exactly what `replay` forms
+    /// per cluster, each incident announced once. The partitions stay put
+    /// here (all three replicas joined before the first record): moving a
+    /// cluster's state on a rebalance is not built yet.
+    #[test]
+    fn three_replicas_share_six_clusters_and_form_what_replay_forms() {
+        let tansu = Tansu::start();
+        let bootstrap = tansu.bootstrap();
+        let example = lines(&root().join("examples/nfs-csi-cascade.ndjson"));
+        let clusters: Vec<String> = (0..6).map(|i| format!("site-{i}")).collect();
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            testkit::create_topic(&bootstrap, "records", 6)
+                .await
+                .unwrap();
+        });
+        // Every line of the example in each cluster, interleaved.
+        let mut records: Vec<(i32, Vec<u8>)> = Vec::new();
+        let mut merged = String::new();
+        for line in &example {
+            for (p, c) in clusters.iter().enumerate() {
+                let named = name_cluster(line, c, false).to_string();
+                merged.push_str(&named);
+                merged.push('\n');
+                records.push((i32::try_from(p).unwrap(), named.into_bytes()));
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let merged_path = dir.path().join("merged.ndjson");
+        std::fs::write(&merged_path, merged).unwrap();
+        let out = crate::support::bin()
+            .args(["replay", "--lateness", "10s"])
+            .arg(&merged_path)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let expected = latest(
+            String::from_utf8(out.stdout)
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap()),
+        );
+        assert!(
+            expected.len() >= 12,
+            "two outages per cluster: {}",
+            expected.len()
+        );
+
+        let config = format!(
+            "engine: {{lateness: 10s}}\npipeline: {{checkpoint_interval: 1s, idle_timeout: 1s}}\n\
+             sources:\n  alertmanager: {{enabled: false}}\n  kafka: {{brokers: '{bootstrap}', topics: [records], group: fleet-e2e, max_batch: 1}}\n"
+        );
+        let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+        let replicas: Vec<Serve> = dirs
+            .iter()
+            .map(|d| Serve::start(d.path(), &config, &[]))
+            .collect();
+        wait_for("every replica to hold partitions", || {
+            replicas
+                .iter()
+                .all(|r| r.metric(r#"epicenter_source_up{source="kafka"}"#) == 1.0)
+                .then_some(())
+        });
+        rt.block_on(async {
+            let producer = testkit::producer(&bootstrap).unwrap();
+            testkit::produce(&producer, "records", &records)
+                .await
+                .unwrap();
+        });
+        let got = wait_for("the replicas to form every incident replay forms", || {
+            let mut seen = std::collections::BTreeMap::new();
+            for r in &replicas {
+                crate::support::apply(&mut seen, r.changes());
+            }
+            expected
+                .iter()
+                .all(|(id, want)| seen.get(id) == Some(want))
+                .then_some(seen)
+        });
+        assert_eq!(
+            got.keys().collect::<Vec<_>>(),
+            expected.keys().collect::<Vec<_>>(),
+            "incidents replay does not form"
+        );
+        // Each replica took part, and nothing was announced twice.
+        let mut opened: std::collections::BTreeMap<String, usize> = Default::default();
+        for r in &replicas {
+            assert!(
+                r.metric("epicenter_clusters") >= 1.0,
+                "a replica with no cluster"
+            );
+            for c in r.changes().into_iter().filter(|c| c["change"] == "opened") {
+                *opened
+                    .entry(c["id"].as_str().unwrap().to_string())
+                    .or_default() += 1;
+            }
+        }
+        let twice: Vec<_> = opened.iter().filter(|(_, n)| **n > 1).collect();
+        assert!(twice.is_empty(), "opened more than once: {twice:?}");
+        for r in replicas {
+            let (status, stderr) = r.terminate();
+            assert!(status.success(), "{stderr}");
+        }
     }
 
     /// The line with every RFC 3339 time in it an hour earlier.
