@@ -61,38 +61,35 @@ impl Clusters {
         if let Some(lane) = self.find(cluster) {
             return (lane, false);
         }
-        let lane = self.engines.len();
         let config = EngineConfig {
             cluster: cluster.map(str::to_owned),
             ..self.config.clone()
         };
-        self.engines.push(Engine::new(self.rules.clone(), config));
-        match cluster {
-            None => self.unnamed = Some(lane),
-            Some(name) => {
-                self.named.insert(name.into(), lane);
-            }
-        }
-        (lane, true)
+        (self.add(Engine::new(self.rules.clone(), config)), true)
     }
 
     /// Adds an engine restored elsewhere (a checkpoint), under the cluster
     /// its config names. Err with the engine when that cluster is here
     /// already.
     pub fn insert(&mut self, engine: Engine) -> Result<Lane, Box<Engine>> {
-        let cluster = engine.config().cluster.clone();
-        if self.find(cluster.as_deref()).is_some() {
+        if self.find(engine.config().cluster.as_deref()).is_some() {
             return Err(Box::new(engine));
         }
+        Ok(self.add(engine))
+    }
+
+    /// `engine` as the next lane, under the cluster its config names (not
+    /// here yet).
+    fn add(&mut self, engine: Engine) -> Lane {
         let lane = self.engines.len();
-        match cluster {
+        match &engine.config().cluster {
             None => self.unnamed = Some(lane),
             Some(name) => {
-                self.named.insert(name.into(), lane);
+                self.named.insert(name.as_str().into(), lane);
             }
         }
         self.engines.push(engine);
-        Ok(lane)
+        lane
     }
 
     /// Every cluster's engine started afresh, in the same lanes (state
@@ -115,10 +112,6 @@ impl Clusters {
     /// Every cluster's engine, in lane order.
     pub fn iter(&self) -> impl Iterator<Item = &Engine> {
         self.engines.iter()
-    }
-
-    pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut Engine> {
-        self.engines.iter_mut()
     }
 
     pub fn len(&self) -> usize {

@@ -282,40 +282,17 @@ mod serve {
         root().join("tests/serve/rules").display().to_string()
     }
 
-    /// The node alert (firing or resolved) and, while firing, a pod alert
-    /// on that node; labelled `cluster` when one is given.
+    /// The restart test's body (the node alert and, while firing, a pod
+    /// alert on that node), each alert labelled `cluster` when one is given.
     fn body(cluster: Option<&str>, starts_at: &str, resolved_at: Option<&str>) -> String {
-        let status = if resolved_at.is_some() {
-            "resolved"
-        } else {
-            "firing"
-        };
-        let mut alerts = vec![json!({
-            "status": status,
-            "labels": {"alertname": "KubeNodeNotReady", "node": "worker-2", "severity": "critical"},
-            "annotations": {"summary": "Node is not ready."},
-            "startsAt": starts_at,
-            "endsAt": resolved_at.unwrap_or("0001-01-01T00:00:00Z"),
-            "fingerprint": "0f1e2d3c4b5a6978",
-        })];
-        if resolved_at.is_none() {
-            alerts.push(json!({
-                "status": "firing",
-                "labels": {"alertname": "KubePodNotReady", "namespace": "shop", "pod": "cart-0",
-                           "node": "worker-2", "severity": "warning"},
-                "annotations": {"summary": "Pod has been in a non-ready state for more than 15 minutes."},
-                "startsAt": starts_at,
-                "endsAt": "0001-01-01T00:00:00Z",
-                "fingerprint": "8796a5b4c3d2e1f0",
-            }));
-        }
+        let mut body: Value =
+            serde_json::from_str(&crate::restart::body(starts_at, resolved_at)).unwrap();
         if let Some(c) = cluster {
-            for a in &mut alerts {
+            for a in body["alerts"].as_array_mut().unwrap() {
                 a["labels"]["cluster"] = json!(c);
             }
         }
-        json!({"receiver": "epicenter", "status": status, "alerts": alerts, "version": "4"})
-            .to_string()
+        body.to_string()
     }
 
     fn storm(serve: &Serve, change: &str) -> Vec<Value> {

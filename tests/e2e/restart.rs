@@ -21,7 +21,7 @@ fn rules_dir() -> String {
 
 /// An Alertmanager body: the node alert (firing or resolved) and, while
 /// firing, a pod alert on that node.
-fn body(starts_at: &str, resolved_at: Option<&str>) -> String {
+pub(crate) fn body(starts_at: &str, resolved_at: Option<&str>) -> String {
     let status = if resolved_at.is_some() {
         "resolved"
     } else {
