@@ -65,11 +65,7 @@ impl Decoding {
     /// new: a cluster met for the first time gets a fresh decoder, and
     /// what the lanes feed must add it too. Err past `max_clusters`.
     pub(crate) fn lane(&mut self, cluster: Option<&str>) -> Result<(Lane, bool), TooManyClusters> {
-        let found = match cluster {
-            None => self.unnamed,
-            Some(name) => self.named.get(name).copied(),
-        };
-        match found {
+        match self.find(cluster) {
             Some(lane) => Ok((lane, false)),
             None if self.decoders.len() >= self.max => Err(TooManyClusters {
                 name: cluster.unwrap_or("(unnamed)").to_string(),
@@ -93,6 +89,44 @@ impl Decoding {
         lane
     }
 
+    /// Takes a cluster's decoder out (its state moves to another replica);
+    /// the lanes after it move down by one, as [`correlate::Clusters::remove`]
+    /// moves the engines'.
+    pub(crate) fn remove(&mut self, lane: Lane) -> (Option<Box<str>>, Decoder) {
+        let removed = self.decoders.remove(lane);
+        self.named.clear();
+        self.unnamed = None;
+        for (lane, (cluster, _)) in self.decoders.iter().enumerate() {
+            match cluster {
+                None => self.unnamed = Some(lane),
+                Some(name) => {
+                    self.named.insert(name.clone(), lane);
+                }
+            }
+        }
+        removed
+    }
+
+    /// Every lane's cluster and decoder, in lane order, to move them
+    /// elsewhere.
+    pub(crate) fn into_decoders(self) -> Vec<(Option<Box<str>>, Decoder)> {
+        self.decoders
+    }
+
+    /// The lane of `cluster`, if it was met.
+    pub(crate) fn find(&self, cluster: Option<&str>) -> Option<Lane> {
+        match cluster {
+            None => self.unnamed,
+            Some(name) => self.named.get(name).copied(),
+        }
+    }
+
+    /// No cluster yet, with the same bounds (a partition's state read on
+    /// its own before its clusters join these).
+    pub(crate) fn empty_like(&self) -> Decoding {
+        Decoding::new(self.limits, self.max)
+    }
+
     /// The bounds of each decoder.
     pub(crate) fn limits(&self) -> Limits {
         self.limits
@@ -100,6 +134,12 @@ impl Decoding {
 
     pub(crate) fn cluster(&self, lane: Lane) -> Option<&str> {
         self.decoders[lane].0.as_deref()
+    }
+
+    /// A lane's cluster and decoder.
+    pub(crate) fn get(&self, lane: Lane) -> (Option<&str>, &Decoder) {
+        let (cluster, decoder) = &self.decoders[lane];
+        (cluster.as_deref(), decoder)
     }
 
     pub(crate) fn decoder(&mut self, lane: Lane) -> &mut Decoder {

@@ -92,6 +92,32 @@ impl Clusters {
         lane
     }
 
+    /// Takes a cluster's engine out (its state moves to another replica);
+    /// the lanes after it move down by one, in the same order.
+    pub fn remove(&mut self, lane: Lane) -> Engine {
+        let engine = self.engines.remove(lane);
+        self.reindex();
+        engine
+    }
+
+    /// Every engine, in lane order, to move them elsewhere.
+    pub fn into_engines(self) -> Vec<Engine> {
+        self.engines
+    }
+
+    fn reindex(&mut self) {
+        self.named.clear();
+        self.unnamed = None;
+        for (lane, engine) in self.engines.iter().enumerate() {
+            match &engine.config().cluster {
+                None => self.unnamed = Some(lane),
+                Some(name) => {
+                    self.named.insert(name.as_str().into(), lane);
+                }
+            }
+        }
+    }
+
     /// Every cluster's engine started afresh, in the same lanes (state
     /// that cannot be trusted is dropped, the clusters stay).
     pub fn reset(&mut self) {

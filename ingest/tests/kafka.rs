@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use correlate::Origin;
 use ingest::source::kafka::{self, Settings};
-use ingest::source::{Delivery, Health, Intake, Position, SourceHealth};
+use ingest::source::{Delivery, Handover, Health, Intake, Position, SourceHealth};
 use ingest::{Decoder, Limits};
 use rdkafka::mocking::MockCluster;
 use tokio::sync::{mpsc, watch};
@@ -37,6 +37,8 @@ struct Running {
     committed: watch::Sender<Vec<Position>>,
     deliveries: mpsc::Receiver<Delivery>,
     health: Arc<SourceHealth>,
+    /// The partitions the hand-overs received so far say are ours.
+    owned: std::collections::BTreeSet<(String, i32)>,
 }
 
 fn settings(bootstrap: &str, topic: &str, group: &str, max_batch: usize) -> Settings {
@@ -71,11 +73,14 @@ async fn start(settings: Settings, resume: Vec<Position>, capacity: usize) -> Ru
         committed,
         deliveries,
         health,
+        owned: std::collections::BTreeSet::new(),
     }
 }
 
 impl Running {
-    /// Receives deliveries until they hold `lines` lines in all.
+    /// Receives deliveries until they hold `lines` lines in all; the
+    /// rebalances' hand-overs are followed, not returned: a record comes
+    /// only from a partition a hand-over assigned before it.
     async fn collect(&mut self, lines: usize) -> Vec<Delivery> {
         let mut got = Vec::new();
         let mut n = 0;
@@ -84,6 +89,30 @@ impl Running {
                 .await
                 .unwrap_or_else(|_| panic!("only {n} of {lines} lines arrived"))
                 .expect("the source stopped");
+            match &d.handover {
+                Some(Handover::Assigned(ps)) => self.owned.extend(ps.iter().cloned()),
+                Some(Handover::Revoked(ps)) => {
+                    for p in ps {
+                        assert!(self.owned.remove(p), "{p:?} revoked but never assigned");
+                    }
+                }
+                None => {
+                    let pos = d
+                        .position
+                        .as_ref()
+                        .expect("a kafka delivery has a position");
+                    assert!(
+                        self.owned.contains(&(pos.topic.clone(), pos.partition)),
+                        "a record of {}/{} before its partition was assigned",
+                        pos.topic,
+                        pos.partition
+                    );
+                }
+            }
+            if d.handover.is_some() {
+                assert!(d.lines.is_empty() && d.position.is_none());
+                continue;
+            }
             n += d.lines.len();
             got.push(d);
         }
@@ -345,6 +374,7 @@ async fn a_killed_broker_is_reported_and_consumption_resumes_after_its_restart()
     while health.is_connected() {
         if let Ok(Some(d)) =
             tokio::time::timeout(Duration::from_millis(200), src.deliveries.recv()).await
+            && d.handover.is_none()
         {
             drained += d.lines.len();
             got.push(d);
@@ -400,12 +430,13 @@ async fn malformed_payloads_are_counted_and_the_position_moves_past_them() {
     let mut got = src.collect(2).await;
     // The last message is malformed: a delivery may carry only a position.
     while got.last().unwrap().position.as_ref().unwrap().offset < 4 {
-        got.push(
-            tokio::time::timeout(PATIENCE, src.deliveries.recv())
-                .await
-                .unwrap()
-                .unwrap(),
-        );
+        let d = tokio::time::timeout(PATIENCE, src.deliveries.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        if d.handover.is_none() {
+            got.push(d);
+        }
     }
     let lines: Vec<String> = got.iter().flat_map(|d| d.lines.clone()).collect();
     assert_eq!(

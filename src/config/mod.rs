@@ -64,6 +64,9 @@ pub(crate) struct ServeConfig {
     pub(crate) alertmanager: Option<alertmanager::Settings>,
     pub(crate) kubernetes: Option<kubernetes::Settings>,
     pub(crate) kafka: Option<kafka::Settings>,
+    /// `sources.kafka.shared_state/<group>`: where each partition's state
+    /// lives, for whichever replica owns it (sharded state).
+    pub(crate) shared_state: Option<PathBuf>,
     pub(crate) stdout: bool,
     pub(crate) file_sink: Option<PathBuf>,
     pub(crate) kafka_sink: Option<KafkaSinkConfig>,
@@ -140,6 +143,7 @@ impl Default for ServeConfig {
             alertmanager: Some(alertmanager::Settings::default()),
             kubernetes: None,
             kafka: None,
+            shared_state: None,
             stdout: true,
             file_sink: None,
             kafka_sink: None,
@@ -460,6 +464,12 @@ fn validate(c: &mut Checker<'_>, raw: &RawConfig, base: &Path) -> Config {
         if let Some(k) = &s.kafka {
             serve.kafka = kafka_source(c, k);
             let kafka = &k.value;
+            if let (Some(settings), Some(dir)) = (
+                &serve.kafka,
+                c.text(kafka.shared_state.as_ref(), "sources.kafka.shared_state"),
+            ) {
+                serve.shared_state = Some(base.join(dir).join(&settings.group));
+            }
             serve.clusters.kafka = c.cluster(kafka.cluster.as_ref(), "sources.kafka.cluster");
             for (topic, name) in &kafka.topic_clusters {
                 let field = format!("sources.kafka.topic_clusters.{topic}");

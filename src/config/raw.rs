@@ -235,6 +235,11 @@ pub(super) struct RawKafkaSource {
     pub(super) cluster: Option<Text>,
     #[serde(default)]
     pub(super) topic_clusters: BTreeMap<String, Text>,
+    /// A directory every replica of the group mounts (a ReadWriteMany
+    /// volume): each partition's clusters' state and outbox, which move
+    /// with the partition on a rebalance.
+    #[serde(default)]
+    pub(super) shared_state: Option<Text>,
 }
 
 #[derive(Debug, Default, Deserialize)]

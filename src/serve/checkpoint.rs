@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use correlate::checkpoint::{self as format, FormatError, Kind};
 use correlate::rules::RuleSet;
-use correlate::{Clusters, Engine, EngineConfig, EngineSnapshot};
+use correlate::{Clusters, Engine, EngineConfig, EngineSnapshot, Lane};
 use ingest::{Decoder, DecoderSnapshot};
 use serde::{Deserialize, Serialize};
 
@@ -228,7 +228,8 @@ impl StateDir {
         read(&path, &bytes, rules, config, decoding)
     }
 
-    /// Writes a checkpoint atomically; its size in bytes.
+    /// Writes a checkpoint of every cluster atomically; its size in bytes.
+    #[cfg(test)]
     pub(crate) fn write(
         &self,
         clusters: &Clusters,
@@ -236,16 +237,30 @@ impl StateDir {
         positions: &Positions,
         journal: u64,
     ) -> Result<usize> {
+        self.write_lanes(clusters, decoding, 0..clusters.len(), positions, journal)
+    }
+
+    /// Writes a checkpoint of the clusters in `lanes` atomically (a
+    /// replica's own, or one Kafka partition's); its size in bytes.
+    pub(crate) fn write_lanes(
+        &self,
+        clusters: &Clusters,
+        decoding: &Decoding,
+        lanes: impl Iterator<Item = Lane>,
+        positions: &Positions,
+        journal: u64,
+    ) -> Result<usize> {
         let mut stored = Stored {
             positions: positions_list(positions),
             journal,
-            clusters: Vec::with_capacity(clusters.len()),
+            clusters: Vec::new(),
         };
-        for ((name, decoder), engine) in decoding.iter().zip(clusters.iter()) {
+        for lane in lanes {
+            let (name, decoder) = decoding.get(lane);
             stored.clusters.push(StoredCluster {
                 name: name.map(str::to_owned),
                 decoder: decoder.snapshot().to_bytes()?,
-                engine: engine.snapshot().to_bytes()?,
+                engine: clusters.engine(lane).snapshot().to_bytes()?,
             });
         }
         let bytes = format::encode(Kind::Service, VERSION, &stored)?;
@@ -266,6 +281,19 @@ impl StateDir {
             .map_err(io(&self.dir))?;
         Ok(())
     }
+}
+
+/// Moves an unreadable checkpoint aside (`checkpoint.unreadable-<unix
+/// seconds>`), so the directory starts empty and the file stays for a
+/// person to look at; where it went, or why it could not be moved.
+pub(crate) fn set_aside(dir: &Path) -> std::result::Result<PathBuf, String> {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let to = dir.join(format!("{FILE}.unreadable-{secs}"));
+    fs::rename(dir.join(FILE), &to)
+        .map(|()| to)
+        .map_err(|e| e.to_string())
 }
 
 /// What a restore under another rule pack could not carry over, in two

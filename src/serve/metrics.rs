@@ -67,6 +67,9 @@ pub(crate) struct Metrics {
     pub(crate) checkpoint_failures: Counter,
     pub(crate) checkpoint_bytes: Gauge,
     checkpoint_seconds: Histogram,
+    /// Sharded: time to take over an assigned partition (waiting for its
+    /// last owner, restoring its clusters, opening its outbox).
+    pub(crate) handovers: Histogram,
     /// Batches of changes the outbox could not take (retried).
     pub(crate) outbox_errors: Counter,
     outbox: Arc<Mutex<Option<sinks::outbox::Outbox>>>,
@@ -135,6 +138,12 @@ impl Metrics {
             "Time to flush the sinks and write a checkpoint",
             checkpoint_seconds.clone(),
         );
+        let handovers = Histogram::new(exponential_buckets(0.001, 2.0, 18));
+        registry.register(
+            "partition_takeover_seconds",
+            "Sharded state: time from a Kafka partition's assignment to its clusters resuming here (the last owner letting go, the checkpoint read, the outbox opened)",
+            handovers.clone(),
+        );
         let outbox_errors = Counter::default();
         registry.register(
             "outbox_errors",
@@ -163,6 +172,7 @@ impl Metrics {
             checkpoint_failures,
             checkpoint_bytes,
             checkpoint_seconds,
+            handovers,
             outbox_errors,
             outbox,
             journal,

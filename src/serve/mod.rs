@@ -28,6 +28,7 @@ mod metrics;
 mod outbox;
 mod pipeline;
 mod server;
+mod shards;
 mod watermark;
 mod web;
 
@@ -107,6 +108,9 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
 }
 
 async fn serve(config: Config, rules: Arc<correlate::rules::RuleSet>) -> Result<ExitCode> {
+    // Shared with the opener of partition outboxes (sharded state).
+    let shared_config = Arc::new(config);
+    let config = &*shared_config;
     let serve = &config.serve;
     let faults = Faults::default();
     faults.install_panic_hook();
@@ -257,6 +261,14 @@ async fn serve(config: Config, rules: Arc<correlate::rules::RuleSet>) -> Result<
             max_ahead,
             give_up_after: serve.shutdown_timeout.saturating_sub(OUTBOX_GRACE + MARGIN),
             clusters: serve.clusters.clone(),
+            shards: serve.shared_state.clone().map(|root| {
+                tracing::info!(shared_state = %root.display(), "sharded state: each Kafka partition's clusters move with it");
+                let config = Arc::clone(&shared_config);
+                let open: shards::OpenOutbox = Box::new(move |dir| {
+                    outbox::open_partition(&config.serve, dir, outbox::wall_clock())
+                });
+                shards::Shards::new(root, open)
+            }),
         },
         journal.clone(),
         faults.clone(),

@@ -1,6 +1,10 @@
 //! The outbox as `serve` configures it: one target per configured sink
 //! (stdout, file, Kafka, the history) and per notifier of every receiver,
 //! the policy and routes of `notify:`, the store in the state directory.
+//! With sharded state, each owned Kafka partition has an outbox of its own
+//! in its shared directory holding only the notifiers (what people were
+//! told moves with the partition's clusters); the replica's own outbox
+//! then streams every change and notifies for the other clusters.
 
 use std::path::Path;
 
@@ -46,6 +50,55 @@ pub(crate) fn open(
         t.max_batch = h.max_rows;
         targets.push(t);
     }
+    targets.extend(notifier_targets(serve)?);
+    let path = state_dir.join("outbox.redb");
+    if !path.exists() && state_dir.join("checkpoint").exists() {
+        tracing::warn!(
+            path = %path.display(),
+            "the outbox is missing though a checkpoint is there: what people were told is forgotten, \
+             and open incidents may be announced again"
+        );
+    }
+    let outbox =
+        Outbox::open(settings(serve, path), targets, clock).context("cannot open the outbox")?;
+    for t in outbox.status() {
+        if t.pending > 0 || t.dead > 0 {
+            tracing::info!(target_name = %t.name, pending = t.pending, dead = t.dead, "outbox resumed");
+        }
+    }
+    Ok(outbox)
+}
+
+/// Opens a Kafka partition's outbox in its shared directory: the
+/// notifiers only (streams go through the replica's own outbox).
+pub(crate) fn open_partition(serve: &ServeConfig, dir: &Path, clock: Clock) -> Result<Outbox> {
+    let path = dir.join("outbox.redb");
+    let outbox = Outbox::open(
+        settings(serve, path.clone()),
+        notifier_targets(serve)?,
+        clock,
+    )
+    .with_context(|| format!("cannot open the partition's outbox {}", path.display()))?;
+    for t in outbox.status() {
+        if t.pending > 0 || t.dead > 0 {
+            tracing::info!(target_name = %t.name, pending = t.pending, dead = t.dead, outbox = %path.display(), "partition outbox resumed");
+        }
+    }
+    Ok(outbox)
+}
+
+fn settings(serve: &ServeConfig, path: std::path::PathBuf) -> Settings {
+    let mut settings = Settings::new(path);
+    settings.policy = serve.notify.policy.clone();
+    settings.route = serve.notify.route.clone();
+    settings.receivers = serve.notify.receivers.clone();
+    settings.max_pending = serve.outbox_max_pending;
+    settings
+}
+
+/// One target per notifier of `notify.targets`.
+fn notifier_targets(serve: &ServeConfig) -> Result<Vec<Target>> {
+    let mut targets = Vec::new();
     for n in &serve.notify.targets {
         let notifier = match &n.notifier {
             NotifierConfig::Slack(s) => Notifier::Slack(
@@ -63,26 +116,7 @@ pub(crate) fn open(
         t.rate = n.rate;
         targets.push(t);
     }
-    let path = state_dir.join("outbox.redb");
-    if !path.exists() && state_dir.join("checkpoint").exists() {
-        tracing::warn!(
-            path = %path.display(),
-            "the outbox is missing though a checkpoint is there: what people were told is forgotten, \
-             and open incidents may be announced again"
-        );
-    }
-    let mut settings = Settings::new(path);
-    settings.policy = serve.notify.policy.clone();
-    settings.route = serve.notify.route.clone();
-    settings.receivers = serve.notify.receivers.clone();
-    settings.max_pending = serve.outbox_max_pending;
-    let outbox = Outbox::open(settings, targets, clock).context("cannot open the outbox")?;
-    for t in outbox.status() {
-        if t.pending > 0 || t.dead > 0 {
-            tracing::info!(target_name = %t.name, pending = t.pending, dead = t.dead, "outbox resumed");
-        }
-    }
-    Ok(outbox)
+    Ok(targets)
 }
 
 /// Each signal's source(s), for the history's `incident_signals` table.

@@ -12,6 +12,15 @@
 //! publishes metrics and, every checkpoint interval, flushes the outbox and
 //! writes a checkpoint, after which source positions may be committed.
 //!
+//! With sharded state (`sources.kafka.shared_state`), each cluster first
+//! met in a Kafka partition belongs to that partition: its state is
+//! checkpointed in the partition's shared directory and its notifications
+//! go through the partition's outbox ([`super::shards`]). A rebalance's
+//! hand-over comes down the intake in order with the records: a revoked
+//! partition's clusters are told what changed, checkpointed and let go; an
+//! assigned one's are restored, once the last owner has let go, before
+//! any of its records.
+//!
 //! On start, the deliveries the journal holds past the checkpoint (webhook
 //! bodies acknowledged before a crash) are processed before anything new.
 //!
@@ -30,7 +39,7 @@ use correlate::incident::Change;
 use correlate::{Clusters, Event, EventTime, IncidentReport, IncidentUpdate, Lane, Origin, Span};
 use ingest::Decoded;
 use ingest::source::journal::Replay;
-use ingest::source::{Delivery, Journal, Position, alertmanager, kafka, kubernetes};
+use ingest::source::{Delivery, Handover, Journal, Position, alertmanager, kafka, kubernetes};
 use rustc_hash::FxHashMap;
 use sinks::change::{ChangeKind, IncidentChange};
 use sinks::outbox::{Outbox, Outgoing};
@@ -40,6 +49,7 @@ use tokio_util::sync::CancellationToken;
 use super::checkpoint::{Checkpoint, StateDir};
 use super::faults::Faults;
 use super::metrics::{ChangeLabels, EngineView, Metrics, SourceLabels};
+use super::shards::{Partition, Shards};
 use super::watermark::Watermarks;
 use crate::decoding::Decoding;
 use crate::replay::recycle;
@@ -127,6 +137,35 @@ pub(crate) struct Settings {
     /// not move event time (`engine.max_ahead`).
     pub(crate) max_ahead: Span,
     pub(crate) clusters: SourceClusters,
+    /// The Kafka partitions' shared state, when sharded.
+    pub(crate) shards: Option<Shards>,
+}
+
+/// Rendered changes, by the outbox that notifies for them: the replica's
+/// own, or an owned partition's (which moves with the partition).
+#[derive(Default)]
+struct Outgoings {
+    own: Vec<Outgoing>,
+    shards: Vec<(Partition, Vec<Outgoing>)>,
+}
+
+impl Outgoings {
+    fn add(&mut self, owner: Option<&Partition>, out: Vec<Outgoing>) {
+        if out.is_empty() {
+            return;
+        }
+        match owner {
+            None => self.own.extend(out),
+            Some(p) => match self.shards.iter_mut().find(|(q, _)| q == p) {
+                Some((_, v)) => v.extend(out),
+                None => self.shards.push((p.clone(), out)),
+            },
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.own.len() + self.shards.iter().map(|(_, v)| v.len()).sum::<usize>()
+    }
 }
 
 pub(crate) struct Pipeline {
@@ -134,6 +173,10 @@ pub(crate) struct Pipeline {
     clusters: Clusters,
     /// Each lane's (cluster's) watermarks.
     watermarks: Vec<Watermarks>,
+    /// Each lane's owner: the Kafka partition whose shared state holds it
+    /// (sharded), or none (the replica's own state directory).
+    owner: Vec<Option<Partition>>,
+    shards: Option<Shards>,
     /// What a new cluster's watermarks start as.
     fresh_watermarks: Watermarks,
     metrics: Arc<Metrics>,
@@ -199,7 +242,7 @@ impl Pipeline {
         state: StateDir,
         committed: watch::Sender<Vec<Position>>,
         clock: Clock,
-        settings: Settings,
+        mut settings: Settings,
         journal: Journal,
         faults: Faults,
     ) -> Pipeline {
@@ -223,6 +266,8 @@ impl Pipeline {
             .collect();
         Pipeline {
             emitted,
+            owner: vec![None; checkpoint.clusters.len()],
+            shards: settings.shards.take(),
             decoding: checkpoint.decoding,
             clusters: checkpoint.clusters,
             watermarks: lanes,
@@ -321,7 +366,11 @@ impl Pipeline {
                 "the outbox could not store the last incident changes; they are replayed at the next start"
             );
         }
-        if self.checkpoint().await {
+        let written = self.checkpoint().await;
+        if let Some(shards) = self.shards.as_mut() {
+            shards.close().await;
+        }
+        if written {
             tracing::info!(records = self.records, "drained and checkpointed");
             Ok(())
         } else {
@@ -330,19 +379,214 @@ impl Pipeline {
     }
 
     async fn handle(&mut self, d: Delivery) -> Result<(), NotStored> {
+        if let Some(handover) = d.handover {
+            return self.hand_over(handover).await;
+        }
         let now = (self.clock)();
         let updates = self.ingest(&d, now);
-        let mut batch = Vec::new();
+        let mut batch = Outgoings::default();
         for (lane, ups) in &updates {
-            batch.extend(self.render(*lane, ups));
+            let out = self.render(*lane, ups);
+            batch.add(self.owner[*lane].as_ref(), out);
         }
-        if !batch.is_empty() {
-            let latency = d.received.elapsed();
-            for _ in &batch {
-                self.metrics.observe_latency(latency);
-            }
+        let latency = d.received.elapsed();
+        for _ in 0..batch.len() {
+            self.metrics.observe_latency(latency);
         }
         self.deliver(batch).await
+    }
+
+    /// A rebalance: revoked partitions' clusters leave, assigned ones'
+    /// arrive. Unsharded, there is nothing to move (the group's offsets
+    /// are all that changes hands).
+    async fn hand_over(&mut self, handover: Handover) -> Result<(), NotStored> {
+        if self.shards.is_none() {
+            return Ok(());
+        }
+        match handover {
+            Handover::Assigned(partitions) => {
+                for p in partitions {
+                    self.acquire(p).await;
+                }
+            }
+            Handover::Revoked(partitions) => {
+                for p in partitions {
+                    self.release(p).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes over a partition: waits for its last owner to let go, opens
+    /// its outbox and restores its clusters.
+    async fn acquire(&mut self, p: Partition) {
+        let Some(shards) = self.shards.as_ref() else {
+            return;
+        };
+        if shards.owns(&p) {
+            return;
+        }
+        let started = Instant::now();
+        let dir = match shards.lock(&p).await {
+            Ok(dir) => dir,
+            Err(e) => {
+                self.faults
+                    .fatal(format!("cannot take over partition {}-{}: {e}", p.0, p.1));
+                return;
+            }
+        };
+        let waited = started.elapsed();
+        let checkpoint = match dir.load(
+            self.clusters.rules().clone(),
+            self.clusters.config().clone(),
+            self.decoding.empty_like(),
+        ) {
+            Ok(c) => c,
+            Err(e) => {
+                // One unreadable partition must not stop every replica it
+                // moves to: set aside, loudly, and start it empty.
+                let aside = super::checkpoint::set_aside(dir.dir());
+                tracing::error!(topic = %p.0, partition = p.1, error = %e, set_aside = ?aside, "partition state unreadable: its clusters start empty here");
+                let decoding = self.decoding.empty_like();
+                super::checkpoint::Checkpoint {
+                    clusters: correlate::Clusters::new(
+                        self.clusters.rules().clone(),
+                        self.clusters.config().clone(),
+                    ),
+                    decoding,
+                    positions: Positions::new(),
+                    journal: 0,
+                }
+            }
+        };
+        let shards = self.shards.as_mut().expect("checked above");
+        if let Err(e) = shards.adopt(p.clone(), dir).await {
+            self.faults.fatal(format!(
+                "cannot open partition {}-{}'s outbox: {}",
+                p.0,
+                p.1,
+                crate::describe(&e)
+            ));
+            return;
+        }
+        let now = (self.clock)();
+        let mut moved = 0usize;
+        let decoders = checkpoint.decoding.into_decoders();
+        for (engine, (name, decoder)) in
+            checkpoint.clusters.into_engines().into_iter().zip(decoders)
+        {
+            if self.decoding.find(name.as_deref()).is_some() {
+                tracing::error!(
+                    topic = %p.0,
+                    partition = p.1,
+                    cluster = name.as_deref().unwrap_or("(unnamed)"),
+                    "this replica already holds the cluster (its records also came through another \
+                     partition or source: key records by cluster): the partition's state of it is dropped"
+                );
+                continue;
+            }
+            let reported: Vec<(String, u32)> = engine
+                .store()
+                .iter()
+                .filter(|i| i.is_reported())
+                .map(|i| (i.id.clone(), i.version))
+                .collect();
+            let mut w = self.fresh_watermarks.clone();
+            w.resume_from(engine.watermark(), engine.max_time(), now);
+            if engine.max_time() != EventTime::MIN {
+                // The partition is the cluster's stream: it holds the
+                // watermark where it was, as if it had never moved, until
+                // it goes idle (a hand-over is not a silence).
+                w.observe(&kafka::stream_id(&p.0, p.1), true, engine.max_time(), now);
+            }
+            let Ok(lane) = self.clusters.insert(engine) else {
+                continue;
+            };
+            let decoder_lane = self.decoding.insert(name.as_deref(), decoder);
+            debug_assert_eq!(lane, decoder_lane, "decoders and engines share lanes");
+            self.watermarks.push(w);
+            self.owner.push(Some(p.clone()));
+            self.emitted.extend(reported);
+            moved += 1;
+        }
+        if let Some(&offset) = checkpoint.positions.get(&p) {
+            self.positions.insert(p.clone(), offset);
+            self.restored.insert(p.clone(), offset);
+        }
+        self.metrics
+            .handovers
+            .observe(started.elapsed().as_secs_f64());
+        tracing::info!(
+            topic = %p.0,
+            partition = p.1,
+            clusters = moved,
+            offset = ?checkpoint.positions.get(&p),
+            waited_ms = waited.as_millis() as u64,
+            ms = started.elapsed().as_millis() as u64,
+            "partition taken over: its clusters resume here"
+        );
+    }
+
+    /// Lets a revoked partition go: its clusters' last changes told, its
+    /// outbox closed, their state checkpointed in its directory, then
+    /// unlocked for the next owner.
+    async fn release(&mut self, p: Partition) -> Result<(), NotStored> {
+        if !self.shards.as_ref().is_some_and(|s| s.owns(&p)) {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let mut batch = Outgoings::default();
+        self.refresh(&mut batch);
+        self.deliver(batch).await?;
+        let Some(dir) = (match self.shards.as_mut() {
+            Some(s) => s.release(&p).await,
+            None => None,
+        }) else {
+            return Ok(());
+        };
+        let lanes: Vec<Lane> = self.lanes_of(Some(&p)).collect();
+        let positions: Positions = self
+            .positions
+            .get(&p)
+            .map(|&o| Positions::from([(p.clone(), o)]))
+            .unwrap_or_default();
+        match dir.write_lanes(
+            &self.clusters,
+            &self.decoding,
+            lanes.iter().copied(),
+            &positions,
+            0,
+        ) {
+            Ok(bytes) => {
+                tracing::info!(
+                    topic = %p.0,
+                    partition = p.1,
+                    clusters = lanes.len(),
+                    bytes,
+                    offset = ?positions.get(&p),
+                    ms = started.elapsed().as_millis() as u64,
+                    "partition handed over: its clusters' state is checkpointed for the next owner"
+                );
+            }
+            Err(e) => {
+                self.metrics.checkpoint_failures.inc();
+                tracing::error!(topic = %p.0, partition = p.1, error = %e, "partition state not checkpointed at hand-over: its next owner resumes from the last checkpoint and reads the partition again from there");
+            }
+        }
+        drop(dir);
+        for &lane in lanes.iter().rev() {
+            let engine = self.clusters.remove(lane);
+            self.decoding.remove(lane);
+            self.watermarks.remove(lane);
+            self.owner.remove(lane);
+            for inc in engine.store().iter() {
+                self.emitted.remove(inc.id.as_str());
+            }
+        }
+        self.positions.remove(&p);
+        self.restored.remove(&p);
+        Ok(())
     }
 
     /// Hands changes to the outbox. A store that fails with an I/O error (a
@@ -350,13 +594,37 @@ impl Pipeline {
     /// fills, and sources shed load at the edge (the webhook answers 503);
     /// nothing is dropped. Any other failure is fatal (the restart checks
     /// the store). During shutdown, past the deadline, it gives up.
-    async fn deliver(&mut self, batch: Vec<Outgoing>) -> Result<(), NotStored> {
+    ///
+    /// A partition's changes are streamed by the replica's own outbox and
+    /// notified by the partition's.
+    async fn deliver(&mut self, batch: Outgoings) -> Result<(), NotStored> {
+        let Outgoings { mut own, shards } = batch;
+        for (_, out) in &shards {
+            own.extend(out.iter().map(Outgoing::streams_only));
+        }
+        let outbox = self.outbox.clone();
+        self.store(&outbox, own).await?;
+        for (p, out) in shards {
+            let Some(outbox) = self
+                .shards
+                .as_ref()
+                .and_then(|s| s.get(&p))
+                .map(|s| s.outbox.clone())
+            else {
+                continue;
+            };
+            self.store(&outbox, out).await?;
+        }
+        Ok(())
+    }
+
+    async fn store(&mut self, outbox: &Outbox, batch: Vec<Outgoing>) -> Result<(), NotStored> {
         if batch.is_empty() {
             return Ok(());
         }
-        self.outbox.wait_for_room().await;
+        outbox.wait_for_room().await;
         let mut wait = Duration::from_millis(100);
-        while let Err(e) = self.outbox.enqueue(&batch) {
+        while let Err(e) = outbox.enqueue(&batch) {
             self.metrics.outbox_errors.inc();
             if !e.is_io() {
                 self.faults
@@ -370,7 +638,7 @@ impl Pipeline {
             tracing::error!(error = %e, retry_in_ms = wait.as_millis() as u64, "cannot queue incident changes in the outbox");
             tokio::time::sleep(wait).await;
             wait = (wait * 2).min(Duration::from_secs(2));
-            if let Err(e) = self.outbox.reopen() {
+            if let Err(e) = outbox.reopen() {
                 tracing::debug!(error = %e, "outbox not reopened yet");
             }
         }
@@ -379,13 +647,14 @@ impl Pipeline {
 
     async fn on_tick(&mut self) -> Result<(), NotStored> {
         let now = (self.clock)();
-        let mut batch = Vec::new();
+        let mut batch = Outgoings::default();
         for lane in 0..self.clusters.len() {
             let watermark = self.watermarks[lane].watermark(now);
             let updates = self.clusters.engine_mut(lane).advance(watermark);
-            batch.extend(self.render(lane, &updates));
+            let out = self.render(lane, &updates);
+            batch.add(self.owner[lane].as_ref(), out);
         }
-        batch.extend(self.refresh());
+        self.refresh(&mut batch);
         let stored = self.deliver(batch).await;
         self.forget_retired();
         self.publish(now);
@@ -434,14 +703,22 @@ impl Pipeline {
     /// Decodes and correlates one delivery; the incident changes it caused,
     /// by cluster.
     fn ingest(&mut self, d: &Delivery, now: EventTime) -> LaneUpdates {
-        if let Some(p) = &d.position
-            && self
+        if let Some(p) = &d.position {
+            let key = (p.topic.clone(), p.partition);
+            if self
                 .restored
-                .get(&(p.topic.clone(), p.partition))
+                .get(&key)
                 .is_some_and(|&done| p.offset <= done)
-        {
-            tracing::debug!(stream = %d.stream, offset = p.offset, "already in the restored state: skipped");
-            return LaneUpdates::new();
+            {
+                tracing::debug!(stream = %d.stream, offset = p.offset, "already in the restored state: skipped");
+                return LaneUpdates::new();
+            }
+            if self.shards.as_ref().is_some_and(|s| !s.owns(&key)) {
+                // Read before a revocation took it away: its owner reads
+                // it again from the last checkpoint.
+                tracing::debug!(stream = %d.stream, offset = p.offset, "a partition this replica does not own: skipped");
+                return LaneUpdates::new();
+            }
         }
         let labels = SourceLabels {
             source: d.source.to_string(),
@@ -522,6 +799,12 @@ impl Pipeline {
             let (engine_lane, _) = self.clusters.lane(self.decoding.cluster(lane));
             debug_assert_eq!(engine_lane, lane, "decoders and engines share lanes");
             self.watermarks.push(self.fresh_watermarks.clone());
+            // Sharded, a cluster first met in a partition belongs to it.
+            let owner = match (&self.shards, &d.position) {
+                (Some(_), Some(p)) => Some((p.topic.clone(), p.partition)),
+                _ => None,
+            };
+            self.owner.push(owner);
             tracing::info!(
                 cluster = self.decoding.cluster(lane).unwrap_or("(unnamed)"),
                 clusters = self.clusters.len(),
@@ -610,18 +893,20 @@ impl Pipeline {
     /// Incidents that changed without a change of their own (more records
     /// on known members: the signal count, last_seen), sent at most once a
     /// tick.
-    fn refresh(&mut self) -> Vec<Outgoing> {
-        let mut changes = Changes {
-            metrics: &self.metrics,
-            emitted: &mut self.emitted,
-            out: Vec::new(),
-        };
-        for inc in self.clusters.iter().flat_map(|e| e.store().iter()) {
-            if inc.is_reported() && changes.emitted.get(inc.id.as_str()) != Some(&inc.version) {
-                changes.push(inc, Change::Updated, None);
+    fn refresh(&mut self, batch: &mut Outgoings) {
+        for (lane, engine) in self.clusters.iter().enumerate() {
+            let mut changes = Changes {
+                metrics: &self.metrics,
+                emitted: &mut self.emitted,
+                out: Vec::new(),
+            };
+            for inc in engine.store().iter() {
+                if inc.is_reported() && changes.emitted.get(inc.id.as_str()) != Some(&inc.version) {
+                    changes.push(inc, Change::Updated, None);
+                }
             }
+            batch.add(self.owner[lane].as_ref(), changes.out);
         }
-        changes.out
     }
 
     fn publish(&self, now: EventTime) {
@@ -652,9 +937,18 @@ impl Pipeline {
     /// Makes the outbox durable, writes the state, then publishes the
     /// positions it covers (the Kafka source commits them). False if it
     /// failed.
+    /// Sharded, each owned partition's clusters are checkpointed in its own
+    /// directory (with its offset), after its outbox is durable too.
     async fn checkpoint(&mut self) -> bool {
         let started = Instant::now();
-        if let Err(e) = self.outbox.sync() {
+        let synced = std::iter::once(&self.outbox)
+            .chain(
+                self.shards
+                    .iter()
+                    .flat_map(|s| s.iter().map(|(_, s)| &s.outbox)),
+            )
+            .try_for_each(Outbox::sync);
+        if let Err(e) = synced {
             self.metrics.checkpoint_failures.inc();
             tracing::error!(error = %e, "checkpoint skipped: the outbox cannot be made durable");
             self.faults.condition(
@@ -663,12 +957,7 @@ impl Pipeline {
             );
             return false;
         }
-        match self.state.write(
-            &self.clusters,
-            &self.decoding,
-            &self.positions,
-            self.journal_done,
-        ) {
+        match self.write_state() {
             Ok(bytes) => {
                 self.faults.condition("checkpoint", None);
                 self.journal.covered(self.journal_done);
@@ -695,6 +984,53 @@ impl Pipeline {
                 false
             }
         }
+    }
+
+    /// The lanes `owner` holds (`None`: the replica's own).
+    fn lanes_of<'a>(&'a self, owner: Option<&'a Partition>) -> impl Iterator<Item = Lane> + 'a {
+        (0..self.owner.len()).filter(move |&l| self.owner[l].as_ref() == owner)
+    }
+
+    /// The replica's own lanes in its state directory, each owned
+    /// partition's in the partition's; the bytes written.
+    fn write_state(&self) -> Result<usize, super::checkpoint::StateError> {
+        let Some(shards) = &self.shards else {
+            return self.state.write_lanes(
+                &self.clusters,
+                &self.decoding,
+                0..self.clusters.len(),
+                &self.positions,
+                self.journal_done,
+            );
+        };
+        let own_positions: Positions = self
+            .positions
+            .iter()
+            .filter(|(p, _)| !shards.owns(p))
+            .map(|(p, o)| (p.clone(), *o))
+            .collect();
+        let mut bytes = self.state.write_lanes(
+            &self.clusters,
+            &self.decoding,
+            self.lanes_of(None),
+            &own_positions,
+            self.journal_done,
+        )?;
+        for (p, shard) in shards.iter() {
+            let positions: Positions = self
+                .positions
+                .get(p)
+                .map(|&o| Positions::from([(p.clone(), o)]))
+                .unwrap_or_default();
+            bytes += shard.dir.write_lanes(
+                &self.clusters,
+                &self.decoding,
+                self.lanes_of(Some(p)),
+                &positions,
+                0,
+            )?;
+        }
+        Ok(bytes)
     }
 }
 

@@ -16,8 +16,16 @@
 //! cluster with an engine of its own. C = P spreads the records over every
 //! partition, as the unnamed run does.
 //!
+//! With `--handover`, the partitions' state is sharded
+//! (`sources.kafka.shared_state`); once every record is in, a second
+//! replica joins the group and the rebalance moves clusters to it: the
+//! report adds the time from its start until every cluster is held again,
+//! each take-over's time (`epicenter_partition_takeover_seconds`, both
+//! replicas: the first one takes back what the eager protocol revoked
+//! from it) and the bytes of the partitions' checkpoints that moved.
+//!
 //! ```text
-//! serve_kafka [--records N] [--partitions P] [--clusters C] [--bin target/release/epicenter]
+//! serve_kafka [--records N] [--partitions P] [--clusters C] [--handover] [--bin target/release/epicenter]
 //! ```
 #![allow(clippy::print_stdout)] // the report is the output
 
@@ -125,26 +133,37 @@ fn run() -> Result<(), String> {
         }
     );
 
+    let handover = std::env::args().any(|a| a == "--handover");
+    let shared = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let shared_state = if handover {
+        format!(", shared_state: '{}'", shared.path().display())
+    } else {
+        String::new()
+    };
+    let start = |dir: &std::path::Path| -> Result<(u16, std::process::Child), String> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| e.to_string())?
+            .port();
+        let config = dir.join("epicenter.yaml");
+        std::fs::write(
+            &config,
+            format!(
+                "listen: 127.0.0.1:{port}\nstate_dir: state\nsources:\n  alertmanager: {{enabled: false}}\n  kafka: {{brokers: '{bootstrap}', topics: [{TOPIC}], group: bench{shared_state}}}\nsinks:\n  stdout: {{enabled: false}}\n"
+            ),
+        )
+        .map_err(|e| e.to_string())?;
+        let child = Command::new(&bin)
+            .args(["serve", "--config"])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("{bin}: {e}"))?;
+        Ok((port, child))
+    };
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_err(|e| e.to_string())?
-        .port();
-    let config = dir.path().join("epicenter.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "listen: 127.0.0.1:{port}\nstate_dir: state\nsources:\n  alertmanager: {{enabled: false}}\n  kafka: {{brokers: '{bootstrap}', topics: [{TOPIC}], group: bench}}\nsinks:\n  stdout: {{enabled: false}}\n"
-        ),
-    )
-    .map_err(|e| e.to_string())?;
-    let mut child = Command::new(&bin)
-        .args(["serve", "--config"])
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("{bin}: {e}"))?;
+    let (port, mut child) = start(dir.path())?;
     let sample = r#"epicenter_records_total{source="kafka"}"#;
     let deadline = Instant::now() + Duration::from_secs(300);
     let (mut first, mut last) = (None, None);
@@ -162,6 +181,18 @@ fn run() -> Result<(), String> {
     let cpu = cpu_seconds(child.id());
     let errors = metric(port, r#"epicenter_decode_errors_total{source="kafka"}"#).unwrap_or(0.0);
     let engines = metric(port, "epicenter_clusters").unwrap_or(0.0);
+    if handover && last.is_some() {
+        report_handover(&start, port, engines)?;
+        let moved: u64 = std::fs::read_dir(shared.path().join("bench"))
+            .map_err(|e| e.to_string())?
+            .filter_map(|d| std::fs::metadata(d.ok()?.path().join("checkpoint")).ok())
+            .map(|m| m.len())
+            .sum();
+        println!(
+            "partitions' checkpoints: {moved} bytes in all ({:.0} bytes a cluster)",
+            moved as f64 / engines.max(1.0)
+        );
+    }
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
@@ -174,6 +205,53 @@ fn run() -> Result<(), String> {
         "serve took {records} records: {:.0} records/s ({:.2} s from the first count, {n0} already counted then); serve CPU {cpu:.2} s in all; decode errors {errors}; clusters {engines}",
         (records as f64 - n0) / secs,
         secs
+    );
+    Ok(())
+}
+
+/// Starts a serve replica with its state in a directory: its port and
+/// process.
+type Start<'a> = dyn Fn(&std::path::Path) -> Result<(u16, std::process::Child), String> + 'a;
+
+/// A second replica joins; the time until every one of `clusters` is held
+/// again, and the take-overs each replica measured.
+fn report_handover(start: &Start<'_>, first: u16, clusters: f64) -> Result<(), String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let joined = Instant::now();
+    let (port, mut child) = start(dir.path())?;
+    let held = |p: u16| metric(p, "epicenter_clusters").unwrap_or(0.0);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut resumed = None;
+    while Instant::now() < deadline {
+        let second = held(port);
+        if second >= 1.0 && held(first) + second >= clusters {
+            resumed = Some(joined.elapsed());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let takeovers = |p: u16| {
+        (
+            metric(p, "epicenter_partition_takeover_seconds_count").unwrap_or(0.0),
+            metric(p, "epicenter_partition_takeover_seconds_sum").unwrap_or(0.0),
+        )
+    };
+    let (n1, s1) = takeovers(first);
+    let (n2, s2) = takeovers(port);
+    let second = held(port);
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    let Some(resumed) = resumed else {
+        return Err("the second replica did not take clusters over within 2 minutes".to_string());
+    };
+    println!(
+        "a second replica joined: every cluster held again {:.2} s after its start ({second} clusters moved to it); \
+         take-overs: first replica {n1} in {:.1} ms avg, second {n2} in {:.1} ms avg",
+        resumed.as_secs_f64(),
+        1000.0 * s1 / n1.max(1.0),
+        1000.0 * s2 / n2.max(1.0),
     );
     Ok(())
 }

@@ -66,6 +66,21 @@ pub struct Delivery {
     /// through the [`super::journal::Journal`]: a checkpoint that covers it
     /// lets the journal forget it.
     pub journal: Option<u64>,
+    /// A Kafka rebalance: partitions this replica now owns, or no longer
+    /// owns. Carried in the intake (with no lines) so that it is ordered
+    /// with the records: everything read from a partition before it was
+    /// revoked comes before its revocation, and nothing read after its
+    /// assignment comes before that.
+    pub handover: Option<Handover>,
+}
+
+/// Partitions that changed hands in a consumer-group rebalance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handover {
+    /// Now ours: restore their clusters' state before their records.
+    Assigned(Vec<(String, i32)>),
+    /// No longer ours: checkpoint their clusters' state and let it go.
+    Revoked(Vec<(String, i32)>),
 }
 
 impl Delivery {
@@ -78,6 +93,15 @@ impl Delivery {
             ordered: true,
             received: Instant::now(),
             journal: None,
+            handover: None,
+        }
+    }
+
+    /// A rebalance's hand-over, as a delivery of no lines on `stream`.
+    pub fn handover(source: &'static str, stream: StreamId, handover: Handover) -> Delivery {
+        Delivery {
+            handover: Some(handover),
+            ..Delivery::new(source, stream, Vec::new())
         }
     }
 }

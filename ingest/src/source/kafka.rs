@@ -38,6 +38,13 @@
 //!   position (a delivery may then carry no lines) so the commit moves past
 //!   it. Lines that are not valid JSON are the decoder's to report.
 //!
+//! - **Rebalances are handed over in order.** Each assignment and
+//!   revocation the group makes is sent down the intake as a
+//!   [`Handover`] delivery, after every record read from a revoked
+//!   partition and before any record of a newly assigned one, so the
+//!   pipeline can move a partition's state with it (sharded state,
+//!   `sources.kafka.shared_state`).
+//!
 //! A broker that disappears: librdkafka reports all brokers down, the
 //! source's health turns disconnected with the error recorded (`/readyz`,
 //! `epicenter_source_up`), and nothing is consumed or committed;
@@ -67,10 +74,10 @@ use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
 use serde::Deserialize;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::{Delivery, Health, Intake, Position, SourceHealth, StreamId};
+use super::{Delivery, Handover, Health, Intake, Position, SourceHealth, StreamId};
 
 /// The source's name in deliveries and health.
 pub const SOURCE: &str = "kafka";
@@ -262,6 +269,8 @@ impl Source {
     /// commits. Returns when cancelled or when the intake is closed.
     async fn consume(&mut self, intake: &Intake, cancel: &CancellationToken) -> Result<()> {
         let mut batches = Batches::new(self.max_batch);
+        let mut out: Vec<Delivery> = Vec::new();
+        let rebalanced = self.consumer.context().rebalanced.clone();
         loop {
             {
                 let consumer = self.consumer.clone();
@@ -273,18 +282,23 @@ impl Source {
                         continue;
                     }
                     first = consumer.recv() => {
-                        self.take(first, &mut batches)?;
+                        self.take(first, &mut batches, &mut out)?;
                         // Whatever else is already buffered, without waiting.
                         while !batches.full() {
                             match consumer.recv().now_or_never() {
-                                Some(next) => self.take(next, &mut batches)?,
+                                Some(next) => self.take(next, &mut batches, &mut out)?,
                                 None => break,
                             }
                         }
                     }
+                    // A rebalance while no message came (its callback runs
+                    // inside `recv`): hand it over now, not with the next
+                    // message, or a revoked partition's state would wait.
+                    () = rebalanced.notified() => self.take_handovers(&mut batches, &mut out),
                 }
             }
-            for delivery in batches.drain() {
+            out.extend(batches.drain());
+            for delivery in out.drain(..) {
                 let lines = delivery.lines.len() as u64;
                 if !self.send(intake, delivery, cancel).await {
                     return Ok(());
@@ -294,8 +308,30 @@ impl Source {
         }
     }
 
-    /// Adds one polled message (or error) to the batches.
-    fn take(&self, polled: KafkaResult<BorrowedMessage<'_>>, batches: &mut Batches) -> Result<()> {
+    /// Rebalances since the last look, in order after what was read
+    /// before them.
+    fn take_handovers(&self, batches: &mut Batches, out: &mut Vec<Delivery>) {
+        let handovers = self.consumer.context().take_handovers();
+        if handovers.is_empty() {
+            return;
+        }
+        out.extend(batches.drain());
+        out.extend(
+            handovers
+                .into_iter()
+                .map(|h| Delivery::handover(SOURCE, StreamId::new("kafka"), h)),
+        );
+    }
+
+    /// Adds one polled message (or error) to the batches, after the
+    /// rebalances that came before it.
+    fn take(
+        &self,
+        polled: KafkaResult<BorrowedMessage<'_>>,
+        batches: &mut Batches,
+        out: &mut Vec<Delivery>,
+    ) -> Result<()> {
+        self.take_handovers(batches, out);
         match polled {
             Ok(message) => {
                 self.consumer.context().broker_answered();
@@ -514,6 +550,7 @@ impl Batches {
                 ordered: true,
                 received: b.received,
                 journal: None,
+                handover: None,
             })
     }
 }
@@ -559,6 +596,10 @@ struct Context {
     /// "All brokers down" reports since a broker last answered.
     down_reports: AtomicU64,
     assigned: Mutex<Vec<(String, i32)>>,
+    /// Rebalances not yet handed to the pipeline, in order.
+    handovers: Mutex<Vec<Handover>>,
+    /// Woken when a rebalance adds to `handovers`.
+    rebalanced: Arc<Notify>,
 }
 
 impl Context {
@@ -572,7 +613,26 @@ impl Context {
             broker_up: AtomicBool::new(false),
             down_reports: AtomicU64::new(0),
             assigned: Mutex::new(Vec::new()),
+            handovers: Mutex::new(Vec::new()),
+            rebalanced: Arc::new(Notify::new()),
         }
+    }
+
+    fn hand_over(&self, handover: Handover) {
+        self.handovers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(handover);
+        self.rebalanced.notify_one();
+    }
+
+    fn take_handovers(&self) -> Vec<Handover> {
+        std::mem::take(
+            &mut *self
+                .handovers
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
     }
 
     fn assigned(&self) -> std::sync::MutexGuard<'_, Vec<(String, i32)>> {
@@ -698,6 +758,14 @@ impl ClientContext for Context {
     }
 }
 
+/// The topic and partition of each element.
+fn partitions(tpl: &TopicPartitionList) -> Vec<(String, i32)> {
+    tpl.elements()
+        .iter()
+        .map(|e| (e.topic().to_owned(), e.partition()))
+        .collect()
+}
+
 /// The part of librdkafka's statistics the source reads.
 #[derive(Deserialize)]
 struct Stats {
@@ -733,8 +801,13 @@ impl ConsumerContext for Context {
                 match assigned {
                     Ok(()) => {
                         let mut now = self.assigned();
-                        if !cooperative {
-                            now.clear();
+                        if !cooperative && !now.is_empty() {
+                            // An eager assignment replaces the last one.
+                            self.hand_over(Handover::Revoked(std::mem::take(&mut *now)));
+                        }
+                        let partitions = partitions(tpl);
+                        if !partitions.is_empty() {
+                            self.hand_over(Handover::Assigned(partitions));
                         }
                         for e in tpl.elements() {
                             now.push((e.topic().to_owned(), e.partition()));
@@ -763,10 +836,17 @@ impl ConsumerContext for Context {
                     tracing::warn!(error = %e, "kafka partition revocation failed");
                 }
                 let mut now = self.assigned();
-                if cooperative {
-                    now.retain(|(t, p)| tpl.find_partition(t, *p).is_none());
+                let gone: Vec<(String, i32)> = if cooperative {
+                    let (gone, kept) = std::mem::take(&mut *now)
+                        .into_iter()
+                        .partition(|(t, p)| tpl.find_partition(t, *p).is_some());
+                    *now = kept;
+                    gone
                 } else {
-                    now.clear();
+                    std::mem::take(&mut *now)
+                };
+                if !gone.is_empty() {
+                    self.hand_over(Handover::Revoked(gone));
                 }
                 tracing::info!(partitions = tpl.count(), "kafka partitions revoked");
             }
@@ -777,7 +857,10 @@ impl ConsumerContext for Context {
                 if let Err(e) = consumer.unassign() {
                     tracing::warn!(error = %e, "kafka unassign failed");
                 }
-                self.assigned().clear();
+                let gone = std::mem::take(&mut *self.assigned());
+                if !gone.is_empty() {
+                    self.hand_over(Handover::Revoked(gone));
+                }
             }
         }
         self.refresh();

@@ -32,5 +32,5 @@ pub mod kafka;
 pub mod kubernetes;
 
 pub use health::{Health, SourceHealth};
-pub use intake::{Closed, Delivery, Intake, Position, StreamId, WeakIntake};
+pub use intake::{Closed, Delivery, Handover, Intake, Position, StreamId, WeakIntake};
 pub use journal::Journal;

@@ -226,12 +226,28 @@ pub struct Outgoing {
     pub change: IncidentChange,
     /// `change` as JSON, what stream targets deliver.
     pub json: Vec<u8>,
+    /// Whether the policy may notify people of it. Off where another
+    /// outbox notifies (a Kafka partition's, which moves with the
+    /// partition): this one then only streams it.
+    pub notify: bool,
 }
 
 impl Outgoing {
     pub fn new(change: IncidentChange) -> Result<Outgoing> {
         let json = serde_json::to_vec(&change).map_err(|e| Error::Encode(e.to_string()))?;
-        Ok(Outgoing { change, json })
+        Ok(Outgoing {
+            change,
+            json,
+            notify: true,
+        })
+    }
+
+    /// The same change, for stream targets only.
+    pub fn streams_only(&self) -> Outgoing {
+        Outgoing {
+            notify: false,
+            ..self.clone()
+        }
     }
 }
 
@@ -329,6 +345,10 @@ pub(crate) struct Inner {
     pub(crate) draining: AtomicBool,
     pub(crate) stopped: AtomicBool,
     pub(crate) deferred_wake: Notify,
+    /// Woken (every waiter) when the outbox starts draining: the healing
+    /// task's wait ends at once, so a shutdown (or a Kafka partition's
+    /// hand-over) is not held for its poll interval.
+    pub(crate) drain_wake: Notify,
     /// When closed incidents' memories were last pruned.
     last_prune: Mutex<WallMicros>,
     /// Batches enqueued since the last sync: a reopen after an I/O failure
@@ -471,6 +491,7 @@ impl Outbox {
                 draining: AtomicBool::new(false),
                 stopped: AtomicBool::new(false),
                 deferred_wake: Notify::new(),
+                drain_wake: Notify::new(),
                 last_prune: Mutex::new(0),
                 unsynced: Mutex::new(Vec::new()),
                 failure: Mutex::new(None),
@@ -596,6 +617,7 @@ impl Outbox {
             t.wake.notify_one();
         }
         inner.deferred_wake.notify_one();
+        inner.drain_wake.notify_waiters();
         let abort = tasks.abort_handle();
         if tokio::time::timeout(grace, tasks).await.is_err() {
             let left: u64 = inner
@@ -875,9 +897,11 @@ impl Inner {
                         added[i] += 1;
                     }
                 }
-                self.notify(
-                    &mut t, &o.change, &o.json, now, &mut next, &mut woken, &mut added,
-                )?;
+                if o.notify {
+                    self.notify(
+                        &mut t, &o.change, &o.json, now, &mut next, &mut woken, &mut added,
+                    )?;
+                }
             }
             t.meta.insert(store::NEXT_SEQ, next)?;
             drop(t);

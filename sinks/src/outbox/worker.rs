@@ -213,10 +213,15 @@ struct Note {
 /// the outbox resumes by itself when space returns.
 pub(super) async fn heal(inner: Arc<Inner>) {
     loop {
+        let drained = inner.drain_wake.notified();
+        tokio::pin!(drained);
+        drained.as_mut().enable();
         if inner.draining.load(Ordering::Relaxed) || inner.stopped.load(Ordering::Relaxed) {
             return;
         }
-        tokio::time::sleep(POLL).await;
+        if tokio::time::timeout(POLL, drained).await.is_ok() {
+            return;
+        }
         if !inner.failing() {
             continue;
         }
