@@ -187,3 +187,25 @@ impl Decoding {
         sum
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_removed_lane_moves_the_later_ones_down_as_the_engines_do() {
+        let mut d = Decoding::default();
+        for name in [Some("a"), None, Some("b")] {
+            d.lane(name).unwrap();
+        }
+        let (name, _) = d.remove(0);
+        assert_eq!(name.as_deref(), Some("a"));
+        assert_eq!(d.find(None), Some(0));
+        assert_eq!(d.find(Some("b")), Some(1));
+        assert_eq!(d.find(Some("a")), None);
+        assert_eq!(d.get(1).0, Some("b"));
+        // Met again, it is a new lane at the end.
+        assert_eq!(d.lane(Some("a")).unwrap(), (2, true));
+    }
+}

@@ -245,3 +245,37 @@ impl Clusters {
         &self.config
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(c: &Clusters) -> Vec<Option<String>> {
+        c.iter().map(|e| e.config().cluster.clone()).collect()
+    }
+
+    #[test]
+    fn a_removed_lane_moves_the_later_ones_down_and_each_name_finds_its_own() {
+        let mut c = Clusters::new(Arc::new(RuleSet::default()), EngineConfig::default());
+        for name in [Some("a"), None, Some("b"), Some("c")] {
+            c.lane(name);
+        }
+        let gone = c.remove(1);
+        assert_eq!(gone.config().cluster, None);
+        assert_eq!(
+            names(&c),
+            [Some("a".into()), Some("b".into()), Some("c".into())]
+        );
+        assert_eq!(c.find(None), None);
+        assert_eq!(c.find(Some("a")), Some(0));
+        assert_eq!(c.find(Some("b")), Some(1));
+        assert_eq!(c.find(Some("c")), Some(2));
+        // The removed cluster comes back as the last lane.
+        assert_eq!(c.insert(gone).ok(), Some(3));
+        assert_eq!(c.find(None), Some(3));
+        assert!(
+            c.insert(Engine::new(c.rules().clone(), c.config().clone()))
+                .is_err()
+        );
+    }
+}

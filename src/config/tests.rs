@@ -292,3 +292,27 @@ fn the_graph_watches_are_off_by_default_and_include_the_volumes() {
         "{msg}"
     );
 }
+
+#[test]
+fn shared_state_is_per_consumer_group_and_needs_a_path() {
+    let c = parse(
+        "sources:\n  kafka: {brokers: 'k:9092', topics: [t], group: fleet, shared_state: shared}\n",
+    )
+    .unwrap();
+    assert_eq!(
+        c.serve.shared_state.as_deref(),
+        Some(Path::new("/etc/epicenter/shared/fleet"))
+    );
+    assert!(
+        parse("sources:\n  kafka: {brokers: 'k:9092', topics: [t]}\n")
+            .unwrap()
+            .serve
+            .shared_state
+            .is_none()
+    );
+    let msg = errors("sources:\n  kafka: {brokers: 'k:9092', topics: [t], shared_state: ' '}\n");
+    assert!(
+        msg.contains("c.yaml:2:") && msg.contains("sources.kafka.shared_state: must not be empty"),
+        "{msg}"
+    );
+}
