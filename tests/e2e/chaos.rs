@@ -258,17 +258,7 @@ fn kills_outages_and_a_full_disk_lose_nothing_and_announce_each_incident_once() 
     // opening still queued when the incident resolved is folded into the
     // resolution (one notification, the latest state): it is announced
     // either way.
-    let mut told: BTreeMap<String, BTreeMap<String, (String, usize)>> = BTreeMap::new();
-    for r in hook.requests().iter().filter(|r| r.status == 200) {
-        let key = r.header("idempotency-key").unwrap().to_string();
-        let event = r.header("x-epicenter-event").unwrap().to_string();
-        let incident = key.rsplit_once(':').unwrap().0.to_string();
-        told.entry(incident)
-            .or_default()
-            .entry(key)
-            .or_insert((event, 0))
-            .1 += 1;
-    }
+    let told = crate::support::told(&hook);
     let incidents = crate::crash::incidents(&file);
     for (id, inc) in incidents.iter().filter(|(_, i)| i["rule"] == "volume-full") {
         let claim = inc["root_cause"]["entity"]["name"].as_str().unwrap();

@@ -622,7 +622,7 @@ mod kafka {
         // between the receiver's answer and the outbox's fsync): at most
         // one, for the one kill.
         wait_for("every incident announced", || {
-            let told = told(&hook);
+            let told = crate::support::told(&hook);
             expected
                 .keys()
                 .all(|id| {
@@ -631,7 +631,7 @@ mod kafka {
                 })
                 .then_some(())
         });
-        let told = told(&hook);
+        let told = crate::support::told(&hook);
         for (id, keys) in &told {
             let openings = keys.values().filter(|(e, _)| e == "opened").count();
             assert!(openings <= 1, "{id} announced {openings} times: {keys:?}");
@@ -649,28 +649,6 @@ mod kafka {
             let (status, stderr) = r.terminate();
             assert!(status.success(), "{stderr}");
         }
-    }
-
-    /// Incident -> idempotency key -> (event, deliveries answered 200).
-    fn told(
-        hook: &WebhookReceiver,
-    ) -> std::collections::BTreeMap<String, std::collections::BTreeMap<String, (String, usize)>>
-    {
-        let mut told: std::collections::BTreeMap<
-            String,
-            std::collections::BTreeMap<String, (String, usize)>,
-        > = Default::default();
-        for r in hook.requests().iter().filter(|r| r.status == 200) {
-            let key = r.header("idempotency-key").unwrap().to_string();
-            let event = r.header("x-epicenter-event").unwrap().to_string();
-            let incident = key.rsplit_once(':').unwrap().0.to_string();
-            told.entry(incident)
-                .or_default()
-                .entry(key)
-                .or_insert((event, 0))
-                .1 += 1;
-        }
-        told
     }
 
     /// The line with every RFC 3339 time in it `hours` later.

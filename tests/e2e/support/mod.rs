@@ -133,6 +133,27 @@ pub(crate) fn latest(
     out
 }
 
+/// What a webhook receiver was told, as delivered (answered 200):
+/// incident -> idempotency key -> (event, deliveries). The same key twice
+/// is one notification delivered twice.
+pub(crate) fn told(
+    hook: &testkit::webhook::WebhookReceiver,
+) -> std::collections::BTreeMap<String, std::collections::BTreeMap<String, (String, usize)>> {
+    let mut told: std::collections::BTreeMap<_, std::collections::BTreeMap<_, _>> =
+        std::collections::BTreeMap::new();
+    for r in hook.requests().iter().filter(|r| r.status == 200) {
+        let key = r.header("idempotency-key").unwrap().to_string();
+        let event = r.header("x-epicenter-event").unwrap().to_string();
+        let incident = key.rsplit_once(':').unwrap().0.to_string();
+        told.entry(incident)
+            .or_default()
+            .entry(key)
+            .or_insert((event, 0))
+            .1 += 1;
+    }
+    told
+}
+
 /// A running `epicenter serve`.
 pub(crate) struct Serve {
     child: Child,
